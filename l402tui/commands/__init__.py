@@ -1,0 +1,1 @@
+"""One module per `l402tui` subcommand group; imported lazily by l402tui.cli."""

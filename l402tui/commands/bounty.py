@@ -1,0 +1,89 @@
+"""`l402tui bounty ...`: validate, pack, verify-commitment (plus create/list/show/try/audit)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from l402tui.bounty import BountyInvalid, load_bounty
+from l402tui.bounty.commitment import commit, verify
+from l402tui.bounty.package import PackagingError, build_package
+
+EXIT_INVALID = 2
+
+
+@click.group()
+def bounty() -> None:
+    """Work with bounty folders (each holds a bounty.toml; see docs/bounty-format.md)."""
+
+
+def _load_or_exit(directory: Path):
+    try:
+        return load_bounty(directory)
+    except BountyInvalid as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        n = len(exc.problems)
+        click.echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
+        sys.exit(EXIT_INVALID)
+
+
+@bounty.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+def validate(directory: Path) -> None:
+    """Check DIRECTORY/bounty.toml and report every problem at once (exit 2 if any)."""
+    spec = _load_or_exit(directory)
+    try:
+        package = build_package(spec)
+    except PackagingError as exc:
+        click.echo(f"{directory}: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(f"{spec.name}: valid ({len(spec.metrics)} metric(s), {len(spec.heldout_dirs)} held-out set(s), "
+               f"package {package.size} bytes, {len(package.files)} files)")
+
+
+@bounty.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the tarball here (default: print only its sha256).")
+def pack(directory: Path, output: Path | None) -> None:
+    """Build the deterministic package agents download and print its sha256."""
+    spec = _load_or_exit(directory)
+    try:
+        package = build_package(spec)
+    except PackagingError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output:
+        output.write_bytes(package.data)
+    click.echo(f"{package.sha256}  {output or '(not written)'}  {package.size} bytes, {len(package.files)} files")
+
+
+@bounty.command("commit")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--set", "set_index", default=0, show_default=True, help="Which held-out set (index).")
+def commit_cmd(directory: Path, set_index: int) -> None:
+    """Print a fresh held-out commitment (salt and hash) for DIRECTORY as JSON."""
+    spec = _load_or_exit(directory)
+    c = commit(spec.heldout_path(set_index), spec.heldout_dirs[set_index % len(spec.heldout_dirs)])
+    click.echo(json.dumps({"set": c.set_name, "salt": c.salt_hex, "commitment": c.commitment_hex,
+                           "files": len(c.manifest)}, indent=2))
+
+
+@bounty.command("verify-commitment")
+@click.argument("heldout_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--salt", required=True, help="The revealed salt (hex).")
+@click.option("--commitment", "commitment_hex", required=True, help="The published commitment (hex).")
+def verify_commitment(heldout_dir: Path, salt: str, commitment_hex: str) -> None:
+    """Check that HELDOUT_DIR matches a published commitment once its salt is revealed."""
+    try:
+        result = verify(heldout_dir, salt, commitment_hex)
+    except ValueError as exc:
+        raise click.ClickException(f"bad salt: {exc}") from None
+    if result.ok:
+        click.echo(f"OK: {heldout_dir} matches commitment {commitment_hex}")
+        return
+    click.echo(f"MISMATCH: {heldout_dir} hashes to {result.actual}, the commitment is {commitment_hex}", err=True)
+    sys.exit(1)

@@ -1,0 +1,160 @@
+"""Opening the database and the async access every domain package uses.
+
+One file, WAL mode, foreign keys on, a busy timeout so the coordinator, the sim
+network and the TUI can share it.  Domain packages own their SQL; this module owns
+connections, transactions and the event log every state change writes to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable
+
+import aiosqlite
+import sqlite_utils
+
+from l402tui.store.migrations import LATEST, migrate
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def now() -> float:
+    return time.time()
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def open_sync(path: Path | str, *, migrate_to: int = LATEST) -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the database; returns a sqlite-utils handle."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(str(path))
+    if str(path) != ":memory:":
+        db.execute("PRAGMA journal_mode = WAL")
+    _prepare(db.conn)
+    migrate(db, migrate_to)
+    return db
+
+
+class Store:
+    """Async access to the database.
+
+    Writes go through :meth:`transaction`, which takes the write lock up front
+    (``BEGIN IMMEDIATE``) so read-modify-write sequences cannot interleave with
+    another writer.  A single asyncio lock serialises this connection's
+    transactions; other processes are kept apart by SQLite itself.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> "Store":
+        open_sync(path).close()  # migrations run synchronously, once
+        store = cls(path)
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        store._conn = conn
+        return store
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("store is closed")
+        return self._conn
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        async with self.conn.execute(sql, tuple(params)) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+        async with self.conn.execute(sql, tuple(params)) as cur:
+            row = await cur.fetchone()
+            return dict(row) if row is not None else None
+
+    async def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        async with self.conn.execute(sql, tuple(params)) as cur:
+            row = await cur.fetchone()
+            return row[0] if row is not None else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator["Txn"]:
+        """One write transaction; commits on success, rolls back on any exception."""
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            txn = Txn(self.conn)
+            try:
+                yield txn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                await self.conn.execute("COMMIT")
+                for callback in txn.after_commit:
+                    callback()
+
+
+class Txn:
+    """Statements inside one open transaction, plus the event log."""
+
+    def __init__(self, conn: aiosqlite.Connection):
+        self.conn = conn
+        self.after_commit: list[Any] = []
+        self.events: list[dict[str, Any]] = []
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        cur = await self.conn.execute(sql, tuple(params))
+        rowcount = cur.rowcount
+        lastrowid = cur.lastrowid
+        await cur.close()
+        return lastrowid if sql.lstrip().upper().startswith("INSERT") else rowcount
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
+        async with self.conn.execute(sql, tuple(params)) as cur:
+            row = await cur.fetchone()
+            return dict(row) if row is not None else None
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        async with self.conn.execute(sql, tuple(params)) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def insert(self, table: str, row: dict[str, Any], *, or_ignore: bool = False) -> int:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+        return await self.execute(f"{verb} INTO {table} ({cols}) VALUES ({marks})", row.values())
+
+    async def event(self, kind: str, subject_id: str | None, **payload: Any) -> int:
+        """Record a state change; the SSE stream and the TUI read these rows."""
+        created = now()
+        event_id = await self.insert(
+            "events",
+            {
+                "kind": kind,
+                "subject_id": subject_id,
+                "payload_json": json.dumps(payload, sort_keys=True, default=str),
+                "created_at": created,
+            },
+        )
+        self.events.append({"id": event_id, "kind": kind, "subject_id": subject_id,
+                            "payload": payload, "created_at": created})
+        return event_id

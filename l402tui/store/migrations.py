@@ -1,0 +1,248 @@
+"""Versioned schema migrations, applied in order on open.
+
+``PRAGMA user_version`` holds the number of migrations applied.  A migration is a
+function of a :class:`sqlite_utils.Database`; it runs inside one transaction with
+the version bump, so a crash mid-migration leaves the old version intact.
+Never edit a released migration: add a new one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _m001_core(db: sqlite_utils.Database) -> None:
+    db["bounties"].create(
+        {
+            "id": str,
+            "name": str,
+            "status": str,  # DRAFT AWAITING_FUNDING OPEN CLOSED SETTLED CANCELED
+            "spec_json": str,
+            "source_dir": str,
+            "package_path": str,
+            "package_sha256": str,
+            "package_size": int,
+            "pool_msat": int,
+            "funding_mode": str,  # hold | self
+            "funding_payment_hash": str,
+            "deadline": float,
+            "baseline_json": str,
+            "best_json": str,
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk="id",
+        not_null={"name", "status", "spec_json", "pool_msat", "created_at", "updated_at"},
+        defaults={"funding_mode": "hold"},
+    )
+    db["heldout_commitments"].create(
+        {
+            "bounty_id": str,
+            "set_index": int,
+            "set_name": str,
+            "manifest_json": str,
+            "salt_hex": str,
+            "commitment_hex": str,
+            "revealed_at": float,
+        },
+        pk=("bounty_id", "set_index"),
+        foreign_keys=[("bounty_id", "bounties", "id")],
+    )
+    db["submissions"].create(
+        {
+            "id": str,
+            "bounty_id": str,
+            "token_id": str,
+            "status": str,
+            "diff": str,
+            "diff_sha256": str,
+            "claimed_score": float,
+            "payout_destination": str,
+            "stake_payment_hash": str,
+            "verdict_json": str,
+            "reasons": str,
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk="id",
+        not_null={"bounty_id", "status", "diff", "created_at", "updated_at"},
+        foreign_keys=[("bounty_id", "bounties", "id")],
+    )
+    db["submissions"].create_index(["bounty_id", "status"])
+    db["evaluations"].create(
+        {
+            "id": int,
+            "bounty_id": str,
+            "submission_id": str,
+            "kind": str,  # baseline | submission | stability | audit
+            "heldout_set": int,
+            "status": str,  # QUEUED RUNNING DONE FAILED
+            "metrics_json": str,  # medians per metric
+            "spread_json": str,  # stdev per metric
+            "sandbox": str,
+            "attempts": int,
+            "error": str,
+            "created_at": float,
+            "started_at": float,
+            "finished_at": float,
+        },
+        pk="id",
+        not_null={"bounty_id", "kind", "status", "created_at"},
+        defaults={"attempts": 0},
+    )
+    db["evaluations"].create_index(["status"])
+    db["eval_runs"].create(
+        {
+            "evaluation_id": int,
+            "repeat": int,
+            "metrics_json": str,
+            "wall_s": float,
+            "cpu_s": float,
+            "peak_rss_kb": int,
+            "exit_code": int,
+            "log_path": str,
+        },
+        pk=("evaluation_id", "repeat"),
+        foreign_keys=[("evaluation_id", "evaluations", "id")],
+    )
+    db["invoices"].create(
+        {
+            "payment_hash": str,
+            "kind": str,  # l402 | funding | stake | claim
+            "bolt11": str,
+            "amount_msat": int,
+            "is_hold": int,
+            "status": str,  # OPEN ACCEPTED SETTLED CANCELED EXPIRED PAID
+            "preimage": str,
+            "bounty_id": str,
+            "submission_id": str,
+            "expires_at": float,
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk="payment_hash",
+        not_null={"kind", "bolt11", "amount_msat", "status", "created_at"},
+        defaults={"is_hold": 0},
+    )
+    db["payments"].create(
+        {
+            "idempotency_key": str,
+            "bounty_id": str,
+            "submission_id": str,
+            "purpose": str,  # payout | holdback | refund | claim
+            "destination": str,
+            "bolt11": str,
+            "amount_msat": int,
+            "fee_msat": int,
+            "status": str,  # PENDING COMPLETE FAILED
+            "attempts": int,
+            "last_error": str,
+            "payment_hash": str,
+            "preimage": str,
+            "next_attempt_at": float,
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk="idempotency_key",
+        not_null={"purpose", "amount_msat", "status", "created_at"},
+        defaults={"attempts": 0, "fee_msat": 0},
+    )
+    db["ledger_entries"].create(
+        {
+            "id": int,
+            "txn_id": str,
+            "account": str,
+            "amount_msat": int,  # signed: debit positive, credit negative; each txn sums to 0
+            "bounty_id": str,
+            "submission_id": str,
+            "memo": str,
+            "created_at": float,
+        },
+        pk="id",
+        not_null={"txn_id", "account", "amount_msat", "created_at"},
+    )
+    db["ledger_entries"].create_index(["txn_id"])
+    db["ledger_entries"].create_index(["bounty_id"])
+    db["l402_root_keys"].create(
+        {
+            "key_id": str,  # hex sha256(macaroon identifier)
+            "root_key": bytes,
+            "token_id": str,
+            "payment_hash": str,
+            "bounty_id": str,
+            "capabilities": str,
+            "created_at": float,
+        },
+        pk="key_id",
+        not_null={"root_key", "created_at"},
+    )
+    db["agent_experiments"].create(
+        {
+            "id": int,
+            "bounty_id": str,
+            "commit_sha": str,
+            "metric": float,
+            "memory_gb": float,
+            "status": str,  # keep | discard | crash
+            "description": str,
+            "created_at": float,
+        },
+        pk="id",
+    )
+    db["events"].create(
+        {
+            "id": int,
+            "kind": str,
+            "subject_id": str,
+            "payload_json": str,
+            "created_at": float,
+        },
+        pk="id",
+        not_null={"kind", "created_at"},
+    )
+
+
+def _m002_revocation_and_timers(db: sqlite_utils.Database) -> None:
+    # Revoking a token keeps its row (for audit) instead of deleting it.
+    db["l402_root_keys"].add_column("revoked_at", float)
+    # Timers are rows so that holdback releases and deadlines survive restarts.
+    db["timers"].create(
+        {
+            "id": int,
+            "kind": str,  # holdback_release | bounty_deadline | funding_expiry
+            "subject_id": str,
+            "due_at": float,
+            "done_at": float,
+            "created_at": float,
+        },
+        pk="id",
+        not_null={"kind", "subject_id", "due_at", "created_at"},
+    )
+    db["timers"].create_index(["kind", "subject_id"], unique=True)
+    db["timers"].create_index(["due_at"])
+
+
+MIGRATIONS: list[Migration] = [_m001_core, _m002_revocation_and_timers]
+LATEST = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database, target: int = LATEST) -> int:
+    """Apply pending migrations up to ``target``; returns the resulting version."""
+    current = schema_version(db)
+    if current > LATEST:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this l402tui ({LATEST}); upgrade l402tui"
+        )
+    for version in range(current, target):
+        with db.atomic():  # one transaction per migration, including the version bump
+            MIGRATIONS[version](db)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+    return schema_version(db)
