@@ -15,7 +15,34 @@ from l402tui.bounty.package import PackagingError, build_package
 EXIT_INVALID = 2
 
 
-@click.group()
+# Subcommands that need heavier packages are defined in their own modules and loaded
+# only when invoked: name -> "module:attribute".
+LAZY = {
+    "try": "l402tui.commands.bounty_eval:try_cmd",
+    "audit": "l402tui.commands.bounty_eval:audit",
+    "create": "l402tui.commands.bounty_admin:create",
+    "list": "l402tui.commands.bounty_admin:list_cmd",
+    "show": "l402tui.commands.bounty_admin:show",
+}
+
+
+class _BountyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY:
+            import importlib
+
+            module_name, attr = LAZY[name].split(":")
+            try:
+                return getattr(importlib.import_module(module_name), attr)
+            except (ModuleNotFoundError, AttributeError):
+                return None
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_BountyGroup)
 def bounty() -> None:
     """Work with bounty folders (each holds a bounty.toml; see docs/bounty-format.md)."""
 
