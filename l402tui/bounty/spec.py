@@ -172,8 +172,9 @@ class _Reader:
             return None
         return value
 
-    def positive(self, path: str, kind: type, default: Any = ..., *, allow_zero: bool = False) -> Any:
-        value = self.get(path, kind, default)
+    def positive(self, path: str, kind: type, default: Any = ..., *, allow_zero: bool = False,
+                 hint: str = "") -> Any:
+        value = self.get(path, kind, default, hint=hint)
         if value is not None and (value < 0 or (value == 0 and not allow_zero)):
             bound = ">= 0" if allow_zero else "> 0"
             self.problem(path, f"must be {bound}, got {value!r}")
@@ -372,7 +373,7 @@ def _parse(data: dict[str, Any], lines: KeyLines, root: Path, file: str) -> Boun
                           "give it a weight or set guard = true")
             if None not in (mname, direction, weight, guard, tolerance, source):
                 metrics.append(Metric(mname, direction, weight, guard, tolerance, source))
-        if metrics_raw and metrics and not any(m.weight > 0 for m in metrics):
+        if metrics_raw and len(metrics) == len(metrics_raw) and not any(m.weight > 0 for m in metrics):
             r.problem("metrics", "need at least one metric with weight > 0 to measure improvement")
 
     target_kind = r.choice("target.kind", TARGET_KINDS, "relative")

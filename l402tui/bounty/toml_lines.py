@@ -36,6 +36,7 @@ class KeyLines:
                     index = counts.get(name, 0)
                     counts[name] = index + 1
                     table = f"{name}[{index}]"
+                    self.lines.setdefault(name, number)
                 else:
                     table = name
                 self.lines.setdefault(table, number)
