@@ -1,0 +1,169 @@
+"""aiohttp middleware that puts routes behind L402, plus per-IP and per-token rate limits.
+
+A handler opts in with :func:`gated`.  Without a credential the client gets a
+402 challenge: a fresh invoice from the Lightning backend and a token bound to
+its payment hash.  With one, the token is verified for the route's capability
+and the bounty in the URL; a refusal is a 401 whose body names the failed check.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from l402tui.l402.ratelimit import RateLimiter
+from l402tui.l402.tokens import TokenAuthority, TokenRefused, VerifiedToken, parse_authorization
+from l402tui.lightning.backend import LightningBackend
+from l402tui.store import Store
+
+TOKEN_KEY = "l402_token"  # request[TOKEN_KEY] -> VerifiedToken on gated routes
+
+
+@dataclass(frozen=True)
+class Gate:
+    capability: str  # what the route needs
+    price_key: str  # key into the prices table, e.g. "download_sats"
+    grants: tuple[str, ...]  # capabilities of a token bought at this route
+    bounty_param: str = "id"
+
+
+def gated(capability: str, price_key: str, grants: tuple[str, ...] | None = None,
+          bounty_param: str = "id") -> Callable:
+    """Mark an aiohttp handler as L402-gated."""
+    gate = Gate(capability, price_key, grants or (capability,), bounty_param)
+
+    def mark(handler: Callable) -> Callable:
+        handler.__l402_gate__ = gate  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def gate_of(request: web.Request) -> Gate | None:
+    route = request.match_info.route
+    handler = getattr(route, "handler", None)
+    return getattr(handler, "__l402_gate__", None)
+
+
+# Called before an invoice is issued, so nobody pays for a bounty that does not
+# exist or no longer takes submissions; raise to refuse (the app maps the error).
+BeforeChallenge = Callable[[str, Gate], Awaitable[None]]
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers)
+
+
+def challenge_headers(macaroon: str, invoice: str) -> list[tuple[str, str]]:
+    """WWW-Authenticate values, L402 first.
+
+    ``macaroon=`` and ``invoice=`` come first and adjacent because popular clients
+    match exactly that with a strict regex; spec clients read ``token=`` (same value).
+    The LSAT variant follows for Aperture-era clients.
+    """
+    l402 = f'L402 macaroon="{macaroon}", invoice="{invoice}", version="0", token="{macaroon}"'
+    lsat = f'LSAT macaroon="{macaroon}", invoice="{invoice}"'
+    return [("WWW-Authenticate", l402), ("WWW-Authenticate", lsat)]
+
+
+class L402Gate:
+    def __init__(self, store: Store, backend: LightningBackend, authority: TokenAuthority, *,
+                 prices_sats: dict[str, int], token_valid_s: int, per_token_per_minute: int,
+                 per_ip_per_minute: int, invoice_expiry_s: int = 600, trust_forwarded_for: bool = False,
+                 before_challenge: BeforeChallenge | None = None, exempt_prefixes: tuple[str, ...] = ()):
+        self.store = store
+        self.backend = backend
+        self.authority = authority
+        self.prices_sats = prices_sats
+        self.token_valid_s = token_valid_s
+        self.invoice_expiry_s = invoice_expiry_s
+        self.token_limits = RateLimiter(per_token_per_minute)
+        self.ip_limits = RateLimiter(per_ip_per_minute)
+        self.trust_forwarded_for = trust_forwarded_for
+        self.before_challenge = before_challenge
+        self.exempt_prefixes = exempt_prefixes
+
+    def client_ip(self, request: web.Request) -> str:
+        if self.trust_forwarded_for:
+            # Only behind a reverse proxy we run: it appends the real peer last.
+            forwarded = request.headers.get("X-Forwarded-For", "")
+            if forwarded:
+                return forwarded.split(",")[-1].strip()
+        return request.remote or "unknown"
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        if not (self.exempt_prefixes and request.path.startswith(self.exempt_prefixes)):
+            wait = self.ip_limits.hit("ip:" + self.client_ip(request))
+            if wait is not None:
+                return _too_many(wait, "too many requests from your address")
+        gate = gate_of(request)
+        if gate is None:
+            return await handler(request)
+        bounty_id = request.match_info.get(gate.bounty_param)
+        try:
+            credential = parse_authorization(request.headers.get("Authorization"))
+            if credential is None:
+                return await self.challenge(request, gate, bounty_id)
+            token = await self.authority.verify(credential, capability=gate.capability, bounty_id=bounty_id)
+        except TokenRefused as exc:
+            return _unauthorized(exc)
+        wait = self.token_limits.hit("token:" + token.token_id)
+        if wait is not None:
+            return _too_many(wait, "too many requests with this token")
+        request[TOKEN_KEY] = token
+        return await handler(request)
+
+    def price_msat(self, gate: Gate) -> int:
+        try:
+            return int(self.prices_sats[gate.price_key]) * 1000
+        except KeyError:
+            raise RuntimeError(f"no price configured for {gate.price_key!r}; set prices.{gate.price_key}") from None
+
+    async def challenge(self, request: web.Request, gate: Gate, bounty_id: str | None) -> web.Response:
+        if bounty_id is None:
+            raise RuntimeError("a gated route needs a bounty id in its path")
+        if self.before_challenge is not None:
+            await self.before_challenge(bounty_id, gate)
+        amount_msat = self.price_msat(gate)
+        invoice = await self.backend.create_invoice(
+            amount_msat, f"l402tui: {'+'.join(gate.grants)} for bounty {bounty_id}", self.invoice_expiry_s)
+        valid_until = int(time.time() + self.token_valid_s)
+        async with self.store.transaction() as txn:
+            minted = await self.authority.mint(txn, invoice.payment_hash, bounty_id, gate.grants, valid_until)
+            await txn.insert("invoices", {
+                "payment_hash": invoice.payment_hash, "kind": "l402", "bolt11": invoice.bolt11,
+                "amount_msat": amount_msat, "is_hold": 0, "status": "OPEN", "bounty_id": bounty_id,
+                "expires_at": invoice.expires_at, "created_at": time.time(), "updated_at": time.time(),
+            })
+        headers = challenge_headers(minted.macaroon_b64, invoice.bolt11)
+        body = {
+            "error": "payment_required",
+            "message": f"pay the invoice ({amount_msat // 1000} sats), then retry with "
+                       "'Authorization: L402 <macaroon>:<preimage>'",
+            "macaroon": minted.macaroon_b64, "token": minted.macaroon_b64, "invoice": invoice.bolt11,
+            "payment_hash": invoice.payment_hash, "price_sats": amount_msat // 1000,
+            "capabilities": list(gate.grants), "bounty_id": bounty_id, "valid_until": valid_until,
+        }
+        response = web.json_response(body, status=402)
+        for name, value in headers:
+            response.headers.add(name, value)
+        return response
+
+
+def _unauthorized(exc: TokenRefused) -> web.Response:
+    return _json(401, {"error": "unauthorized", "reason": exc.reason, "message": exc.message},
+                 {"WWW-Authenticate": f'L402 error="{exc.reason}"'})
+
+
+def _too_many(wait_s: int, message: str) -> web.Response:
+    return _json(429, {"error": "rate_limited", "message": f"{message}; retry in {wait_s} s",
+                       "retry_after_s": wait_s}, {"Retry-After": str(wait_s)})
+
+
+def token_of(request: web.Request) -> VerifiedToken:
+    """The verified token of a gated request (set by the middleware)."""
+    return request[TOKEN_KEY]
