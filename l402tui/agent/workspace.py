@@ -1,0 +1,263 @@
+"""The agent's git work tree for one bounty (gitpython).
+
+Layout: the unpacked package (``bounty.toml``, ``target/``, ``public/``, ``scorer/``) is
+committed as the *baseline* on its own branch and tagged.  An experiment follows
+autoresearch's rhythm: the proposer edits files, :meth:`Workspace.stage_candidate`
+commits them as a *candidate*, the loop evaluates that commit, then either
+:meth:`keep` re-commits the same tree with the metric in the message (the branch
+advances) or :meth:`discard` hard-resets to the last kept commit.  So the branch holds
+only the baseline and kept commits, and every experiment still has a hash to look at.
+
+A kill at any moment leaves one of a few states, and :meth:`recover` returns each to
+the last kept commit.  ``results.tsv`` and scratch space live in the work tree root but
+are excluded from git, so resets never touch them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+from git import Actor
+
+from l402tui.bounty import BountySpec, load_bounty
+from l402tui.bounty.package import unpack
+from l402tui.bounty.spec import SPEC_FILE
+
+BASELINE_TAG = "l402tui-baseline"
+CANDIDATE_PREFIX = "candidate: "
+AGENT = Actor("l402tui agent", "agent@l402tui.invalid")
+SCRATCH = ".l402tui"
+RESULTS_FILE = "results.tsv"
+_TRAILER_RE = re.compile(r"^(Metric|Memory-GB): (\S+)$", re.MULTILINE)
+
+
+class WorkspaceError(Exception):
+    """The work tree cannot be used as asked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class KeptCommit:
+    sha: str
+    description: str
+    metric: float | None
+    memory_gb: float | None
+
+
+def mutable_pattern(globs: tuple[str, ...] | list[str]) -> re.Pattern[str]:
+    """A regex for paths (relative to target/, '/'-separated) that the mutable globs allow.
+
+    ``*`` and ``?`` stay within one path segment; ``**`` crosses segments, as in pathlib.
+    """
+    parts = []
+    for glob in globs:
+        out, i = [], 0
+        while i < len(glob):
+            if glob.startswith("**/", i):
+                out.append("(?:.*/)?")
+                i += 3
+            elif glob.startswith("**", i):
+                out.append(".*")
+                i += 2
+            elif glob[i] == "*":
+                out.append("[^/]*")
+                i += 1
+            elif glob[i] == "?":
+                out.append("[^/]")
+                i += 1
+            elif glob[i] == "[":
+                end = glob.find("]", i + 1)
+                if end == -1:
+                    out.append(re.escape(glob[i]))
+                    i += 1
+                else:
+                    out.append(glob[i:end + 1])
+                    i = end + 1
+            else:
+                out.append(re.escape(glob[i]))
+                i += 1
+        parts.append("".join(out))
+    return re.compile("(?:" + "|".join(parts) + r")\Z")
+
+
+class Workspace:
+    """One bounty's work tree, on branch ``branch``, baseline tagged ``l402tui-baseline``."""
+
+    def __init__(self, root: Path, target_dir: str = "target"):
+        self.root = Path(root).resolve()
+        try:
+            self.repo = git.Repo(self.root)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise WorkspaceError(f"{self.root} is not an agent work tree (no git repository); "
+                                 "create it from a bounty package first") from None
+        if BASELINE_TAG not in self.repo.tags:
+            raise WorkspaceError(f"{self.root} has no {BASELINE_TAG} tag, so it was not made by "
+                                 "l402tui agent; point the agent at an empty folder instead")
+        self.target_dir = target_dir.strip("/")
+
+    # creation -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: Path, package: bytes, *, branch: str, target_dir: str = "target",
+               description: str = "") -> "Workspace":
+        """Unpack ``package`` into an empty ``root`` and commit it as the baseline."""
+        root = Path(root)
+        if root.exists() and any(root.iterdir()):
+            raise WorkspaceError(f"{root} is not empty; pick a new folder or open the existing work tree")
+        root.mkdir(parents=True, exist_ok=True)
+        repo = git.Repo.init(root, initial_branch=branch)
+        exclude = Path(repo.git_dir) / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        # Files the loop or coding-agent CLIs keep beside the code; never part of a candidate.
+        exclude.write_text(f"/{RESULTS_FILE}\n/{SCRATCH}/\n__pycache__/\n*.pyc\n/.aider*\n/.claude/\n",
+                           encoding="utf-8")
+        files = unpack(package, root)
+        repo.index.add(sorted(files))
+        message = f"baseline: {description}".rstrip(": ") if description else "baseline"
+        commit = repo.index.commit(message, author=AGENT, committer=AGENT)
+        repo.create_tag(BASELINE_TAG, ref=commit)
+        return cls(root, target_dir)
+
+    @classmethod
+    def open_or_create(cls, root: Path, package: bytes, *, branch: str, target_dir: str = "target",
+                       description: str = "") -> "Workspace":
+        root = Path(root)
+        if (root / ".git").exists():
+            return cls(root, target_dir)
+        return cls.create(root, package, branch=branch, target_dir=target_dir, description=description)
+
+    # state ----------------------------------------------------------------------------
+
+    @property
+    def target(self) -> Path:
+        return self.root / self.target_dir
+
+    @property
+    def results_path(self) -> Path:
+        return self.root / RESULTS_FILE
+
+    @property
+    def scratch(self) -> Path:
+        path = self.root / SCRATCH
+        path.mkdir(exist_ok=True)
+        return path
+
+    @property
+    def baseline(self) -> str:
+        return self.repo.tags[BASELINE_TAG].commit.hexsha
+
+    @property
+    def branch(self) -> str:
+        return self.repo.active_branch.name
+
+    def head(self) -> str:
+        return self.repo.head.commit.hexsha
+
+    def last_kept(self) -> str:
+        """The newest commit on the branch that is not an unjudged candidate."""
+        commit = self.repo.head.commit
+        while commit.message.startswith(CANDIDATE_PREFIX) and commit.parents:
+            commit = commit.parents[0]
+        return commit.hexsha
+
+    def kept_commits(self) -> list[KeptCommit]:
+        """Kept commits after the baseline, oldest first (what the branch holds)."""
+        out = []
+        for commit in self.repo.iter_commits(f"{self.baseline}..{self.last_kept()}", first_parent=True):
+            out.append(_parse_kept(commit))
+        return list(reversed(out))
+
+    def changed_paths(self) -> list[str]:
+        """Paths (relative to the work tree root) that differ from HEAD, untracked included."""
+        raw = self.repo.git.status("--porcelain", "-z", "--untracked-files=all", "--no-renames")
+        out = []
+        for entry in raw.split("\0"):
+            if len(entry) > 3:
+                out.append(entry[3:])
+        return sorted(set(out))
+
+    def spec(self) -> BountySpec:
+        """The bounty as shipped.  The package has no held-out set but bounty.toml names
+        it and the validator wants the folders, so empty placeholders are made (excluded
+        from git, never filled)."""
+        try:
+            heldout = tomllib.loads((self.root / SPEC_FILE).read_text(encoding="utf-8"))["files"]["heldout"]
+        except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+            heldout = []
+        exclude = Path(self.repo.git_dir) / "info" / "exclude"
+        lines = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
+        for rel in [heldout] if isinstance(heldout, str) else heldout:
+            path = (self.root / str(rel)).resolve()
+            if path.is_relative_to(self.root) and not path.exists():
+                path.mkdir(parents=True)
+                entry = "/" + path.relative_to(self.root).as_posix() + "/"
+                if entry not in lines:
+                    lines.append(entry)
+        exclude.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return load_bounty(self.root)
+
+    # the experiment rhythm ------------------------------------------------------------
+
+    def stage_candidate(self, description: str) -> str | None:
+        """Commit every change in the work tree as a candidate; None when nothing changed."""
+        changed = self.changed_paths()
+        if not changed:
+            return None
+        present = [p for p in changed if (self.root / p).exists()]
+        gone = [p for p in changed if not (self.root / p).exists()]
+        index = self.repo.index
+        if present:
+            index.add(present)
+        if gone:
+            index.remove(gone, working_tree=False)
+        commit = index.commit(CANDIDATE_PREFIX + _one_line(description), author=AGENT, committer=AGENT)
+        return commit.hexsha
+
+    def keep(self, description: str, metric: float, memory_gb: float) -> str:
+        """Turn the candidate at HEAD into a kept commit whose message records the metric."""
+        head = self.repo.head.commit
+        if not head.message.startswith(CANDIDATE_PREFIX):
+            raise WorkspaceError("keep() needs a staged candidate at HEAD; call stage_candidate() first")
+        message = f"{_one_line(description)}\n\nMetric: {metric:.6f}\nMemory-GB: {memory_gb:.1f}\n"
+        commit = git.Commit.create_from_tree(self.repo, head.tree, message, parent_commits=head.parents,
+                                             head=True, author=AGENT, committer=AGENT)
+        return commit.hexsha
+
+    def discard(self) -> None:
+        """Hard reset to the last kept commit and delete untracked files in the work tree."""
+        self.repo.head.reset(self.last_kept(), index=True, working_tree=True)
+        # gitpython has no native clean; scratch and results.tsv are excluded, -x is not
+        # used, so they survive while stray outputs of the candidate go.
+        self.repo.git.clean("-fdq")
+
+    def recover(self) -> bool:
+        """After a crash or kill: back to the last kept commit.  True if anything was undone."""
+        dirty = bool(self.changed_paths())
+        candidate = self.head() != self.last_kept()
+        if dirty or candidate:
+            self.discard()
+        return dirty or candidate
+
+    def diff(self, rev: str = "HEAD") -> str:
+        """Unified diff of target/ from the baseline to ``rev``, paths relative to target/."""
+        text = self.repo.git.diff(self.baseline, rev, f"--relative={self.target_dir}/", "--no-color",
+                                  "--no-ext-diff", strip_newline_in_stdout=False)
+        return text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "(no description)"
+
+
+def _parse_kept(commit: git.Commit) -> KeptCommit:
+    message = commit.message if isinstance(commit.message, str) else commit.message.decode()
+    trailers = dict(_TRAILER_RE.findall(message))
+    def num(key: str) -> float | None:
+        try:
+            return float(trailers[key])
+        except (KeyError, ValueError):
+            return None
+    return KeptCommit(commit.hexsha, message.split("\n", 1)[0], num("Metric"), num("Memory-GB"))
