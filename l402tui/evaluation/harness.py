@@ -1,0 +1,337 @@
+"""The two-phase evaluation of a bounty, with or without a submission's diff.
+
+API for the coordinator and the agent (all other modules here are details):
+
+``check_diff(spec, diff) -> list[str]``
+    Reasons to refuse a diff (empty list: acceptable).  Cheap; call it on receipt.
+``apply_diff(spec, diff, tree)``
+    Check and apply a diff to a copy of target/; raises ``DiffRejected(reasons)``.
+``await evaluate(spec, diff, *, eval_set="heldout", heldout_index=0, sandbox,
+                 repeats=None, log=None, allow_unsandboxed=False, log_dir=None,
+                 log_cap_bytes=1 MiB) -> EvaluationResult``
+    ``diff=None`` evaluates the sponsor's own target/ (the baseline).  Runs the
+    bounty's required tests, then ``repeats`` times: a fresh copy of target/ with the
+    diff applied, the *run* phase in ``sandbox`` (untrusted: sees only the set's
+    inputs, writes artifacts) and the *score* phase with the sponsor's frozen scorer
+    outside the sandbox.  Wall/CPU/peak-RSS are measured from outside.
+    ``result.status`` is "ok", "refused" (diff or policy; nothing ran) or "failed"
+    (a phase crashed, timed out, or the scorer's output was unusable);
+    ``result.reasons`` are safe to show the agent, ``result.medians`` /
+    ``result.spreads`` hold per-metric medians and stdevs, ``result.runs`` one
+    ``RepeatRun`` per repeat.  ``result.agent_view()`` is all an agent may be sent.
+    ``log`` receives the untrusted output line by line from worker threads (the
+    sponsor's eval log; never forward it to the agent).  Decide acceptance with
+    ``scoring.verdict`` and flags with ``antigaming``.
+``pick_sandbox(settings)`` (``l402tui.evaluation.runners``)
+    The sandbox the operator's config asks for, or the best available.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from l402tui.bounty.spec import HARNESS_MEASUREMENTS, BountySpec
+from l402tui.evaluation.diffcheck import DiffRejected, apply_diff, check_diff, git_apply
+from l402tui.evaluation.sandbox import Layout, Limits, RunOutcome, Sandbox
+from l402tui.evaluation.untrusted_log import LogSink
+
+__all__ = ["evaluate", "check_diff", "apply_diff", "DiffRejected", "EvaluationResult", "RepeatRun"]
+
+EvalSet = Literal["public", "heldout"]
+COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git")
+UNSANDBOXED_REFUSAL = ("this coordinator has no isolating sandbox (docker or bubblewrap) and does not run "
+                       "untrusted code without one; the operator can install one (`l402tui sandbox setup`) "
+                       "or set evaluation.allow_unsandboxed = true")
+
+
+@dataclass
+class RepeatRun:
+    repeat: int
+    metrics: dict[str, float]
+    wall_s: float
+    cpu_s: float | None
+    peak_rss_mb: float | None
+    exit_code: int | None
+    log_path: str
+    ok: bool = True
+    reason: str = ""
+
+
+@dataclass
+class EvaluationResult:
+    status: Literal["ok", "refused", "failed"]
+    reasons: list[str]
+    medians: dict[str, float] = field(default_factory=dict)
+    spreads: dict[str, float] = field(default_factory=dict)
+    runs: list[RepeatRun] = field(default_factory=list)
+    sandbox: str = ""
+    eval_set: str = "heldout"
+    heldout_index: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def agent_view(self) -> dict[str, Any]:
+        """What the submitting agent may see: status, scores and reasons (never logs)."""
+        return {"status": self.status, "reasons": list(self.reasons), "medians": dict(self.medians),
+                "spreads": dict(self.spreads), "repeats": len(self.runs), "sandbox": self.sandbox}
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.agent_view(), "runs": [asdict(r) for r in self.runs], "eval_set": self.eval_set,
+                "heldout_index": self.heldout_index}
+
+
+class _PhaseFailed(Exception):
+    """One repeat could not produce metrics; the message is safe to show the agent."""
+
+
+def _set_dir(spec: BountySpec, eval_set: EvalSet, heldout_index: int) -> Path:
+    return spec.public_path if eval_set == "public" else spec.heldout_path(heldout_index)
+
+
+def _limits(spec: BountySpec) -> Limits:
+    return Limits(memory_mb=spec.memory_mb, cpus=spec.cpus, time_limit_s=min(spec.run.timeout_s, spec.time_limit_s),
+                  gpu=spec.gpu)
+
+
+async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "heldout", heldout_index: int = 0,
+                   sandbox: Sandbox, repeats: int | None = None, log: Callable[[str], None] | None = None,
+                   allow_unsandboxed: bool = False, log_dir: Path | None = None,
+                   log_cap_bytes: int = 1024 * 1024, limits: Limits | None = None) -> EvaluationResult:
+    """Evaluate ``spec``'s target/ (with ``diff`` applied, if any) on one eval set; see the module doc."""
+    base = EvaluationResult("refused", [], sandbox=sandbox.kind, eval_set=eval_set, heldout_index=heldout_index)
+    if eval_set not in ("public", "heldout"):
+        raise ValueError(f"eval_set must be 'public' or 'heldout', not {eval_set!r}")
+    if diff is not None:
+        reasons = check_diff(spec, diff)
+        if reasons:
+            base.reasons = reasons
+            return base
+        if not sandbox.isolated and not allow_unsandboxed:
+            base.reasons = [UNSANDBOXED_REFUSAL]
+            return base
+    return await asyncio.to_thread(_evaluate_sync, spec, diff, eval_set, heldout_index, sandbox,
+                                   repeats or spec.repeats, log, log_dir, log_cap_bytes, limits or _limits(spec),
+                                   base)
+
+
+def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, log_dir, log_cap_bytes, limits,
+                   result: EvaluationResult) -> EvaluationResult:
+    set_dir = _set_dir(spec, eval_set, heldout_index)
+    root = Path(tempfile.mkdtemp(prefix="l402tui-eval-"))
+    os.chmod(root, 0o711)
+    logs = Path(log_dir) if log_dir else root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        # Inputs are copied once per evaluation (read-only inside the sandbox, so a
+        # repeat cannot leave anything behind for the next one).
+        inputs = root / "inputs"
+        if spec.run.mode == "interactive":
+            inputs.mkdir()  # label safety: the predictor gets no data at all
+        else:
+            shutil.copytree(set_dir / "inputs", inputs, ignore=COPY_IGNORE)
+        if spec.test_command:
+            work = _fresh_copy(spec, diff, root / "tests")
+            sink = LogSink(logs / "tests.log", log_cap_bytes, log, "[tests] ")
+            sink.note(f"required tests: {' '.join(spec.test_command)} ({sandbox.kind})")
+            public_inputs = root / "tests-inputs"
+            shutil.copytree(spec.public_path / "inputs", public_inputs, ignore=COPY_IGNORE)
+            layout = Layout(work, public_inputs, _empty(root / "tests-artifacts"))
+            argv = [a.format(**sandbox.placeholders(layout)) for a in spec.test_command]
+            outcome = sandbox.run(argv, layout, limits, log=sink)
+            if not outcome.ok:
+                result.status = "refused"
+                result.reasons = [f"the bounty's required tests failed: {outcome.describe_failure()}"]
+                return result
+        for repeat in range(repeats):
+            run = _one_repeat(spec, diff, set_dir, inputs, root / f"r{repeat}", sandbox, limits, repeat,
+                              logs, log_cap_bytes, log)
+            result.runs.append(run)
+            if not run.ok:
+                result.status = "failed"
+                result.reasons = [f"repeat {repeat + 1} of {repeats}: {run.reason}"]
+                return result
+    except DiffRejected as exc:
+        result.status, result.reasons = "refused", exc.reasons
+        return result
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result.status = "ok"
+    result.medians, result.spreads = summarize(result.runs)
+    return result
+
+
+def summarize(runs: list[RepeatRun]) -> tuple[dict[str, float], dict[str, float]]:
+    """Median and sample stdev (0 for a single repeat) of every metric over the repeats."""
+    names = sorted({k for r in runs for k in r.metrics})
+    medians, spreads = {}, {}
+    for name in names:
+        values = [r.metrics[name] for r in runs if name in r.metrics]
+        medians[name] = float(statistics.median(values))
+        spreads[name] = float(statistics.stdev(values)) if len(values) > 1 else 0.0
+    return medians, spreads
+
+
+def _empty(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def _fresh_copy(spec: BountySpec, diff: str | None, dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    work = dest / "work"
+    shutil.copytree(spec.target_path, work, ignore=COPY_IGNORE, symlinks=True)
+    if diff is not None:
+        git_apply(diff, work)
+    return work
+
+
+def _one_repeat(spec: BountySpec, diff, set_dir: Path, inputs: Path, dest: Path, sandbox: Sandbox,
+                limits: Limits, repeat: int, logs: Path, cap: int, log) -> RepeatRun:
+    work = _fresh_copy(spec, diff, dest)
+    artifacts = _empty(dest / "artifacts")
+    layout = Layout(work, inputs, artifacts)
+    sink = LogSink(logs / f"repeat-{repeat}.log", cap, log, f"[repeat {repeat + 1}] ")
+    argv = spec.run.render(**sandbox.placeholders(layout))
+    sink.note(f"run phase in {sandbox.kind}: {' '.join(argv)}")
+    score_files = {"measurements": dest / "measurements.json", "metrics_out": dest / "metrics.json"}
+    try:
+        if spec.run.mode == "interactive":
+            outcome, score_proc = _interactive(spec, sandbox, layout, limits, sink, set_dir, artifacts, score_files)
+        else:
+            outcome = sandbox.run(argv, layout, limits, log=sink)
+            score_proc = None
+        sink.note(f"run phase: exit {outcome.exit_code}, wall {outcome.wall_s:.3f} s, cpu {outcome.cpu_s} s, "
+                  f"peak {outcome.peak_rss_mb} MB")
+        if not outcome.ok:
+            raise _PhaseFailed(outcome.describe_failure())
+        if score_proc is None:
+            score_proc = _score_batch(spec, set_dir, artifacts, outcome, score_files, sink)
+        metrics = _collect_metrics(spec, score_proc, score_files["metrics_out"], outcome, sink)
+    except _PhaseFailed as exc:
+        return RepeatRun(repeat, {}, 0.0, None, None, None, str(sink.path), ok=False, reason=str(exc))
+    return RepeatRun(repeat, metrics, outcome.wall_s, outcome.cpu_s, outcome.peak_rss_mb, outcome.exit_code,
+                     str(sink.path))
+
+
+def _score_values(spec: BountySpec, set_dir: Path, artifacts: Path, files: dict[str, Path]) -> dict[str, str]:
+    canaries = str(spec.root / spec.canaries) if spec.canaries else ""
+    return {"artifacts": str(artifacts), "labels": str(set_dir / "labels"), "inputs": str(set_dir / "inputs"),
+            "measurements": str(files["measurements"]), "scorer": str(spec.scorer_path), "canaries": canaries,
+            "metrics_out": str(files["metrics_out"])}
+
+
+def _write_measurements(path: Path, outcome: RunOutcome | None) -> None:
+    data = {} if outcome is None else {"wall_s": outcome.wall_s, "cpu_s": outcome.cpu_s,
+                                       "peak_rss_mb": outcome.peak_rss_mb}
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def _trusted_env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
+            "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _score_batch(spec, set_dir, artifacts, outcome, files, sink: LogSink) -> subprocess.CompletedProcess:
+    _write_measurements(files["measurements"], outcome)
+    argv = spec.score.render(**_score_values(spec, set_dir, artifacts, files))
+    try:
+        proc = subprocess.run(argv, cwd=spec.scorer_path, env=_trusted_env(), capture_output=True, text=True,
+                              timeout=spec.score.timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise _PhaseFailed(f"the scorer did not finish within {spec.score.timeout_s:g} s") from None
+    except OSError as exc:
+        raise _PhaseFailed(f"the scorer could not start ({exc.strerror})") from None
+    if proc.stderr:
+        sink.note("scorer stderr: " + proc.stderr[-4000:])
+    return proc
+
+
+def _interactive(spec, sandbox: Sandbox, layout: Layout, limits: Limits, sink: LogSink, set_dir: Path,
+                 artifacts: Path, files) -> tuple[RunOutcome, subprocess.CompletedProcess]:
+    """Predictor (sandboxed) and scorer (trusted) joined by two pipes; the scorer
+    reveals a label only after it has read the prediction for it."""
+    to_scorer_r, to_scorer_w = os.pipe()
+    to_predictor_r, to_predictor_w = os.pipe()
+    # Measurements are only known after the predictor exits; the scorer that wants
+    # them reads the file at the end of the stream.
+    _write_measurements(files["measurements"], None)
+    argv = spec.score.render(**_score_values(spec, set_dir, artifacts, files))
+    try:
+        scorer = subprocess.Popen(argv, cwd=spec.scorer_path, env=_trusted_env(), stdin=to_scorer_r,
+                                  stdout=to_predictor_w, stderr=subprocess.PIPE, text=True)
+    except OSError as exc:
+        for fd in (to_scorer_r, to_scorer_w, to_predictor_r, to_predictor_w):
+            os.close(fd)
+        raise _PhaseFailed(f"the scorer could not start ({exc.strerror})") from None
+    os.close(to_scorer_r)
+    os.close(to_predictor_w)
+    stderr_chunks: list[str] = []
+    reader = threading.Thread(target=lambda: stderr_chunks.append(scorer.stderr.read()), daemon=True)
+    reader.start()
+    run_argv = spec.run.render(**sandbox.placeholders(layout))
+    outcome = sandbox.run(run_argv, layout, limits, log=sink, stdin=to_predictor_r, stdout=to_scorer_w)
+    try:
+        scorer.wait(timeout=spec.score.timeout_s)
+    except subprocess.TimeoutExpired:
+        scorer.kill()
+        scorer.wait()
+        raise _PhaseFailed(f"the scorer did not finish within {spec.score.timeout_s:g} s") from None
+    reader.join(timeout=5)
+    _write_measurements(files["measurements"], outcome)
+    stderr = "".join(stderr_chunks)
+    if stderr:
+        sink.note("scorer stderr: " + stderr[-4000:])
+    return outcome, subprocess.CompletedProcess(argv, scorer.returncode, "", stderr)
+
+
+def _collect_metrics(spec: BountySpec, proc: subprocess.CompletedProcess, metrics_out: Path,
+                     outcome: RunOutcome, sink: LogSink) -> dict[str, float]:
+    if proc.returncode != 0:
+        raise _PhaseFailed(f"the scorer exited with code {proc.returncode} (the artifacts could not be scored)")
+    data: dict[str, Any] | None = None
+    if metrics_out.exists():
+        try:
+            data = json.loads(metrics_out.read_text(encoding="utf-8"))
+        except ValueError:
+            data = None
+    if data is None:
+        for line in reversed((proc.stdout or "").splitlines()):
+            try:
+                parsed = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(parsed, dict):
+                data = parsed
+                break
+    if not isinstance(data, dict):
+        raise _PhaseFailed("the scorer reported no metrics JSON object")
+    metrics: dict[str, float] = {}
+    for key, value in data.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            metrics[key] = float(value)
+    measured = {"wall_s": outcome.wall_s, "cpu_s": outcome.cpu_s, "peak_rss_mb": outcome.peak_rss_mb}
+    for name in HARNESS_MEASUREMENTS:
+        # Only figures measured from outside count, whatever the scorer echoed.
+        if measured[name] is not None:
+            metrics[name] = float(measured[name])
+        else:
+            metrics.pop(name, None)
+    for metric in spec.metrics:
+        if metric.name not in metrics:
+            if metric.source == "harness":
+                raise _PhaseFailed(f"the {outcome.runner} sandbox cannot measure {metric.name} here")
+            raise _PhaseFailed(f"the scorer did not report metric {metric.name!r}")
+    sink.note("metrics: " + json.dumps(metrics, sort_keys=True))
+    return metrics
