@@ -4,7 +4,7 @@ The loop only needs the small :class:`Evaluator` protocol.  :class:`LocalPublicE
 follows the bounty <-> harness contract (docs/bounty-format.md) with plain
 subprocesses: the *run* phase in a fresh copy of target/ with ``{inputs}`` and
 ``{artifacts}``, measured from outside (wall clock, rusage CPU time and peak RSS of
-that process only), then the *score* phase in the scorer folder; ``interactive`` mode
+that command, taken by a small shim so the agent's own memory does not leak into it), then the *score* phase in the scorer folder; ``interactive`` mode
 wires the predictor's stdin/stdout to the scorer's.  Each repeat starts from a fresh
 copy; medians and spreads (sample stdev) are returned.  There is no sandbox: this is
 the agent's own code on the agent's own machine, as with the harness's ``local`` one.
@@ -19,6 +19,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from typing import Protocol
 from l402tui.bounty.spec import BountySpec
 
 TAIL_CHARS = 1500
+SHIM = Path(__file__).with_name("_rusage_shim.py")
+_SHIM_OUTPUTS: dict[int, Path] = {}  # pid of a shim -> where it writes the command's rusage
 
 
 class EvalFailed(Exception):
@@ -76,8 +79,16 @@ async def _wait_all(procs: list[subprocess.Popen], timeout_s: float, what: str) 
     def reap(proc: subprocess.Popen) -> _Exit:
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)  # keeps Popen from reaping again
-        return _Exit(proc.returncode, time.monotonic() - started, usage.ru_utime + usage.ru_stime,
-                     usage.ru_maxrss / 1024.0)
+        result = _Exit(proc.returncode, time.monotonic() - started, usage.ru_utime + usage.ru_stime,
+                       usage.ru_maxrss / 1024.0)
+        shim_out = _SHIM_OUTPUTS.pop(proc.pid, None)
+        if shim_out is not None:
+            try:
+                measured = json.loads(shim_out.read_text())
+                result.cpu_s, result.peak_rss_mb = measured["cpu_s"], measured["peak_rss_mb"]
+            except (OSError, ValueError, KeyError):
+                pass  # killed before it could write: keep the shim's own (larger) figures
+        return result
 
     futures = [loop.run_in_executor(None, reap, p) for p in procs]
     try:
@@ -192,16 +203,22 @@ class LocalPublicEvaluator:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _spawn(self, argv: list[str], cwd: Path, **kw) -> subprocess.Popen:
+    def _spawn(self, argv: list[str], cwd: Path, measure: Path | None = None, **kw) -> subprocess.Popen:
+        """Start a phase in its own process group; with ``measure``, through the rusage shim."""
+        if measure is not None:
+            argv = [sys.executable, "-S", "-I", str(SHIM), str(measure), "--", *argv]
         try:
-            return subprocess.Popen(argv, cwd=cwd, env=self.env, start_new_session=True, **kw)
+            proc = subprocess.Popen(argv, cwd=cwd, env=self.env, start_new_session=True, **kw)
         except FileNotFoundError as exc:
             raise EvalFailed(f"cannot start {argv[0]!r}: {exc.strerror}; check the bounty's command") from None
+        if measure is not None:
+            _SHIM_OUTPUTS[proc.pid] = measure
+        return proc
 
     async def _batch_run(self, spec: BountySpec, work: Path, paths: dict[str, str], tmp: Path) -> _Exit:
         argv = _render(spec.run.render, paths)
         with open(tmp / "run.out", "wb") as out, open(tmp / "run.err", "wb") as err:
-            proc = self._spawn(argv, work, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            proc = self._spawn(argv, work, tmp / "rusage.json", stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         (result,) = await _wait_all([proc], spec.run.timeout_s, "the run phase")
         if result.code != 0:
             raise EvalFailed(f"run phase exited with code {result.code}: {_tail(tmp / 'run.err')}")
@@ -221,7 +238,8 @@ class LocalPublicEvaluator:
         procs = []
         try:
             with open(tmp / "run.err", "wb") as run_err:
-                procs.append(self._spawn(_render(spec.run.render, paths), work, stdin=to_pred_r,
+                procs.append(self._spawn(_render(spec.run.render, paths), work, tmp / "rusage.json",
+                                         stdin=to_pred_r,
                                          stdout=to_score_w, stderr=run_err))
             with open(tmp / "score.err", "wb") as score_err:
                 procs.append(self._spawn(_render(spec.score.render, paths), spec.scorer_path,

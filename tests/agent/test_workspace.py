@@ -1,0 +1,119 @@
+import subprocess
+
+import pytest
+
+from l402tui.agent.workspace import BASELINE_TAG, Workspace, WorkspaceError, mutable_pattern
+
+
+@pytest.fixture
+def ws(tmp_path, package):
+    return Workspace.create(tmp_path / "ws", package, branch="l402tui/guess", description="guess")
+
+
+def branch_messages(ws):
+    return [c.message.split("\n")[0] for c in ws.repo.iter_commits(ws.branch)]
+
+
+def set_guess(ws, value):
+    model = ws.target / "model.py"
+    model.write_text(model.read_text().replace(model.read_text().split("\n")[0],
+                                               f"GUESS = {value}  # search: float(0.01, 100.0, log)"))
+
+
+def test_create_commits_the_package_as_the_tagged_baseline(ws, package):
+    assert ws.branch == "l402tui/guess"
+    assert ws.repo.tags[BASELINE_TAG].commit.hexsha == ws.head() == ws.baseline
+    tracked = {e.path for e in ws.repo.head.commit.tree.traverse() if e.type == "blob"}
+    assert {"bounty.toml", "target/model.py", "target/predict.py", "scorer/score.py",
+            "public/labels/answer.txt"} <= tracked
+    assert not any(p.startswith("heldout") for p in tracked)
+    assert ws.changed_paths() == []
+    with pytest.raises(WorkspaceError, match="not empty"):
+        Workspace.create(ws.root, package, branch="x")
+
+
+def test_keep_puts_the_metric_in_the_message_and_discard_resets(ws):
+    set_guess(ws, 1.5)
+    candidate = ws.stage_candidate("GUESS 1.5")
+    assert ws.head() == candidate and ws.last_kept() == ws.baseline
+    kept = ws.keep("GUESS 1.5", 1.5, 0.04)
+    assert kept != candidate and ws.head() == kept
+    message = ws.repo.commit(kept).message
+    assert message.startswith("GUESS 1.5\n") and "Metric: 1.500000" in message and "Memory-GB: 0.0" in message
+    assert ws.repo.commit(kept).tree == ws.repo.commit(candidate).tree
+
+    set_guess(ws, 9.0)
+    (ws.target / "stray.txt").write_text("output of a bad idea")
+    bad = ws.stage_candidate("GUESS 9")
+    ws.discard()
+    assert ws.head() == kept
+    assert "GUESS = 1.5" in (ws.target / "model.py").read_text()
+    assert not (ws.target / "stray.txt").exists()
+    assert ws.repo.commit(bad).message.startswith("candidate: GUESS 9")  # still inspectable by hash
+    assert branch_messages(ws) == ["GUESS 1.5", "baseline: guess"]
+    assert [(k.description, k.metric) for k in ws.kept_commits()] == [("GUESS 1.5", 1.5)]
+
+
+def test_results_and_scratch_survive_resets(ws):
+    ws.results_path.write_text("commit\tmetric\tmemory_gb\tstatus\tdescription\n")
+    (ws.scratch / "best.json").write_text("{}")
+    set_guess(ws, 2.0)
+    ws.stage_candidate("x")
+    ws.discard()
+    assert ws.results_path.exists() and (ws.scratch / "best.json").exists()
+
+
+def test_diff_is_relative_to_target_and_applies_to_a_fresh_copy(ws, bounty_dir, tmp_path):
+    set_guess(ws, 2.5)
+    (ws.target / "extra.py").write_text("X = 1\n")
+    ws.stage_candidate("two files")
+    ws.keep("two files", 0.5, 0.0)
+    diff = ws.diff()
+    assert "--- a/model.py\n+++ b/model.py\n" in diff
+    assert "+++ b/extra.py" in diff and "target/" not in diff
+    assert diff.endswith("\n")
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(bounty_dir / "target"), str(copy)], check=True)
+    subprocess.run(["git", "apply", "-"], input=diff.encode(), cwd=copy, check=True)
+    assert (copy / "model.py").read_text() == (ws.target / "model.py").read_text()
+    assert (copy / "extra.py").read_text() == "X = 1\n"
+
+
+def test_recover_undoes_a_half_done_experiment(ws):
+    set_guess(ws, 1.0)
+    ws.stage_candidate("kept")
+    kept = ws.keep("kept", 2.0, 0.0)
+    set_guess(ws, 7.0)
+    ws.stage_candidate("killed during its evaluation")
+    set_guess(ws, 8.0)  # and a dirty tree on top
+    assert ws.recover() is True
+    assert ws.head() == kept and ws.changed_paths() == []
+    assert ws.recover() is False
+
+
+def test_open_refuses_a_folder_it_did_not_make(tmp_path):
+    with pytest.raises(WorkspaceError, match="not an agent work tree"):
+        Workspace(tmp_path)
+    subprocess.run(["git", "init", "-q", str(tmp_path / "other")], check=True)
+    with pytest.raises(WorkspaceError, match="no l402tui-baseline tag"):
+        Workspace(tmp_path / "other")
+
+
+def test_spec_loads_from_the_shipped_package_without_the_heldout_set(ws):
+    spec = ws.spec()
+    assert spec.name == "guess" and spec.mutable == ("model.py",)
+    assert ws.changed_paths() == []  # the placeholder is excluded from git
+
+
+@pytest.mark.parametrize("globs,path,allowed", [
+    (["model.py"], "model.py", True),
+    (["model.py"], "sub/model.py", False),
+    (["*.py"], "a.py", True),
+    (["*.py"], "pkg/a.py", False),
+    (["**/*.py"], "pkg/deep/a.py", True),
+    (["**/*.py"], "a.py", True),
+    (["src/*.p?"], "src/a.py", True),
+    (["model.py"], "model.pyc", False),
+])
+def test_mutable_globs_match_like_pathlib(globs, path, allowed):
+    assert bool(mutable_pattern(globs).match(path)) is allowed
