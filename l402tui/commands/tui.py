@@ -1,0 +1,24 @@
+"""`l402tui tui` (and plain `l402tui`): open the terminal UI."""
+
+from __future__ import annotations
+
+import click
+
+from l402tui.config import Config
+
+
+@click.command()
+@click.pass_context
+def tui(ctx: click.Context) -> None:
+    """Open the terminal UI over the local coordinator, or over `--attach URL`."""
+    from l402tui.tui.launch import LaunchError, build_app
+
+    cfg: Config = ctx.obj
+    root = ctx.find_root()
+    try:
+        app = build_app(cfg, root.meta.get("attach"), root.meta.get("admin_macaroon"))
+    except LaunchError as exc:
+        raise click.ClickException(str(exc)) from None
+    app.run()
+    if app.return_code:
+        ctx.exit(app.return_code)

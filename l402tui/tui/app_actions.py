@@ -1,0 +1,217 @@
+"""What the app's keys and palette entries do (the ``action_*`` methods of L402App).
+
+Sponsor actions ask first where money or a bounty's fate is at stake, run in
+workers, and report back as notifications; a failure says what went wrong and
+leaves everything as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import work
+
+from l402tui.tui import format as fmt
+from l402tui.tui.export import export_csv
+from l402tui.tui.screens.confirm import ConfirmScreen
+from l402tui.tui.screens.create_bounty import CreateBountyScreen
+from l402tui.tui.screens.keys import KeysScreen
+from l402tui.tui.screens.review import ReviewScreen
+from l402tui.tui.source import FundingRequest, SourceError
+
+if TYPE_CHECKING:
+    from l402tui.tui.widgets.record_table import RecordTable
+
+
+class AppActions:
+    # --- navigation ----------------------------------------------------------------------
+    def action_show_tab(self, tab: str) -> None:
+        from textual.widgets import TabbedContent
+
+        self.main_screen.query_one(TabbedContent).active = tab
+        self.main_screen.query_one(f"#{tab}-table").focus()
+
+    def action_focus_log(self) -> None:
+        self.main_screen.query_one("#log-view").focus()
+
+    def action_search_log(self) -> None:
+        self.main_screen.query_one("#eval-log").open_search()
+
+    def action_toggle_agent(self) -> None:
+        screen = self.main_screen
+        screen.toggle_class("-agent-on")
+        if screen.has_class("-agent-on"):
+            self.main_screen.query_one("#agent").focus()
+
+    def action_toggle_telemetry(self) -> None:
+        screen = self.main_screen
+        shown = bool(self.main_screen.query_one("#side").display)
+        screen.remove_class("-telemetry-on", "-telemetry-off")
+        screen.add_class("-telemetry-off" if shown else "-telemetry-on")
+        if not shown:
+            self._sample_telemetry()
+
+    def action_show_keys(self) -> None:
+        self.push_screen(KeysScreen())
+
+    def action_refresh(self) -> None:
+        self.reload({"bounties", "submissions", "ledger", "evaluations"})
+
+    def action_cycle_theme(self) -> None:
+        names = self.theme_names or [self.theme]
+        index = names.index(self.theme) + 1 if self.theme in names else 0
+        self.theme = names[index % len(names)]
+        self.notify(f"theme {self.theme}", timeout=2)
+
+    # --- the selected row ----------------------------------------------------------------
+    def _active_table(self) -> "RecordTable":
+        from textual.widgets import TabbedContent
+
+        return self.main_screen.query_one(f"#{self.main_screen.query_one(TabbedContent).active}-table")
+
+    def _selected(self, tab: str):
+        return self.main_screen.query_one(f"#{tab}-table").selected_record
+
+    def action_copy_selected(self) -> None:
+        table = self._active_table()
+        record = table.selected_record
+        if record is None:
+            self.notify("nothing selected to copy", severity="warning")
+            return
+        text = table.copy_text(record)
+        self.copy_to_clipboard(text)  # OSC 52: works over SSH; in tmux set `set-clipboard on`
+        self.notify(f"copied {fmt.short_id(text, 40)}", timeout=3)
+
+    def action_export_csv(self) -> None:
+        table = self._active_table()
+        header, rows = table.export_rows()
+        if not rows:
+            self.notify(f"the {table.EXPORT_NAME} table is empty: nothing to export", severity="warning")
+            return
+        self._write_csv(table.EXPORT_NAME, header, rows)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def _write_csv(self, name: str, header: list[str], rows: list[list]) -> None:
+        try:
+            path = export_csv(self.export_dir, name, header, rows, self.clock())
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"export failed: {exc}; check {self.export_dir} is writable",
+                                  severity="error")
+            return
+        self.call_from_thread(self.notify, f"exported {len(rows):,} rows to {path}", timeout=8)
+
+    # --- sponsor actions -----------------------------------------------------------------
+    def _need_source(self) -> bool:
+        if self.source is None:
+            self.notify("not connected to a coordinator yet", severity="warning")
+            return False
+        return True
+
+    def action_create_bounty(self) -> None:
+        if not self._need_source():
+            return
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self._run_sponsor_action("create", lambda: self.source.create_bounty(path))
+
+        self.push_screen(CreateBountyScreen(self.source), chosen)
+
+    def action_fund_bounty(self) -> None:
+        bounty = self._selected("bounties")
+        if not self._need_source() or bounty is None:
+            if bounty is None:
+                self.notify("select a bounty in the Bounties tab first", severity="warning")
+            return
+        if bounty.status not in ("DRAFT", "AWAITING_FUNDING"):
+            self.notify(f"{bounty.name} is {bounty.status}: only a DRAFT or AWAITING_FUNDING bounty can be funded",
+                        severity="warning")
+            return
+        question = Text.assemble(
+            f"Fund {bounty.name} with a pool of {fmt.sats(bounty.pool_msat)} sat.\n\n",
+            ("Hold invoice", "bold"), ": the sponsor pays an invoice that stays held (escrow) until the first "
+            "payout; unpaid, it expires and nothing moves.\n",
+            ("Self-funded", "bold"), ": this node is the sponsor; the pool is reserved in the ledger.")
+
+        def chosen(choice: str | None) -> None:
+            if choice is not None:
+                self._fund(bounty.id, choice == "self")
+
+        self.push_screen(ConfirmScreen("Fund bounty", question,
+                                       [("hold", "Hold invoice", "primary"), ("self", "Self-funded", "default")]),
+                         chosen)
+
+    @work(exclusive=True, group="sponsor", exit_on_error=False)
+    async def _fund(self, bounty_id: str, self_funded: bool) -> None:
+        try:
+            request: FundingRequest = await self.source.fund_bounty(bounty_id, self_funded)
+        except SourceError as exc:
+            self.notify(f"fund failed: {exc}", severity="error", timeout=10)
+            return
+        self.reload({"bounties", "ledger"})
+        if request.bolt11:
+            self.copy_to_clipboard(request.bolt11)
+            self.push_screen(ConfirmScreen(
+                "Pay this hold invoice",
+                Text.assemble((f"{fmt.sats(request.amount_msat)} sat", "bold"),
+                              " (pool + fee), copied to the clipboard:\n\n", (request.bolt11, "dim"),
+                              "\n\nThe bounty opens when the payment is held."),
+                [("ok", "OK", "primary")]))
+        else:
+            self.notify(f"{bounty_id}: {fmt.sats(request.amount_msat)} sat reserved ({request.mode})")
+
+    def action_review_submission(self) -> None:
+        submission = self._selected("submissions")
+        if not self._need_source() or submission is None:
+            if submission is None:
+                self.notify("select a submission in the Submissions tab first", severity="warning")
+            return
+
+        def decided(decision: str | None) -> None:
+            if decision is not None:
+                self._run_sponsor_action(
+                    "review", lambda: self.source.review_submission(submission.id, decision))
+
+        self.push_screen(ReviewScreen(self.source, submission), decided)
+
+    def action_close_bounty(self) -> None:
+        bounty = self._selected("bounties")
+        if not self._need_source() or bounty is None:
+            if bounty is None:
+                self.notify("select a bounty in the Bounties tab first", severity="warning")
+            return
+        question = (f"Close {bounty.name} now? No new submissions are accepted; "
+                    f"{fmt.sats(bounty.pool_left_msat)} sat left in the pool go back to the sponsor, "
+                    "and the held-out salt is revealed.")
+
+        def chosen(choice: str | None) -> None:
+            if choice == "close":
+                self._run_sponsor_action("close", lambda: self.source.close_bounty(bounty.id))
+
+        self.push_screen(ConfirmScreen("Close bounty", question, [("close", "Close bounty", "error")]), chosen)
+
+    @work(exclusive=True, group="sponsor", exit_on_error=False)
+    async def _run_sponsor_action(self, what: str, call) -> None:
+        try:
+            result = await call()
+        except SourceError as exc:
+            self.notify(f"{what} failed: {exc}", severity="error", timeout=10)
+            return
+        self.notify(result.message, timeout=6)
+        self.action_refresh()
+
+    # --- the agent loop ------------------------------------------------------------------
+    def action_agent(self, verb: str) -> None:
+        if self.agent is None:
+            self.notify("no agent loop in this session (see the agent panel, key a)", severity="warning")
+            return
+        self._agent_call(verb)
+
+    @work(exclusive=True, group="agent-control", exit_on_error=False)
+    async def _agent_call(self, verb: str) -> None:
+        try:
+            await getattr(self.agent, verb)()
+        except Exception as exc:
+            self.notify(f"agent {verb} failed: {exc}", severity="error", timeout=10)

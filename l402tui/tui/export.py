@@ -1,0 +1,27 @@
+"""Export a table to CSV (plain Python; the table widgets supply header and rows)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def export_csv(folder: Path, name: str, header: Sequence[str], rows: Sequence[Sequence[Any]],
+               now: float) -> Path:
+    """Write ``rows`` under ``folder`` as ``<name>-<UTC time>.csv``; returns the path.
+
+    A second export in the same second gets a numbered name instead of overwriting."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{name}-{stamp}.csv"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"{name}-{stamp}-{n}.csv"
+    with path.open("x", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return path

@@ -1,0 +1,1 @@
+"""Modal screens: keys, create a bounty, fund, review a submission, confirm."""

@@ -1,0 +1,251 @@
+"""A read-only :class:`CoordinatorSource` over the coordinator's SQLite tables.
+
+It lets the TUI show a database that some other process (``l402tui serve``, the
+coordinator in-process) writes, and is what the panes are tested against with
+seeded rows.  It never writes: sponsor actions raise :class:`ActionUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from l402tui.store import Store
+from l402tui.tui.source import (BountyRow, CoordinatorSource, EvaluationRow, LedgerRow, SourceError,
+                                SourceEvent, SubmissionRow)
+
+PAID_PURPOSES = ("payout", "holdback")
+INVOICE_KINDS = {"funding": "funding", "stake": "stake", "l402": "l402 fee", "claim": "claim"}
+
+
+class StoreSource(CoordinatorSource):
+    can_act = False
+
+    def __init__(self, store: Store, poll_s: float = 1.0):
+        self.store = store
+        self.poll_s = poll_s
+        self.description = f"read-only: {store.path}"
+
+    @classmethod
+    async def open(cls, db_path: Path | str, poll_s: float = 1.0) -> "StoreSource":
+        return cls(await Store.open(db_path), poll_s=poll_s)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def list_bounties(self) -> list[BountyRow]:
+        rows = await self.store.fetchall(
+            """
+            SELECT b.*,
+                   (SELECT COUNT(*) FROM submissions s WHERE s.bounty_id = b.id) AS n_submissions,
+                   (SELECT COALESCE(SUM(p.amount_msat), 0) FROM payments p
+                     WHERE p.bounty_id = b.id AND p.purpose IN ('payout', 'holdback')
+                       AND p.status != 'FAILED') AS spent_msat,
+                   (SELECT i.bolt11 FROM invoices i WHERE i.payment_hash = b.funding_payment_hash) AS funding_bolt11
+            FROM bounties b ORDER BY b.created_at DESC
+            """
+        )
+        out = []
+        for r in rows:
+            metric = headline_metric(r["spec_json"])
+            out.append(BountyRow(
+                id=r["id"], name=r["name"], status=r["status"], metric=metric,
+                pool_msat=r["pool_msat"] or 0,
+                pool_left_msat=max(0, (r["pool_msat"] or 0) - (r["spent_msat"] or 0)),
+                baseline=score_of(r["baseline_json"], metric), best=score_of(r["best_json"], metric),
+                deadline=r["deadline"], submissions=r["n_submissions"],
+                funding_mode=r["funding_mode"] or "hold",
+                funding_bolt11=r["funding_bolt11"] if r["status"] == "AWAITING_FUNDING" else None,
+            ))
+        return out
+
+    async def list_submissions(self, bounty_id: str | None = None, limit: int = 10_000) -> list[SubmissionRow]:
+        where, params = ("WHERE s.bounty_id = ?", [bounty_id]) if bounty_id else ("", [])
+        rows = await self.store.fetchall(
+            f"""
+            SELECT s.id, s.bounty_id, s.status, s.claimed_score, s.verdict_json, s.reasons, s.created_at,
+                   b.spec_json, COALESCE(p.paid, 0) AS paid
+            FROM submissions s JOIN bounties b ON b.id = s.bounty_id
+            LEFT JOIN (SELECT submission_id, SUM(amount_msat) AS paid FROM payments
+                       WHERE purpose IN ('payout', 'holdback') AND status = 'COMPLETE'
+                       GROUP BY submission_id) p ON p.submission_id = s.id
+            {where} ORDER BY s.created_at DESC LIMIT ?
+            """,
+            [*params, limit],
+        )
+        metrics: dict[str, str] = {}
+        out = []
+        for r in rows:
+            spec = r["spec_json"]
+            metric = metrics.setdefault(spec, headline_metric(spec))
+            out.append(SubmissionRow(
+                id=r["id"], bounty_id=r["bounty_id"], status=r["status"], claimed_score=r["claimed_score"],
+                heldout_score=score_of(r["verdict_json"], metric), reasons=r["reasons"] or "",
+                payout_msat=r["paid"], created_at=r["created_at"],
+            ))
+        return out
+
+    async def ledger(self, bounty_id: str | None = None, limit: int = 10_000) -> list[LedgerRow]:
+        cond, params = ("AND bounty_id = ?", [bounty_id]) if bounty_id else ("", [])
+        rows: list[LedgerRow] = []
+        for r in await self.store.fetchall(
+                f"SELECT * FROM invoices WHERE kind != 'l402' {cond} ORDER BY created_at DESC LIMIT ?",
+                [*params, limit]):
+            kind = INVOICE_KINDS.get(r["kind"], r["kind"])
+            if r["is_hold"] and kind in ("funding", "stake"):
+                kind += " hold"
+            detail = f"expires {fmt_time(r['expires_at'])}" if r["status"] in ("OPEN", "ACCEPTED") else ""
+            rows.append(LedgerRow(r["created_at"], kind, r["status"], r["amount_msat"], r["bounty_id"],
+                                  r["submission_id"], r["bolt11"], detail))
+        for r in await self.store.fetchall(
+                f"SELECT * FROM payments WHERE 1 {cond} ORDER BY created_at DESC LIMIT ?", [*params, limit]):
+            detail = ""
+            if r["status"] == "FAILED" or (r["status"] == "PENDING" and r["last_error"]):
+                detail = f"attempt {r['attempts']}: {r['last_error'] or 'failed'}"
+            elif r["purpose"] == "holdback" and r["status"] == "PENDING" and r["next_attempt_at"]:
+                detail = f"release {fmt_time(r['next_attempt_at'])}"
+            rows.append(LedgerRow(r["created_at"], r["purpose"], r["status"], r["amount_msat"], r["bounty_id"],
+                                  r["submission_id"], r["payment_hash"] or r["idempotency_key"], detail))
+        rows.sort(key=lambda row: row.created_at, reverse=True)
+        return rows[:limit]
+
+    async def evaluations(self, limit: int = 200) -> list[EvaluationRow]:
+        rows = await self.store.fetchall(
+            "SELECT id, bounty_id, submission_id, kind, status, sandbox, created_at FROM evaluations "
+            "ORDER BY (status = 'RUNNING') DESC, id DESC LIMIT ?", [limit])
+        return [EvaluationRow(**r) for r in rows]
+
+    async def eval_log(self, evaluation_id: int, offset: int = 0,
+                       max_bytes: int = 1024 * 1024) -> tuple[list[str], int]:
+        runs = await self.store.fetchall(
+            "SELECT repeat, log_path FROM eval_runs WHERE evaluation_id = ? AND log_path IS NOT NULL "
+            "ORDER BY repeat", [evaluation_id])
+        status = await self.store.scalar("SELECT status FROM evaluations WHERE id = ?", [evaluation_id])
+        if status is None:
+            raise SourceError(f"no evaluation #{evaluation_id}")
+        finished = status in ("DONE", "FAILED")
+        paths = [(r["repeat"], Path(r["log_path"])) for r in runs]
+        return await asyncio.to_thread(read_log_segments, paths, offset, finished, max_bytes)
+
+    async def submission_diff(self, submission_id: str) -> str:
+        diff = await self.store.scalar("SELECT diff FROM submissions WHERE id = ?", [submission_id])
+        if diff is None:
+            raise SourceError(f"no submission {submission_id!r}")
+        return diff
+
+    async def events(self, after_id: int | None = None) -> AsyncIterator[SourceEvent]:
+        last = after_id if after_id is not None else await self.last_event_id()
+        while True:
+            rows = await self.store.fetchall(
+                "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT 500", [last])
+            for r in rows:
+                last = r["id"]
+                try:
+                    payload = json.loads(r["payload_json"] or "{}")
+                except ValueError:
+                    payload = {"raw": r["payload_json"]}
+                yield SourceEvent(r["id"], r["kind"], r["subject_id"], payload, r["created_at"])
+            if len(rows) < 500:
+                await asyncio.sleep(self.poll_s)
+
+    async def last_event_id(self) -> int:
+        return await self.store.scalar("SELECT COALESCE(MAX(id), 0) FROM events") or 0
+
+
+def read_log_segments(paths: list[tuple[int, Path]], offset: int, finished: bool,
+                      max_bytes: int = 1024 * 1024) -> tuple[list[str], int]:
+    """Read whole lines from the concatenation of per-repeat log files, from byte ``offset``.
+
+    A header line marks the start of each repeat's log.  A trailing partial line is
+    left for the next call unless no more bytes can come after it (the evaluation
+    finished, or another repeat's log follows)."""
+    lines: list[str] = []
+    start = 0
+    consumed = offset
+    for i, (repeat, path) in enumerate(paths):
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        end = start + size
+        if consumed > end or (consumed == end and size > 0):
+            start = end
+            continue
+        budget = max_bytes - (consumed - offset)
+        if budget <= 0:
+            break
+        local = consumed - start
+        data = b""
+        if size - local > 0:
+            with path.open("rb") as fh:
+                fh.seek(local)
+                data = fh.read(min(size - local, budget))
+        complete = local + len(data) >= size
+        more_follows = finished or i + 1 < len(paths)
+        cut = data.rfind(b"\n") + 1
+        if cut < len(data) and complete and more_follows:
+            cut = len(data)
+        elif cut == 0 and not complete:
+            cut = len(data)  # one line longer than a whole batch: pass it on in pieces
+        if local == 0 and cut:
+            lines.append(f"── repeat {repeat} · {path.name} ──")
+        lines.extend(data[:cut].decode("utf-8", errors="replace").splitlines())
+        consumed = start + local + cut
+        if consumed < end or (size == 0 and not more_follows):
+            break
+        start = end
+    return lines, consumed
+
+
+def headline_metric(spec_json: str | None) -> str:
+    """The name of the heaviest metric in a stored spec (as in BountySpec.primary_metric)."""
+    try:
+        spec = json.loads(spec_json or "{}")
+    except ValueError:
+        return "score"
+    metrics = spec.get("metrics") if isinstance(spec, dict) else None
+    if isinstance(metrics, list):
+        named = [m for m in metrics if isinstance(m, dict) and m.get("name")]
+        if named:
+            return max(named, key=lambda m: float(m.get("weight", 1.0) or 0))["name"]
+    if isinstance(spec, dict) and isinstance(spec.get("metric"), str):
+        return spec["metric"]
+    return "score"
+
+
+def score_of(value_json: str | None, metric: str) -> float | None:
+    """The headline number out of a stored baseline/best/verdict JSON, whichever shape it has."""
+    if not value_json:
+        return None
+    try:
+        value: Any = json.loads(value_json)
+    except ValueError:
+        return None
+    return _find_score(value, metric)
+
+
+def _find_score(value: Any, metric: str) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, dict):
+        return None
+    for key in ("heldout_score", "score", metric, "median", "value"):
+        if key in value:
+            found = _find_score(value[key], metric)
+            if found is not None:
+                return found
+    for key in ("metrics", "heldout", "medians"):
+        if isinstance(value.get(key), dict):
+            found = _find_score(value[key], metric)
+            if found is not None:
+                return found
+    return None
+
+
+def fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

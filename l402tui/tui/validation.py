@@ -1,0 +1,38 @@
+"""Checking a bounty folder before creating it: the same checks as `bounty validate`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from l402tui.tui.source import ValidationReport
+
+
+def validate_folder_sync(path: Path) -> ValidationReport:
+    from l402tui.bounty import BountyInvalid, load_bounty
+    from l402tui.bounty.package import PackagingError, build_package
+
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        return ValidationReport(False, None, (f"{path}: not a folder; give the folder that holds bounty.toml",))
+    try:
+        spec = load_bounty(path)
+    except BountyInvalid as exc:
+        return ValidationReport(False, None, tuple(str(p) for p in exc.problems))
+    try:
+        package = build_package(spec)
+    except PackagingError as exc:
+        return ValidationReport(False, spec.name, (f"{path}: {exc}",))
+    metric = spec.primary_metric
+    notes = (
+        f"metric {metric.name} ({metric.direction}), {len(spec.metrics)} metric(s) in all",
+        f"pool {spec.pool_sats:,} sats, target {spec.target_improvement:g} ({spec.target_kind})",
+        f"package {package.size:,} bytes, {len(package.files)} files, sha256 {package.sha256[:16]}…",
+        f"{len(spec.heldout_dirs)} held-out set(s), {spec.repeats} repeat(s) per evaluation",
+    )
+    return ValidationReport(True, spec.name, (), notes)
+
+
+async def validate_folder(path: Path) -> ValidationReport:
+    # Packing reads every file of the bounty: keep it off the event loop.
+    return await asyncio.to_thread(validate_folder_sync, path)

@@ -1,0 +1,33 @@
+"""The bounties pane: status, pool left, baseline and best, deadline, submissions."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from l402tui.tui import format as fmt
+from l402tui.tui.source import BountyRow
+from l402tui.tui.widgets.record_table import Column, RecordTable, status_text
+
+
+class BountiesTable(RecordTable[BountyRow]):
+    EXPORT_NAME = "bounties"
+    EMPTY_TEXT = "No bounties yet. Press c to create one from a folder with a bounty.toml."
+
+    @property
+    def COLUMNS(self):  # type: ignore[override]  # the deadline column needs the clock
+        return (
+            Column("Bounty", lambda b: Text(fmt.short_id(b.name, 24), style="bold")),
+            Column("Status", lambda b: status_text(b.status)),
+            Column("Metric", lambda b: fmt.short_id(b.metric, 14)),
+            Column("Baseline", lambda b: fmt.score(b.baseline)),
+            Column("Best", lambda b: fmt.score(b.best)),
+            Column("Pool left", lambda b: Text(f"{fmt.sats(b.pool_left_msat)} / {fmt.sats(b.pool_msat)}",
+                                               justify="right")),
+            Column("Deadline", lambda b: fmt.until(b.deadline, self.clock())),
+            Column("Subs", lambda b: Text(str(b.submissions), justify="right")),
+            Column("Id", lambda b: Text(fmt.short_id(b.id, 14), style="dim")),
+        )
+
+    def copy_text(self, record: BountyRow) -> str:
+        # While a bounty waits for funding the thing worth copying is the invoice to pay.
+        return record.funding_bolt11 or record.id

@@ -1,0 +1,95 @@
+"""The eval-log pane: which evaluation is shown, its log (LogView) and a search box."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Input, Static
+
+from l402tui.tui.source import EvaluationRow
+from l402tui.tui.widgets.log_view import LogView
+from l402tui.tui.widgets.record_table import status_text
+
+
+class EvalLogPane(Vertical):
+    DEFAULT_CSS = """
+    EvalLogPane #log-title { height: 1; padding: 0 1; background: $panel; }
+    EvalLogPane #log-search { display: none; height: 1; border: none; padding: 0 1; }
+    EvalLogPane.-searching #log-search { display: block; }
+    """
+    BINDINGS = [Binding("escape", "close_search", "Close search", show=False, id="log_close_search")]
+
+    def __init__(self, max_bytes: int, *, id: str | None = None, classes: str | None = None):
+        super().__init__(id=id, classes=classes)
+        self.max_bytes = max_bytes
+        self.evaluation: EvaluationRow | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="log-title")
+        yield LogView(max_bytes=self.max_bytes, id="log-view")
+        yield Input(placeholder="search the log (enter: find, esc: close)", id="log-search", compact=True)
+
+    def on_mount(self) -> None:
+        self.show_evaluation(None)
+        self.watch(self.view, "follow", lambda _: self.redraw_title(), init=False)
+
+    @property
+    def view(self) -> LogView:
+        return self.query_one(LogView)
+
+    def show_evaluation(self, evaluation: EvaluationRow | None) -> None:
+        """Switch to another evaluation's log (clears the view); same one: keep the lines."""
+        if evaluation is None or self.evaluation is None or evaluation.id != self.evaluation.id:
+            self.view.clear()
+        self.evaluation = evaluation
+        self.redraw_title()
+
+    def redraw_title(self) -> None:
+        title = Text("Eval log", style="bold")
+        e = self.evaluation
+        if e is None:
+            title.append("  no evaluation yet: logs appear here while a submission is evaluated", style="dim")
+        else:
+            title.append(f"  #{e.id} {e.kind}")
+            if e.submission_id:
+                title.append(f" {e.submission_id}")
+            title.append(" · ")
+            title.append_text(status_text(e.status))
+            if e.sandbox:
+                sandbox_style = "bold red" if e.sandbox == "local" else "dim"
+                title.append(f" · sandbox {e.sandbox}", style=sandbox_style)
+        view = self.view
+        if view.dropped:
+            title.append(f" · {view.dropped:,} early lines dropped (cap)", style="dim")
+        if view.search_term:
+            title.append(f" · /{view.search_term} ({view.match_count()} lines)", style="dim")
+        if not view.follow and view.lines:
+            title.append(" · paused (End to follow)", style="yellow")
+        self.query_one("#log-title", Static).update(title)
+
+    def append(self, lines: list[str]) -> None:
+        self.view.append_lines(lines)
+        self.redraw_title()
+
+    def open_search(self) -> None:
+        self.add_class("-searching")
+        box = self.query_one("#log-search", Input)
+        box.value = self.view.search_term
+        box.focus()
+
+    def action_close_search(self) -> None:
+        self.remove_class("-searching")
+        self.view.focus()
+
+    @on(Input.Submitted, "#log-search")
+    def _search(self, event: Input.Submitted) -> None:
+        event.stop()
+        found = self.view.search(event.value.strip())
+        self.remove_class("-searching")
+        self.view.focus()
+        self.redraw_title()
+        if event.value.strip() and found is None:
+            self.notify(f"no line contains {event.value.strip()!r}", severity="warning")
