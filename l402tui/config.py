@@ -43,6 +43,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "funding_invoice_expiry_s": 3600,
         "token_valid_s": 7 * 24 * 3600,
         "max_diff_bytes": 256 * 1024,
+        "trust_forwarded_for": False,  # behind your own reverse proxy: rate-limit by X-Forwarded-For
+        # payouts (coordinator/payouts.py)
+        "stability_tolerance": 0.25,  # the 20 % is released if >= 75 % of the improvement holds
+        "stability_max_attempts": 3,  # failed stability re-evaluations before the holdback is forfeited
+        "payout_max_attempts": 8,  # then the amount waits for a /claim with an invoice
+        "payout_retry_base_s": 5.0,  # backoff doubles from here ...
+        "payout_retry_max_s": 3600.0,  # ... up to this
+        "payout_send_timeout_s": 60.0,
+        "payout_max_fee_base_msat": 10_000,  # routing fee limit: base + ppm of the amount
+        "payout_max_fee_ppm": 5000,
     },
     "prices": {
         "download_sats": 21,
@@ -58,6 +68,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_concurrent": 1,
         "docker_image": "l402tui-base:bookworm",
         "log_cap_bytes": 1024 * 1024,
+        "overfit_gap": 0.10,  # flag when public gain beats held-out gain by more than this
+        "near_duplicate_threshold": 0.90,  # flag a diff this similar to an earlier one
+        "max_attempts": 3,  # evaluations that crashed the coordinator this often are FAILED
     },
     "agent": {
         "spend_cap_sats": 1000,

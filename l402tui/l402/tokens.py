@@ -259,7 +259,7 @@ class TokenAuthority:
         mac.add_first_party_caveat(f"{SERVICE}_capabilities={caps}")
         mac.add_first_party_caveat(f"{SERVICE}_valid_until={int(valid_until)}")
         mac.add_first_party_caveat(f"bounty_id={bounty_id}")
-        return MintedToken(_to_std_b64(mac.serialize()), token_id.hex(), payment_hash, bounty_id,
+        return MintedToken(to_std_b64(mac.serialize()), token_id.hex(), payment_hash, bounty_id,
                            tuple(capabilities), int(valid_until))
 
     async def verify(self, credential: Credential, *, capability: str | None = None,
@@ -324,7 +324,7 @@ def _check_scope(token: VerifiedToken, *, capability: str | None, bounty_id: str
                            f"request the route without a token to buy one that has it")
 
 
-def _to_std_b64(urlsafe_nopad: str) -> str:
+def to_std_b64(urlsafe_nopad: str) -> str:
     """pymacaroons emits URL-safe base64 without padding; L402 clients expect standard base64."""
     raw = base64.urlsafe_b64decode(urlsafe_nopad + "=" * (-len(urlsafe_nopad) % 4))
     return base64.b64encode(raw).decode("ascii")

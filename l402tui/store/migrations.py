@@ -226,7 +226,15 @@ def _m002_revocation_and_timers(db: sqlite_utils.Database) -> None:
     db["timers"].create_index(["due_at"])
 
 
-MIGRATIONS: list[Migration] = [_m001_core, _m002_revocation_and_timers]
+def _m003_coordinator_indexes(db: sqlite_utils.Database) -> None:
+    # The daily submission limit counts a token's submissions per bounty on every submit.
+    db["submissions"].create_index(["bounty_id", "token_id", "created_at"])
+    # The coordinator reconciles evaluations with submissions on every tick.
+    db["evaluations"].create_index(["submission_id"])
+    db["invoices"].create_index(["kind", "status"])
+
+
+MIGRATIONS: list[Migration] = [_m001_core, _m002_revocation_and_timers, _m003_coordinator_indexes]
 LATEST = len(MIGRATIONS)
 
 

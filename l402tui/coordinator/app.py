@@ -1,0 +1,394 @@
+"""The coordinator's HTTP API: an aiohttp app factory over :class:`Coordinator`.
+
+Handlers translate HTTP to service calls and back; they decide nothing.  The
+route table below is also the source of ``/api/v1/openapi.json`` (openapi.py),
+so the document cannot drift from the routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from l402tui.coordinator.admin import AdminAuth, AdminRefused
+from l402tui.coordinator.errors import CoordinatorError, Invalid
+from l402tui.coordinator.service import Coordinator
+from l402tui.l402.middleware import Gate, L402Gate, gated, token_of
+from l402tui.l402.tokens import RootKeyStore, TokenAuthority, TokenRefused, parse_authorization
+
+log = logging.getLogger("l402tui.http")
+
+COORDINATOR = web.AppKey("coordinator", Coordinator)
+GATE = web.AppKey("gate", L402Gate)
+ADMIN = web.AppKey("admin", AdminAuth)
+SSE_TASKS = web.AppKey("sse_tasks", set)
+MAX_UPLOAD = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    summary: str
+    access: str = "public"  # public | l402 | token | admin
+    body: dict[str, Any] | None = None  # JSON schema of the request body
+    responses: dict[int, str] = field(default_factory=dict)
+    alias_of: str | None = None
+
+
+def _svc(request: web.Request) -> Coordinator:
+    return request.app[COORDINATOR]
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Invalid("the request body must be JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise Invalid("the request body must be a JSON object", code="invalid_json")
+    return body
+
+
+# -- public --------------------------------------------------------------------------------
+
+
+async def list_bounties(request: web.Request) -> web.Response:
+    return web.json_response({"bounties": await _svc(request).list_bounties()})
+
+
+async def get_bounty(request: web.Request) -> web.Response:
+    return web.json_response(await _svc(request).get_bounty(request.match_info["id"]))
+
+
+async def leaderboard(request: web.Request) -> web.Response:
+    bounty_id = request.match_info["id"]
+    return web.json_response({"bounty_id": bounty_id, "leaderboard": await _svc(request).leaderboard(bounty_id)})
+
+
+@gated("download", "download_sats")
+async def download_package(request: web.Request) -> web.StreamResponse:
+    path, sha256 = await _svc(request).package(request.match_info["id"])
+    return web.FileResponse(path, headers={
+        "Content-Type": "application/gzip", "X-Package-SHA256": sha256,
+        "Content-Disposition": f'attachment; filename="{request.match_info["id"]}.tar.gz"'})
+
+
+def _number_or_none(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Invalid(f"'{name}' must be a number", code="invalid_request")
+    return float(value)
+
+
+@gated("submit", "submit_sats")
+async def submit(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    destination = body.get("payout_destination")
+    if destination is not None and not isinstance(destination, str):
+        raise Invalid("'payout_destination' must be a string (a node id, or omit it and claim later)",
+                      code="invalid_request")
+    diff = body.get("diff")
+    if not isinstance(diff, str):
+        raise Invalid("'diff' is required: a unified diff against the package's target/ folder",
+                      code="invalid_request")
+    view = await _svc(request).submit(
+        request.match_info["id"], token_of(request).token_id, diff,
+        claimed_score=_number_or_none(body.get("claimed_score"), "claimed_score"),
+        payout_destination=destination)
+    return web.json_response(view, status=202)
+
+
+async def submission_status(request: web.Request) -> web.Response:
+    return web.json_response(await _svc(request).submission(request.match_info["id"]))
+
+
+async def claim(request: web.Request) -> web.Response:
+    gate = request.app[GATE]
+    try:
+        credential = parse_authorization(request.headers.get("Authorization"))
+        if credential is None:
+            raise TokenRefused("missing", "claiming needs the L402 token that made the submission")
+        token = await gate.authority.verify(credential, capability="submit")
+    except TokenRefused as exc:
+        return web.json_response({"error": "unauthorized", "reason": exc.reason, "message": exc.message},
+                                 status=401, headers={"WWW-Authenticate": f'L402 error="{exc.reason}"'})
+    body = await _json_body(request)
+    result = await _svc(request).claim(request.match_info["id"], token.token_id, body.get("invoice"))
+    return web.json_response(result)
+
+
+async def well_known(request: web.Request) -> web.Response:
+    prices = request.app[GATE].prices_sats
+    return web.json_response({
+        "version": "0", "scheme": ["L402", "LSAT"], "service": "bounties",
+        "routes": [
+            {"method": "GET", "path": "/api/v1/bounties/{id}/package", "price_sats": prices.get("download_sats"),
+             "capabilities": ["download"]},
+            {"method": "POST", "path": "/api/v1/bounties/{id}/submissions", "price_sats": prices.get("submit_sats"),
+             "capabilities": ["submit"]},
+        ],
+        "token_valid_s": request.app[GATE].token_valid_s,
+    })
+
+
+async def node_status(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    try:
+        node = await svc.backend.status()
+        lightning = {"ok": True, "backend": node.backend, "network": node.network, "alias": node.alias,
+                     "node_id": node.node_id, "block_height": node.block_height}
+    except Exception as exc:  # noqa: BLE001 - status must answer even when the node does not
+        lightning = {"ok": False, "error": str(exc)}
+    counts = await svc.store.fetchall("SELECT status, COUNT(*) AS n FROM bounties GROUP BY status")
+    return web.json_response({"ok": True, "service": "l402tui coordinator", "lightning": lightning,
+                              "bounties": {r["status"]: r["n"] for r in counts}})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    from l402tui.coordinator.openapi import document
+
+    return web.json_response(document(ROUTES))
+
+
+# -- admin ---------------------------------------------------------------------------------
+
+
+async def admin_list_bounties(request: web.Request) -> web.Response:
+    return web.json_response({"bounties": await _svc(request).list_bounties(include_all=True)})
+
+
+async def admin_create_bounty(request: web.Request) -> web.Response:
+    svc = _svc(request)
+    if request.content_type in ("application/gzip", "application/x-gzip", "application/octet-stream"):
+        data = await request.read()
+        self_funded = request.query.get("self_funded", "").lower() in ("1", "true", "yes")
+        result = await svc.create_bounty(data, self_funded=self_funded)
+    else:
+        body = await _json_body(request)
+        path = body.get("path")
+        if not isinstance(path, str) or not path:
+            raise Invalid("give {'path': '<bounty folder on the coordinator host>'} or upload a .tar.gz "
+                          "with Content-Type: application/gzip", code="invalid_request")
+        result = await svc.create_bounty(path, self_funded=bool(body.get("self_funded", False)))
+    return web.json_response(result, status=201)
+
+
+async def admin_cancel(request: web.Request) -> web.Response:
+    return web.json_response(await _svc(request).cancel_bounty(request.match_info["id"]))
+
+
+async def admin_close(request: web.Request) -> web.Response:
+    return web.json_response(await _svc(request).close_bounty(request.match_info["id"]))
+
+
+async def admin_funding(request: web.Request) -> web.Response:
+    bounty_id = request.match_info["id"]
+    await _svc(request).get_bounty(bounty_id)
+    return web.json_response({"bounty_id": bounty_id, "funding": await _svc(request).funding(bounty_id)})
+
+
+def _limit(request: web.Request) -> int:
+    try:
+        return max(1, min(5000, int(request.query.get("limit", "500"))))
+    except ValueError:
+        raise Invalid("'limit' must be an integer", code="invalid_request") from None
+
+
+async def admin_submissions(request: web.Request) -> web.Response:
+    subs = await _svc(request).list_submissions(request.query.get("bounty_id"), _limit(request))
+    return web.json_response({"submissions": subs})
+
+
+async def admin_ledger(request: web.Request) -> web.Response:
+    svc, bounty_id, limit = _svc(request), request.query.get("bounty_id"), _limit(request)
+    return web.json_response({"entries": await svc.ledger(bounty_id, limit),
+                              "invoices": await svc.invoices(bounty_id, limit),
+                              "payments": await svc.payments(bounty_id, limit)})
+
+
+async def admin_revoke(request: web.Request) -> web.Response:
+    n = await request.app[GATE].authority.revoke(request.match_info["token_id"])
+    return web.json_response({"token_id": request.match_info["token_id"], "revoked_keys": n})
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: every state change, from ``?after=`` or ``Last-Event-ID`` on."""
+    raw = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
+    try:
+        after = int(raw)
+    except ValueError:
+        raise Invalid("'after' / Last-Event-ID must be an event id (integer)", code="invalid_request") from None
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    task = asyncio.current_task()
+    request.app[SSE_TASKS].add(task)
+    try:
+        await response.write(b": l402tui events\n\n")
+        async for event in _svc(request).follow_events(after):
+            data = json.dumps(event, separators=(",", ":"))
+            await response.write(f"id: {event['id']}\nevent: {event['kind']}\ndata: {data}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        request.app[SSE_TASKS].discard(task)
+    return response
+
+
+ROUTES: list[Route] = [
+    Route("GET", "/api/v1/bounties", list_bounties, "List open and finished bounties (free)",
+          responses={200: "bounties"}),
+    Route("GET", "/api/v1/bounties/{id}", get_bounty, "One bounty: metric, baseline, target, pool left, "
+          "deadline, rules, held-out commitments", responses={200: "bounty", 404: "unknown bounty"}),
+    Route("GET", "/api/v1/bounties/{id}/leaderboard", leaderboard, "Accepted submissions by improvement",
+          responses={200: "leaderboard", 404: "unknown bounty"}),
+    Route("GET", "/api/v1/bounties/{id}/package", download_package,
+          "The bounty package (tarball: bounty.toml, target/, public/, scorer/); L402-gated",
+          access="l402", responses={200: "tarball", 402: "payment required", 401: "credential refused",
+                                    404: "unknown bounty", 409: "bounty not open", 429: "rate limited"}),
+    Route("POST", "/api/v1/bounties/{id}/submissions", submit, "Submit a diff; L402-gated (submit capability)",
+          access="l402", body={"type": "object", "required": ["diff"], "properties": {
+              "diff": {"type": "string"}, "claimed_score": {"type": "number"},
+              "payout_destination": {"type": "string"}}},
+          responses={202: "submission", 401: "credential refused", 402: "payment required",
+                     404: "unknown bounty", 409: "bounty not open", 422: "diff refused",
+                     429: "rate or daily limit"}),
+    Route("GET", "/api/v1/submissions/{id}", submission_status, "Submission status, scores and reasons "
+          "(never eval logs)", responses={200: "submission", 404: "unknown submission"}),
+    Route("POST", "/api/v1/submissions/{id}/claim", claim, "Claim what a submission is owed with a BOLT11 "
+          "invoice; needs the submitting token", access="token",
+          body={"type": "object", "required": ["invoice"], "properties": {"invoice": {"type": "string"}}},
+          responses={200: "payment", 401: "credential refused", 404: "unknown submission",
+                     409: "not your submission", 503: "payouts unavailable"}),
+    Route("GET", "/.well-known/l402.json", well_known, "Prices and capabilities per route",
+          responses={200: "prices"}),
+    Route("GET", "/api/v1/status", node_status, "Health: Lightning node and bounty counts",
+          responses={200: "status"}),
+    Route("GET", "/api/v1/openapi.json", openapi, "This document", responses={200: "OpenAPI 3.1"}),
+    # Aliases for l402-train clients.
+    Route("GET", "/bounties", list_bounties, "Alias of /api/v1/bounties", alias_of="/api/v1/bounties",
+          responses={200: "bounties"}),
+    Route("GET", "/bounty/{id}", get_bounty, "Alias of /api/v1/bounties/{id}", alias_of="/api/v1/bounties/{id}",
+          responses={200: "bounty", 404: "unknown bounty"}),
+    Route("POST", "/bounty/{id}/submit", submit, "Alias of POST /api/v1/bounties/{id}/submissions",
+          access="l402", alias_of="/api/v1/bounties/{id}/submissions",
+          body={"type": "object", "required": ["diff"], "properties": {
+              "diff": {"type": "string"}, "claimed_score": {"type": "number"},
+              "payout_destination": {"type": "string"}}},
+          responses={202: "submission", 401: "credential refused", 402: "payment required", 404: "unknown bounty",
+                     409: "bounty not open", 422: "diff refused", 429: "rate or daily limit"}),
+    Route("GET", "/status", node_status, "Alias of /api/v1/status", alias_of="/api/v1/status",
+          responses={200: "status"}),
+    # Admin (Authorization: Bearer <admin.macaroon>).
+    Route("GET", "/api/v1/admin/bounties", admin_list_bounties, "All bounties, drafts and cancelled included",
+          access="admin", responses={200: "bounties", 401: "admin macaroon refused"}),
+    Route("POST", "/api/v1/admin/bounties", admin_create_bounty, "Create a bounty from a path on this host "
+          "(JSON) or an uploaded .tar.gz (Content-Type: application/gzip, ?self_funded=1)", access="admin",
+          body={"type": "object", "required": ["path"], "properties": {
+              "path": {"type": "string"}, "self_funded": {"type": "boolean"}}},
+          responses={201: "bounty and funding invoice", 401: "admin macaroon refused", 409: "beyond hold window",
+                     422: "invalid bounty"}),
+    Route("POST", "/api/v1/admin/bounties/{id}/cancel", admin_cancel, "Cancel (refund the funding hold)",
+          access="admin", responses={200: "bounty", 401: "admin macaroon refused", 404: "unknown bounty",
+                                     409: "cannot cancel"}),
+    Route("POST", "/api/v1/admin/bounties/{id}/close", admin_close, "Close now (as at the deadline)",
+          access="admin", responses={200: "bounty", 401: "admin macaroon refused", 404: "unknown bounty",
+                                     409: "cannot close"}),
+    Route("GET", "/api/v1/admin/bounties/{id}/funding", admin_funding, "The funding invoice and its state",
+          access="admin", responses={200: "funding", 401: "admin macaroon refused", 404: "unknown bounty"}),
+    Route("GET", "/api/v1/admin/submissions", admin_submissions, "All submissions (?bounty_id=, ?limit=)",
+          access="admin", responses={200: "submissions", 401: "admin macaroon refused"}),
+    Route("GET", "/api/v1/admin/ledger", admin_ledger, "Ledger entries, invoices and payments "
+          "(?bounty_id=, ?limit=)", access="admin", responses={200: "ledger", 401: "admin macaroon refused"}),
+    Route("POST", "/api/v1/admin/tokens/{token_id}/revoke", admin_revoke, "Revoke an L402 token",
+          access="admin", responses={200: "revoked", 401: "admin macaroon refused"}),
+    Route("GET", "/api/v1/events", events, "Server-sent events of every state change (?after=, Last-Event-ID)",
+          access="admin", responses={200: "text/event-stream", 401: "admin macaroon refused"}),
+]
+
+_ADMIN_HANDLERS = {r.handler for r in ROUTES if r.access == "admin"}
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Callable) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except CoordinatorError as exc:
+        headers = {"Retry-After": str(exc.details["retry_after_s"])} if "retry_after_s" in exc.details else None
+        return web.json_response(exc.to_json(), status=exc.status, headers=headers)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return web.json_response({"error": exc.reason.lower().replace(" ", "_"), "message": exc.text or
+                                      exc.reason}, status=exc.status, headers={
+                k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response({"error": "internal", "message": "internal error; see the coordinator log"},
+                                 status=500)
+
+
+def _admin_middleware(auth: AdminAuth) -> Callable:
+    @web.middleware
+    async def admin_only(request: web.Request, handler: Callable) -> web.StreamResponse:
+        route_handler = getattr(request.match_info.route, "handler", None)
+        if route_handler in _ADMIN_HANDLERS:
+            try:
+                await auth.verify_header(request.headers.get("Authorization"))
+            except AdminRefused as exc:
+                return web.json_response({"error": "unauthorized", "reason": "admin", "message": exc.message},
+                                         status=401, headers={"WWW-Authenticate": 'Bearer realm="l402tui-admin"'})
+        return await handler(request)
+
+    return admin_only
+
+
+def create_app(coordinator: Coordinator, *, manage_lifecycle: bool = True) -> web.Application:
+    """The HTTP app over ``coordinator``.  With ``manage_lifecycle`` the app starts and
+    stops the service's background work (and closes it) with the server."""
+    cfg = coordinator.cfg
+    authority = TokenAuthority(RootKeyStore(coordinator.store))
+
+    async def before_challenge(bounty_id: str, gate: Gate) -> None:
+        await coordinator.ensure_sellable(bounty_id, gate.capability)
+
+    gate = L402Gate(
+        coordinator.store, coordinator.backend, authority,
+        prices_sats=dict(cfg.section("prices")), token_valid_s=int(cfg.get("coordinator.token_valid_s")),
+        per_token_per_minute=int(cfg.get("rate_limits.per_token_per_minute")),
+        per_ip_per_minute=int(cfg.get("rate_limits.per_ip_per_minute")),
+        trust_forwarded_for=bool(cfg.get("coordinator.trust_forwarded_for")),
+        before_challenge=before_challenge, exempt_prefixes=("/api/v1/admin", "/api/v1/events"))
+    admin = AdminAuth(coordinator.store)
+    app = web.Application(middlewares=[errors_middleware, _admin_middleware(admin), gate.middleware],
+                          client_max_size=MAX_UPLOAD)
+    app[COORDINATOR] = coordinator
+    app[GATE] = gate
+    app[ADMIN] = admin
+    app[SSE_TASKS] = set()
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+
+    async def stop_streams(app: web.Application) -> None:
+        for task in list(app[SSE_TASKS]):
+            task.cancel()
+
+    app.on_shutdown.append(stop_streams)
+    if manage_lifecycle:
+        async def lifecycle(app: web.Application):
+            await coordinator.start()
+            yield
+            await coordinator.close()
+
+        app.cleanup_ctx.append(lifecycle)
+    return app

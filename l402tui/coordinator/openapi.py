@@ -1,0 +1,63 @@
+"""``/api/v1/openapi.json``, generated from the app's route table so it matches the routes."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from l402tui.coordinator.app import Route
+
+_ERROR = {"type": "object", "required": ["error", "message"],
+          "properties": {"error": {"type": "string"}, "message": {"type": "string"},
+                         "reason": {"type": "string"}}}
+
+_SECURITY = {"l402": [{"L402": []}], "token": [{"L402": []}], "admin": [{"AdminMacaroon": []}]}
+
+
+def _response(code: int, description: str, route: "Route") -> dict[str, Any]:
+    if code >= 400:
+        return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    if "tarball" in description:
+        return {"description": description, "content": {"application/gzip": {"schema": {"type": "string",
+                                                                                         "format": "binary"}}}}
+    if "event-stream" in description:
+        return {"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    return {"description": description, "content": {"application/json": {"schema": {"type": "object"}}}}
+
+
+def document(routes: list["Route"]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in re.findall(r"{(\w+)}", route.path)]
+        op: dict[str, Any] = {
+            "summary": route.summary,
+            "operationId": f"{route.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', route.path.lower()).strip('_')}",
+            "parameters": params,
+            "responses": {str(code): _response(code, desc, route) for code, desc in sorted(route.responses.items())},
+        }
+        if route.access in _SECURITY:
+            op["security"] = _SECURITY[route.access]
+        if route.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.body}}}
+        if route.alias_of:
+            op["description"] = f"Alias of {route.alias_of} for l402-train clients."
+        paths.setdefault(route.path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "l402tui coordinator", "version": "1",
+                 "description": "Autoresearch bounties paid over Lightning. Gated routes answer 402 with "
+                                "WWW-Authenticate: L402 macaroon=..., invoice=..., version=\"0\", token=...; "
+                                "retry with Authorization: L402 <macaroon>:<preimage>."},
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": _ERROR},
+            "securitySchemes": {
+                "L402": {"type": "http", "scheme": "L402",
+                         "description": "Authorization: L402 <base64 macaroon>:<hex preimage> (LSAT accepted)"},
+                "AdminMacaroon": {"type": "http", "scheme": "bearer",
+                                  "description": "Authorization: Bearer <contents of <data_dir>/admin.macaroon>"},
+            },
+        },
+    }

@@ -1,0 +1,517 @@
+"""The coordinator service: the one place bounty and submission state changes.
+
+The TUI (in-process) and the HTTP app (``coordinator/app.py``) both call this
+object; handlers hold no logic.  Every transition is one SQLite transaction that
+also writes an ``events`` row, and is guarded by the state it starts from, so
+replaying it (after a crash, or a duplicated Lightning update) changes nothing.
+
+Bounty:     DRAFT -> AWAITING_FUNDING -> OPEN -> CLOSED -> SETTLED
+            DRAFT/AWAITING_FUNDING -> CANCELED (also OPEN before any payout)
+Submission: (coordinator/submissions.py)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from l402tui.bounty import BountyInvalid, BountySpec, load_bounty
+from l402tui.bounty.commitment import canonical_manifest, commit
+from l402tui.bounty.package import PackagingError, build_package, unpack
+from l402tui.config import Config
+from l402tui.coordinator import seams, submissions
+from l402tui.coordinator.errors import Conflict, Invalid, NotFound
+from l402tui.coordinator.views import bounty_view, event_view, spec_summary
+from l402tui.lightning.backend import InvoiceState, LightningBackend, LightningError
+from l402tui.store import Store
+from l402tui.store.db import Txn
+
+log = logging.getLogger("l402tui.coordinator")
+
+CLN_BLOCK_INTERVAL_S = 600.0
+TERMINAL_BOUNTY = ("CLOSED", "SETTLED", "CANCELED")
+
+
+class Coordinator:
+    """Bounty lifecycle, funding escrow, submissions and the event stream."""
+
+    def __init__(self, cfg: Config, store: Store, backend: LightningBackend):
+        self.cfg = cfg
+        self.store = store
+        self.backend = backend
+        self.data_dir = cfg.data_dir
+        self._tasks: list[asyncio.Task] = []
+        self._changed = asyncio.Event()
+        self.tick_s = 1.0
+
+    # -- lifetime -----------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, cfg: Config, backend: LightningBackend | None = None) -> "Coordinator":
+        store = await Store.open(cfg.db_path)
+        if backend is None:
+            from l402tui.lightning import make_backend
+
+            backend = make_backend(cfg, cfg.get("lightning.node"))
+        return cls(cfg, store, backend)
+
+    async def start(self) -> None:
+        """Catch up on anything missed while down, then follow Lightning and the clock."""
+        await self.reconcile()
+        for row in await self.store.fetchall("SELECT id FROM submissions WHERE status = 'ACCEPTED'"):
+            await self._payouts("on_accepted", row["id"])
+        self._tasks = [asyncio.create_task(self._follow_invoices(), name="coordinator-invoices"),
+                       asyncio.create_task(self._tick(), name="coordinator-tick")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+        self._tasks = []
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.backend.close()
+        await self.store.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Txn]:
+        async with self.store.transaction() as txn:
+            txn.after_commit.append(self._changed.set)
+            yield txn
+
+    async def _tick(self) -> None:
+        n = 0
+        while True:
+            try:
+                await self.run_due_timers()
+                await submissions.reconcile_evaluations(self)
+                if n % 10 == 0:
+                    await self.reconcile_invoices()
+            except Exception:  # noqa: BLE001 - a bad row must not stop the clock; it is logged
+                log.exception("coordinator tick failed")
+            n += 1
+            await asyncio.sleep(self.tick_s)
+
+    async def _follow_invoices(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                async for update in self.backend.updates():
+                    delay = 1.0
+                    await self.apply_invoice_state(update.payment_hash, update.state)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the node may be restarting; retry
+                log.warning("invoice stream ended (%s); retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def reconcile(self) -> None:
+        await self.reconcile_invoices()
+        await self.run_due_timers()
+        await submissions.reconcile_evaluations(self)
+
+    # -- bounty creation -------------------------------------------------------------
+
+    async def create_bounty(self, source: Path | str | bytes, *, self_funded: bool = False) -> dict[str, Any]:
+        """Validate, freeze and publish a bounty from a folder or an uploaded tarball of one.
+
+        Returns ``{"bounty": view, "funding": {...} | None}``; with hold funding the
+        sponsor pays ``funding.invoice`` and the bounty opens when that payment is held.
+        Raises Invalid (with every problem) or Conflict (deadline beyond the hold window).
+        """
+        bounty_root = self.data_dir / "bounties"
+        bounty_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=bounty_root, prefix=".incoming-") as tmp:
+            folder = self._materialize(source, Path(tmp))
+            spec = self._load(folder)
+            bounty_id = _new_bounty_id(spec.name)
+            home = bounty_root / bounty_id
+            frozen = home / "source"
+            # The coordinator evaluates with its own frozen copy, never the sponsor's live folder.
+            shutil.copytree(folder, frozen, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
+        try:
+            return await self._publish(bounty_id, home, self._load(frozen), self_funded)
+        except BaseException:
+            shutil.rmtree(home, ignore_errors=True)
+            raise
+
+    def _materialize(self, source: Path | str | bytes, tmp: Path) -> Path:
+        if isinstance(source, (bytes, bytearray)):
+            try:
+                unpack(bytes(source), tmp / "upload")
+            except (PackagingError, OSError, EOFError) as exc:
+                raise Invalid(f"the uploaded tarball cannot be unpacked safely: {exc}") from None
+            except Exception as exc:  # tarfile raises its own zoo for corrupt input
+                raise Invalid(f"the upload is not a gzip tarball of a bounty folder ({exc})") from None
+            root = tmp / "upload"
+            if (root / "bounty.toml").is_file():
+                return root
+            subdirs = [p for p in root.iterdir() if p.is_dir()]
+            if len(subdirs) == 1 and (subdirs[0] / "bounty.toml").is_file():
+                return subdirs[0]
+            raise Invalid("the tarball has no bounty.toml at its top (or in its single top folder)")
+        folder = Path(source).expanduser()
+        if not folder.is_dir():
+            raise Invalid(f"{folder} is not a directory; give the bounty folder that holds bounty.toml")
+        return folder
+
+    @staticmethod
+    def _load(folder: Path) -> BountySpec:
+        try:
+            return load_bounty(folder)
+        except BountyInvalid as exc:
+            raise Invalid(f"bounty.toml has {len(exc.problems)} problem(s); fix them and retry",
+                          code="invalid_bounty", details={"problems": [str(p) for p in exc.problems]}) from None
+
+    def safe_hold_window_s(self) -> float:
+        """How long a funding hold can be held before its HTLC nears expiry."""
+        interval = (self.cfg.get("lightning.sim_block_interval_s") if self.backend.name == "sim"
+                    else CLN_BLOCK_INTERVAL_S)
+        blocks = self.cfg.get("lightning.hold_cltv_blocks") - self.cfg.get("lightning.hold_safety_blocks")
+        return max(0.0, blocks * float(interval))
+
+    async def _publish(self, bounty_id: str, home: Path, spec: BountySpec, self_funded: bool) -> dict[str, Any]:
+        now = time.time()
+        created = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+        deadline = spec.deadline_from(created).timestamp()
+        if deadline <= now + 60:
+            raise Invalid(f"the deadline {spec.deadline_from(created).isoformat()} is already past (or within a "
+                          "minute); set reward.deadline or reward.duration_hours later", code="deadline_past")
+        if not self_funded and deadline - now > self.safe_hold_window_s():
+            window_h = self.safe_hold_window_s() / 3600
+            raise Conflict(
+                f"the deadline is {(deadline - now) / 3600:.1f} h away, beyond the {window_h:.1f} h a funding hold "
+                "invoice can safely be held (HTLC expiry); create it self-funded (--self-funded) or shorten "
+                "reward.duration_hours", code="beyond_hold_window")
+        try:
+            package = build_package(spec)
+        except PackagingError as exc:
+            raise Invalid(f"the bounty cannot be packed: {exc}", code="invalid_bounty") from None
+        package_path = home / "package.tar.gz"
+        package_path.write_bytes(package.data)
+        commitments = [commit(spec.heldout_path(i), name) for i, name in enumerate(spec.heldout_dirs)]
+        pool_msat = spec.pool_sats * 1000
+        fee_msat = int(pool_msat * self.cfg.get("coordinator.fee_percent") / 100)
+
+        funding = None
+        preimage = None
+        if not self_funded:
+            preimage = secrets.token_bytes(32)
+            payment_hash = hashlib.sha256(preimage).hexdigest()
+            try:
+                invoice = await self.backend.create_hold_invoice(
+                    payment_hash, pool_msat + fee_msat, f"l402tui: fund bounty {bounty_id} ({spec.name})",
+                    expiry_s=int(self.cfg.get("coordinator.funding_invoice_expiry_s")),
+                    cltv_delta=int(self.cfg.get("lightning.hold_cltv_blocks")))
+            except LightningError as exc:
+                raise Conflict(f"the Lightning node could not create the funding invoice: {exc}",
+                               code="lightning_error") from None
+            funding = {"invoice": invoice.bolt11, "payment_hash": payment_hash,
+                       "amount_sats": (pool_msat + fee_msat) // 1000, "pool_sats": spec.pool_sats,
+                       "fee_sats": fee_msat // 1000, "expires_at": invoice.expires_at}
+
+        async with self.transaction() as txn:
+            await txn.insert("bounties", {
+                "id": bounty_id, "name": spec.name, "status": "DRAFT",
+                "spec_json": json.dumps(spec_summary(spec)), "source_dir": str(home / "source"),
+                "package_path": str(package_path), "package_sha256": package.sha256, "package_size": package.size,
+                "pool_msat": pool_msat, "funding_mode": "self" if self_funded else "hold",
+                "funding_payment_hash": funding["payment_hash"] if funding else None,
+                "deadline": deadline, "created_at": now, "updated_at": now,
+            })
+            for i, c in enumerate(commitments):
+                await txn.insert("heldout_commitments", {
+                    "bounty_id": bounty_id, "set_index": i, "set_name": c.set_name,
+                    "manifest_json": json.dumps(canonical_manifest(c.manifest)),
+                    "salt_hex": c.salt_hex, "commitment_hex": c.commitment_hex,
+                })
+            await txn.event("bounty.created", bounty_id, name=spec.name, status="DRAFT",
+                            package_sha256=package.sha256, pool_sats=spec.pool_sats)
+            # The baseline is measured by the evaluation queue like any submission: same
+            # harness, same sandbox, held-out set 0.  Until it lands the view says "pending".
+            await txn.insert("evaluations", {"bounty_id": bounty_id, "kind": "baseline", "heldout_set": 0,
+                                             "status": "QUEUED", "created_at": now})
+            await self._timer(txn, "bounty_deadline", bounty_id, deadline)
+            if self_funded:
+                await self._set_bounty_status(txn, bounty_id, "DRAFT", "OPEN", funding_mode="self")
+            else:
+                await txn.insert("invoices", {
+                    "payment_hash": funding["payment_hash"], "kind": "funding", "bolt11": funding["invoice"],
+                    "amount_msat": pool_msat + fee_msat, "is_hold": 1, "status": "OPEN",
+                    "preimage": preimage.hex(), "bounty_id": bounty_id, "expires_at": funding["expires_at"],
+                    "created_at": now, "updated_at": now,
+                })
+                await self._set_bounty_status(txn, bounty_id, "DRAFT", "AWAITING_FUNDING",
+                                              invoice=funding["invoice"], amount_sats=funding["amount_sats"])
+                await self._timer(txn, "funding_expiry", bounty_id, funding["expires_at"])
+        return {"bounty": await self.get_bounty(bounty_id), "funding": funding}
+
+    async def _timer(self, txn: Txn, kind: str, subject_id: str, due_at: float) -> None:
+        await txn.execute("INSERT OR IGNORE INTO timers (kind, subject_id, due_at, created_at) VALUES (?, ?, ?, ?)",
+                          (kind, subject_id, due_at, time.time()))
+
+    async def _set_bounty_status(self, txn: Txn, bounty_id: str, frm: str | tuple[str, ...], to: str,
+                                 **payload: Any) -> bool:
+        """Move a bounty from ``frm`` to ``to``; False (and no change) if it is elsewhere."""
+        sources = (frm,) if isinstance(frm, str) else frm
+        marks = ",".join("?" for _ in sources)
+        changed = await txn.execute(
+            f"UPDATE bounties SET status = ?, updated_at = ? WHERE id = ? AND status IN ({marks})",
+            (to, time.time(), bounty_id, *sources))
+        if changed:
+            await txn.event("bounty.status", bounty_id, status=to, **payload)
+        return bool(changed)
+
+    # -- funding and lifecycle -------------------------------------------------------
+
+    async def apply_invoice_state(self, payment_hash: str, state: InvoiceState | str) -> None:
+        """React to a Lightning state change of an invoice we issued (idempotent)."""
+        state = InvoiceState(state)
+        row = await self.store.fetchone("SELECT * FROM invoices WHERE payment_hash = ?", (payment_hash,))
+        if row is None or row["status"] == state.value:
+            return
+        if row["status"] in ("SETTLED", "CANCELED", "EXPIRED"):
+            return  # final
+        async with self.transaction() as txn:
+            changed = await txn.execute(
+                "UPDATE invoices SET status = ?, updated_at = ? WHERE payment_hash = ? AND status = ?",
+                (state.value, time.time(), payment_hash, row["status"]))
+            if not changed:
+                return
+            await txn.event("invoice.status", payment_hash, invoice_kind=row["kind"], status=state.value,
+                            bounty_id=row["bounty_id"], submission_id=row["submission_id"],
+                            amount_msat=row["amount_msat"])
+            if row["kind"] == "funding":
+                if state is InvoiceState.ACCEPTED:
+                    await self._set_bounty_status(txn, row["bounty_id"], "AWAITING_FUNDING", "OPEN",
+                                                  funding="held")
+                elif state in (InvoiceState.CANCELED, InvoiceState.EXPIRED):
+                    # The sponsor's money is back with them (or never came): nothing to run a bounty on.
+                    await self._set_bounty_status(txn, row["bounty_id"], ("DRAFT", "AWAITING_FUNDING", "OPEN"),
+                                                  "CANCELED", reason=f"funding invoice {state.value.lower()}")
+            elif row["kind"] == "stake" and state is InvoiceState.ACCEPTED:
+                await submissions.stake_held(txn, row["submission_id"])
+
+    async def reconcile_invoices(self) -> None:
+        """Ask the node about funding and stake invoices we still wait on (missed updates)."""
+        rows = await self.store.fetchall(
+            "SELECT payment_hash FROM invoices WHERE kind IN ('funding', 'stake') AND status IN ('OPEN', 'ACCEPTED')")
+        for row in rows:
+            try:
+                invoice = await self.backend.lookup_invoice(row["payment_hash"])
+            except LightningError as exc:
+                log.warning("cannot look up invoice %s: %s", row["payment_hash"][:12], exc)
+                continue
+            await self.apply_invoice_state(row["payment_hash"], invoice.state)
+
+    async def cancel_bounty(self, bounty_id: str, reason: str = "cancelled by the operator") -> dict[str, Any]:
+        """Cancel a bounty that has paid nothing out; the funding hold is cancelled (refunded)."""
+        bounty = await self._bounty_row(bounty_id)
+        if bounty["status"] == "CANCELED":
+            return await self.get_bounty(bounty_id)
+        paid = await self.store.scalar(
+            "SELECT COUNT(*) FROM payments WHERE bounty_id = ? AND purpose IN ('payout', 'holdback')", (bounty_id,))
+        if bounty["status"] not in ("DRAFT", "AWAITING_FUNDING", "OPEN") or paid:
+            raise Conflict(f"bounty {bounty_id} is {bounty['status']}{' and has paid out' if paid else ''}; "
+                           "only a bounty that has paid nothing can be cancelled — close it instead",
+                           code="cannot_cancel")
+        if bounty["funding_payment_hash"]:
+            try:
+                await self.backend.cancel_hold(bounty["funding_payment_hash"])
+            except LightningError as exc:
+                raise Conflict(f"the funding hold could not be cancelled ({exc}); retry", code="lightning_error")
+        async with self.transaction() as txn:
+            await self._set_bounty_status(txn, bounty_id, ("DRAFT", "AWAITING_FUNDING", "OPEN"), "CANCELED",
+                                          reason=reason)
+            if bounty["funding_payment_hash"]:
+                await txn.execute("UPDATE invoices SET status = 'CANCELED', updated_at = ? "
+                                  "WHERE payment_hash = ? AND status IN ('OPEN', 'ACCEPTED')",
+                                  (time.time(), bounty["funding_payment_hash"]))
+            await txn.execute("UPDATE timers SET done_at = ? WHERE subject_id = ? AND done_at IS NULL",
+                              (time.time(), bounty_id))
+        return await self.get_bounty(bounty_id)
+
+    async def close_bounty(self, bounty_id: str, reason: str = "closed by the operator") -> dict[str, Any]:
+        """OPEN -> CLOSED: no more submissions; reveal the held-out salts; payouts refunds the rest."""
+        bounty = await self._bounty_row(bounty_id)
+        if bounty["status"] == "AWAITING_FUNDING":
+            return await self.cancel_bounty(bounty_id, reason=f"{reason} before it was funded")
+        if bounty["status"] in ("CLOSED", "SETTLED"):
+            return await self.get_bounty(bounty_id)
+        if bounty["status"] != "OPEN":
+            raise Conflict(f"bounty {bounty_id} is {bounty['status']}; only an OPEN bounty can be closed",
+                           code="cannot_close")
+        async with self.transaction() as txn:
+            if await self._set_bounty_status(txn, bounty_id, "OPEN", "CLOSED", reason=reason):
+                now = time.time()
+                await txn.execute("UPDATE heldout_commitments SET revealed_at = ? WHERE bounty_id = ? "
+                                  "AND revealed_at IS NULL", (now, bounty_id))
+                await txn.event("bounty.salt_revealed", bounty_id)
+                await txn.execute("UPDATE timers SET done_at = ? WHERE kind = 'bounty_deadline' AND subject_id = ?",
+                                  (now, bounty_id))
+        await self._payouts("on_bounty_closed", bounty_id)
+        return await self.get_bounty(bounty_id)
+
+    async def run_due_timers(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        due = await self.store.fetchall(
+            "SELECT * FROM timers WHERE done_at IS NULL AND due_at <= ? AND kind IN ('bounty_deadline', "
+            "'funding_expiry') ORDER BY due_at", (now,))
+        for timer in due:
+            bounty = await self.store.fetchone("SELECT status FROM bounties WHERE id = ?", (timer["subject_id"],))
+            if bounty is None:
+                continue
+            if timer["kind"] == "bounty_deadline" and bounty["status"] == "OPEN":
+                await self.close_bounty(timer["subject_id"], reason="deadline reached")
+            elif bounty["status"] == "AWAITING_FUNDING":
+                await self.cancel_bounty(timer["subject_id"], reason="funding invoice expired unpaid")
+            async with self.transaction() as txn:
+                await txn.execute("UPDATE timers SET done_at = ? WHERE id = ? AND done_at IS NULL",
+                                  (time.time(), timer["id"]))
+        return len(due)
+
+    async def _payouts(self, name: str, *args: Any) -> Any:
+        try:
+            return await seams.call(name, self.store, self.backend, self.cfg, *args)
+        except Exception:  # noqa: BLE001 - the payouts module retries on its own; never lose the verdict
+            log.exception("payouts.%s(%s) failed; it will be retried at the next start", name, args)
+            return None
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _bounty_row(self, bounty_id: str) -> dict[str, Any]:
+        row = await self.store.fetchone("SELECT * FROM bounties WHERE id = ?", (bounty_id,))
+        if row is None:
+            raise NotFound(f"no bounty {bounty_id!r}; GET /api/v1/bounties lists them", code="unknown_bounty")
+        return row
+
+    async def _view(self, row: dict[str, Any]) -> dict[str, Any]:
+        commitments = await self.store.fetchall(
+            "SELECT * FROM heldout_commitments WHERE bounty_id = ? ORDER BY set_index", (row["id"],))
+        spent = await self.store.scalar(
+            "SELECT COALESCE(SUM(amount_msat), 0) FROM payments WHERE bounty_id = ? "
+            "AND purpose IN ('payout', 'holdback') AND status != 'FAILED'", (row["id"],))
+        rules = {"submissions_per_day": self.cfg.get("coordinator.submissions_per_day"),
+                 "fee_percent": self.cfg.get("coordinator.fee_percent"),
+                 "holdback_percent": self.cfg.get("coordinator.holdback_percent"),
+                 "max_diff_bytes": self.cfg.get("coordinator.max_diff_bytes")}
+        return bounty_view(row, commitments, pool_left_msat=max(0, row["pool_msat"] - spent), rules=rules,
+                           price_sats=dict(self.cfg.section("prices")))
+
+    async def get_bounty(self, bounty_id: str) -> dict[str, Any]:
+        return await self._view(await self._bounty_row(bounty_id))
+
+    async def list_bounties(self, *, include_all: bool = False) -> list[dict[str, Any]]:
+        """Bounties agents can see (OPEN, CLOSED, SETTLED); ``include_all`` adds drafts and cancelled ones."""
+        where = "" if include_all else "WHERE status IN ('OPEN', 'CLOSED', 'SETTLED')"
+        rows = await self.store.fetchall(f"SELECT * FROM bounties {where} ORDER BY created_at DESC")
+        return [await self._view(r) for r in rows]
+
+    async def package(self, bounty_id: str) -> tuple[Path, str]:
+        row = await self._bounty_row(bounty_id)
+        return Path(row["package_path"]), row["package_sha256"]
+
+    async def funding(self, bounty_id: str) -> dict[str, Any] | None:
+        row = await self.store.fetchone(
+            "SELECT bolt11, amount_msat, status, expires_at FROM invoices WHERE kind = 'funding' AND bounty_id = ?",
+            (bounty_id,))
+        if row is None:
+            return None
+        return {"invoice": row["bolt11"], "amount_sats": row["amount_msat"] // 1000, "status": row["status"],
+                "expires_at": row["expires_at"]}
+
+    async def ensure_sellable(self, bounty_id: str, capability: str) -> None:
+        """Refuse to sell a token for a bounty that cannot use it (before any invoice is made)."""
+        row = await self._bounty_row(bounty_id)
+        if row["status"] != "OPEN" and not (capability == "download" and row["status"] in ("CLOSED", "SETTLED")):
+            raise Conflict(f"bounty {bounty_id} is {row['status']}; it does not take {capability} requests",
+                           code="bounty_not_open")
+
+    async def leaderboard(self, bounty_id: str) -> list[dict[str, Any]]:
+        await self._bounty_row(bounty_id)
+        return await submissions.leaderboard(self, bounty_id)
+
+    async def ledger(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        where, params = ("WHERE bounty_id = ?", (bounty_id,)) if bounty_id else ("", ())
+        return await self.store.fetchall(
+            f"SELECT * FROM ledger_entries {where} ORDER BY id DESC LIMIT ?", (*params, int(limit)))
+
+    async def invoices(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        where, params = ("WHERE bounty_id = ?", (bounty_id,)) if bounty_id else ("", ())
+        rows = await self.store.fetchall(
+            f"SELECT payment_hash, kind, bolt11, amount_msat, is_hold, status, bounty_id, submission_id, "
+            f"expires_at, created_at, updated_at FROM invoices {where} ORDER BY created_at DESC LIMIT ?",
+            (*params, int(limit)))
+        return rows
+
+    async def payments(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        where, params = ("WHERE bounty_id = ?", (bounty_id,)) if bounty_id else ("", ())
+        return await self.store.fetchall(
+            f"SELECT idempotency_key, bounty_id, submission_id, purpose, destination, amount_msat, fee_msat, "
+            f"status, attempts, last_error, created_at, updated_at FROM payments {where} "
+            f"ORDER BY created_at DESC LIMIT ?", (*params, int(limit)))
+
+    # -- submissions (the logic lives in coordinator/submissions.py) -------------------
+
+    async def submit(self, bounty_id: str, token_id: str, diff: str, *, claimed_score: float | None = None,
+                     payout_destination: str | None = None) -> dict[str, Any]:
+        return await submissions.submit(self, bounty_id, token_id, diff, claimed_score=claimed_score,
+                                        payout_destination=payout_destination)
+
+    async def submission(self, submission_id: str) -> dict[str, Any]:
+        return await submissions.status(self, submission_id)
+
+    async def list_submissions(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        return await submissions.list_all(self, bounty_id, limit)
+
+    async def claim(self, submission_id: str, token_id: str, bolt11: str) -> dict[str, Any]:
+        return await submissions.claim(self, submission_id, token_id, bolt11)
+
+    # -- events ----------------------------------------------------------------------
+
+    async def events_after(self, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+        rows = await self.store.fetchall("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                                         (int(after_id), int(limit)))
+        return [event_view(r) for r in rows]
+
+    async def last_event_id(self) -> int:
+        return int(await self.store.scalar("SELECT COALESCE(MAX(id), 0) FROM events"))
+
+    async def follow_events(self, after_id: int = 0, poll_s: float = 1.0) -> AsyncIterator[dict[str, Any]]:
+        """Every event after ``after_id``, then new ones as they are written (by any process)."""
+        last = after_id
+        while True:
+            batch = await self.events_after(last)
+            for event in batch:
+                last = event["id"]
+                yield event
+            if len(batch) == 200:
+                continue
+            self._changed.clear()
+            try:
+                # Woken at once by our own commits; other processes' rows show up by polling.
+                await asyncio.wait_for(self._changed.wait(), timeout=poll_s)
+            except asyncio.TimeoutError:
+                pass
+
+
+def _new_bounty_id(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:24] or "bounty"
+    return f"{slug}-{secrets.token_hex(3)}"

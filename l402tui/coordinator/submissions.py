@@ -1,0 +1,316 @@
+"""Submissions: intake, the daily limit, stakes, and turning evaluations into verdicts.
+
+Submission: RECEIVED -> AWAITING_STAKE -> QUEUED -> EVALUATING -> ACCEPTED | REJECTED | FLAGGED
+(then payouts: ACCEPTED -> PAID_PARTIAL -> PAID_FULL | HOLDBACK_FORFEITED).
+
+The evaluation queue (``l402tui/evaluation/queue.py``) runs the ``evaluations``
+rows written here; :func:`reconcile_evaluations` reads their outcome back.  It
+polls rows rather than taking callbacks so that a queue in another process, or
+a restart between the two, loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import hashlib
+import importlib
+import json
+import logging
+import re
+import secrets
+import time
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from l402tui.bounty import BountyInvalid, BountySpec, load_bounty
+from l402tui.coordinator import seams
+from l402tui.coordinator.errors import Conflict, Invalid, LimitReached, NotFound, Unavailable
+from l402tui.coordinator.views import submission_view
+from l402tui.lightning.backend import LightningError
+from l402tui.store.db import Txn
+
+if TYPE_CHECKING:
+    from l402tui.coordinator.service import Coordinator
+
+log = logging.getLogger("l402tui.coordinator")
+
+FINAL = ("ACCEPTED", "REJECTED", "FLAGGED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
+_DIFF_FILE_RE = re.compile(r"^(?:\+\+\+|---) (?:[ab]/)?(\S+)", re.M)
+
+
+def _optional(module: str, name: str) -> Any:
+    """A function from the evaluation package if this build has it (it is written in parallel)."""
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+
+
+def load_frozen_spec(source_dir: str) -> BountySpec:
+    try:
+        return load_bounty(source_dir)
+    except BountyInvalid as exc:  # the frozen copy validated at creation; this means tampering
+        raise Conflict(f"the coordinator's frozen copy of this bounty no longer validates: {exc}") from None
+
+
+def basic_diff_problems(spec: BountySpec, diff: str, max_bytes: int) -> list[str]:
+    """Cheap refusals before a submission takes a queue slot; the harness re-checks everything."""
+    problems: list[str] = []
+    size = len(diff.encode("utf-8"))
+    if size > max_bytes:
+        problems.append(f"the diff is {size} bytes; the limit is {max_bytes}")
+    if "\0" in diff or "GIT binary patch" in diff:
+        problems.append("binary patches are not accepted; change text files only")
+    files = {m.group(1) for m in _DIFF_FILE_RE.finditer(diff) if m.group(1) != "/dev/null"}
+    if not files:
+        problems.append("this is not a unified diff (no '--- a/<file>' / '+++ b/<file>' lines); "
+                        "make it with `git diff` inside the package's target/ folder")
+    for name in sorted(files):
+        path = PurePosixPath(name)
+        if path.is_absolute() or ".." in path.parts:
+            problems.append(f"{name}: paths must stay inside target/")
+        elif not any(fnmatch.fnmatch(name, glob) for glob in spec.mutable):
+            problems.append(f"{name}: not a mutable file; this bounty allows changes to {', '.join(spec.mutable)}")
+    return problems
+
+
+async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str, *,
+                 claimed_score: float | None, payout_destination: str | None) -> dict[str, Any]:
+    bounty = await coord._bounty_row(bounty_id)
+    now = time.time()
+    if bounty["status"] != "OPEN":
+        raise Conflict(f"bounty {bounty_id} is {bounty['status']}; it takes no submissions", code="bounty_not_open")
+    if now >= bounty["deadline"]:
+        raise Conflict(f"bounty {bounty_id} passed its deadline; it takes no submissions", code="deadline_passed")
+    if not isinstance(diff, str) or not diff.strip():
+        raise Invalid("'diff' must be a non-empty unified diff against the package's target/ folder",
+                      code="invalid_diff")
+    if claimed_score is not None and not isinstance(claimed_score, (int, float)):
+        raise Invalid("'claimed_score' must be a number (your public-set score)", code="invalid_request")
+    spec = load_frozen_spec(bounty["source_dir"])
+    problems = basic_diff_problems(spec, diff, int(coord.cfg.get("coordinator.max_diff_bytes")))
+    check_diff = _optional("l402tui.evaluation.harness", "check_diff")
+    if not problems and check_diff is not None:
+        problems = list(check_diff(spec, diff))
+    if problems:
+        raise Invalid("the diff was refused: " + "; ".join(problems), code="diff_refused",
+                      details={"problems": problems})
+
+    limit = int(coord.cfg.get("coordinator.submissions_per_day"))
+    day_start = dt.datetime.fromtimestamp(now, dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    used = await coord.store.scalar(
+        "SELECT COUNT(*) FROM submissions WHERE bounty_id = ? AND token_id = ? AND created_at >= ?",
+        (bounty_id, token_id, day_start.timestamp()))
+    if used >= limit:
+        wait = int((day_start + dt.timedelta(days=1)).timestamp() - now) + 1
+        # Every held-out score leaks a little of the held-out set, so scores are rationed.
+        raise LimitReached(f"this token has used its {limit} submissions for bounty {bounty_id} today (UTC); "
+                           f"the limit resets in {wait} s", retry_after_s=wait, code="daily_limit")
+
+    submission_id = "s_" + secrets.token_hex(12)
+    stake_sats = int((json.loads(bounty["spec_json"]) or {}).get("stake_sats") or 0)
+    stake = None
+    preimage = None
+    if stake_sats > 0:
+        preimage = secrets.token_bytes(32)
+        payment_hash = hashlib.sha256(preimage).hexdigest()
+        try:
+            invoice = await coord.backend.create_hold_invoice(
+                payment_hash, stake_sats * 1000, f"l402tui: stake for submission {submission_id}",
+                expiry_s=3600, cltv_delta=int(coord.cfg.get("lightning.hold_cltv_blocks")))
+        except LightningError as exc:
+            raise Unavailable(f"the Lightning node could not create the stake invoice: {exc}; retry") from None
+        stake = {"invoice": invoice.bolt11, "payment_hash": payment_hash, "amount_sats": stake_sats,
+                 "status": "OPEN", "expires_at": invoice.expires_at}
+
+    try:
+        async with coord.transaction() as txn:
+            await txn.insert("submissions", {
+                "id": submission_id, "bounty_id": bounty_id, "token_id": token_id, "status": "RECEIVED",
+                "diff": diff, "diff_sha256": hashlib.sha256(diff.encode("utf-8")).hexdigest(),
+                "claimed_score": float(claimed_score) if claimed_score is not None else None,
+                "payout_destination": payout_destination,
+                "stake_payment_hash": stake["payment_hash"] if stake else None,
+                "created_at": now, "updated_at": now,
+            })
+            await txn.event("submission.status", submission_id, bounty_id=bounty_id, status="RECEIVED")
+            if stake:
+                await txn.insert("invoices", {
+                    "payment_hash": stake["payment_hash"], "kind": "stake", "bolt11": stake["invoice"],
+                    "amount_msat": stake_sats * 1000, "is_hold": 1, "status": "OPEN", "preimage": preimage.hex(),
+                    "bounty_id": bounty_id, "submission_id": submission_id, "expires_at": stake["expires_at"],
+                    "created_at": now, "updated_at": now,
+                })
+                await _move(txn, submission_id, "RECEIVED", "AWAITING_STAKE", bounty_id=bounty_id)
+            else:
+                await _queue(txn, submission_id, bounty_id, "RECEIVED")
+    except BaseException:
+        if stake:
+            await coord.backend.cancel_hold(stake["payment_hash"])
+        raise
+    return await status(coord, submission_id)
+
+
+async def _move(txn: Txn, submission_id: str, frm: str | tuple[str, ...], to: str, **payload: Any) -> bool:
+    sources = (frm,) if isinstance(frm, str) else frm
+    marks = ",".join("?" for _ in sources)
+    extra_sql, extra = "", []
+    if "verdict" in payload:
+        extra_sql = ", verdict_json = ?, reasons = ?"
+        extra = [json.dumps(payload["verdict"]), json.dumps(payload.get("reasons", []))]
+    changed = await txn.execute(
+        f"UPDATE submissions SET status = ?, updated_at = ?{extra_sql} WHERE id = ? AND status IN ({marks})",
+        (to, time.time(), *extra, submission_id, *sources))
+    if changed:
+        await txn.event("submission.status", submission_id, status=to,
+                        **{k: v for k, v in payload.items() if k != "verdict"})
+    return bool(changed)
+
+
+async def _queue(txn: Txn, submission_id: str, bounty_id: str, frm: str) -> None:
+    if await _move(txn, submission_id, frm, "QUEUED", bounty_id=bounty_id):
+        await txn.insert("evaluations", {"bounty_id": bounty_id, "submission_id": submission_id,
+                                         "kind": "submission", "heldout_set": 0, "status": "QUEUED",
+                                         "created_at": time.time()})
+
+
+async def stake_held(txn: Txn, submission_id: str) -> None:
+    row = await txn.fetchone("SELECT bounty_id FROM submissions WHERE id = ?", (submission_id,))
+    if row is not None:
+        await _queue(txn, submission_id, row["bounty_id"], "AWAITING_STAKE")
+
+
+async def status(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
+    row = await coord.store.fetchone("SELECT * FROM submissions WHERE id = ?", (submission_id,))
+    if row is None:
+        raise NotFound(f"no submission {submission_id!r}", code="unknown_submission")
+    stake = None
+    if row["stake_payment_hash"]:
+        inv = await coord.store.fetchone("SELECT bolt11, amount_msat, status, expires_at FROM invoices "
+                                         "WHERE payment_hash = ?", (row["stake_payment_hash"],))
+        if inv:
+            stake = {"invoice": inv["bolt11"], "amount_sats": inv["amount_msat"] // 1000, "status": inv["status"],
+                     "expires_at": inv["expires_at"], "payment_hash": row["stake_payment_hash"]}
+    view = submission_view(row, stake_invoice=stake)
+    evaluation = await coord.store.fetchone(
+        "SELECT status, metrics_json, sandbox, error FROM evaluations WHERE submission_id = ? AND kind = 'submission' "
+        "ORDER BY id DESC LIMIT 1", (submission_id,))
+    if evaluation:
+        # Scores and the sandbox kind only: logs of the untrusted phase never go back to the agent.
+        view["evaluation"] = {"status": evaluation["status"], "sandbox": evaluation["sandbox"],
+                              "metrics": json.loads(evaluation["metrics_json"]) if evaluation["metrics_json"]
+                              and row["status"] in FINAL else None}
+    return view
+
+
+async def list_all(coord: "Coordinator", bounty_id: str | None, limit: int) -> list[dict[str, Any]]:
+    where, params = ("WHERE bounty_id = ?", (bounty_id,)) if bounty_id else ("", ())
+    rows = await coord.store.fetchall(f"SELECT * FROM submissions {where} ORDER BY created_at DESC LIMIT ?",
+                                      (*params, int(limit)))
+    return [submission_view(r) for r in rows]
+
+
+async def leaderboard(coord: "Coordinator", bounty_id: str) -> list[dict[str, Any]]:
+    rows = await coord.store.fetchall(
+        "SELECT id, status, verdict_json, created_at FROM submissions WHERE bounty_id = ? AND status IN "
+        "('ACCEPTED', 'PAID_PARTIAL', 'PAID_FULL', 'HOLDBACK_FORFEITED')", (bounty_id,))
+    board = []
+    for r in rows:
+        verdict = json.loads(r["verdict_json"] or "{}")
+        board.append({"submission_id": r["id"], "status": r["status"], "improvement": verdict.get("improvement"),
+                      "metrics": verdict.get("metrics"), "accepted_at": r["created_at"]})
+    board.sort(key=lambda e: (-(e["improvement"] or 0.0), e["accepted_at"]))
+    for rank, entry in enumerate(board, 1):
+        entry["rank"] = rank
+    return board
+
+
+async def claim(coord: "Coordinator", submission_id: str, token_id: str, bolt11: str) -> dict[str, Any]:
+    row = await coord.store.fetchone("SELECT token_id, status FROM submissions WHERE id = ?", (submission_id,))
+    if row is None:
+        raise NotFound(f"no submission {submission_id!r}", code="unknown_submission")
+    if row["token_id"] != token_id:
+        raise Conflict("only the token that made this submission can claim its payout", code="not_your_submission")
+    if not isinstance(bolt11, str) or not bolt11.lower().startswith("ln"):
+        raise Invalid("'invoice' must be a BOLT11 invoice for the amount owed", code="invalid_invoice")
+    if not seams.has("claim"):
+        raise Unavailable("payouts are not available in this build of the coordinator", code="payouts_unavailable")
+    return await seams.call("claim", coord.store, coord.backend, coord.cfg, submission_id, bolt11)
+
+
+# -- evaluations -> verdicts ---------------------------------------------------------------
+
+
+async def reconcile_evaluations(coord: "Coordinator") -> int:
+    """Bring submissions and baselines up to date with the evaluation queue's rows."""
+    n = 0
+    rows = await coord.store.fetchall(
+        "SELECT e.id AS eval_id, e.status AS eval_status, e.kind, e.bounty_id, e.submission_id, e.error, "
+        "e.metrics_json, e.spread_json, s.status AS sub_status FROM evaluations e "
+        "LEFT JOIN submissions s ON s.id = e.submission_id "
+        "WHERE (e.kind = 'submission' AND s.status IN ('QUEUED', 'EVALUATING')) "
+        "OR (e.kind = 'baseline' AND e.status IN ('DONE', 'FAILED') AND e.bounty_id IN "
+        "    (SELECT id FROM bounties WHERE baseline_json IS NULL))")
+    for r in rows:
+        if r["kind"] == "baseline":
+            await _record_baseline(coord, r)
+            n += 1
+        elif r["eval_status"] == "RUNNING" and r["sub_status"] == "QUEUED":
+            async with coord.transaction() as txn:
+                await _move(txn, r["submission_id"], "QUEUED", "EVALUATING", bounty_id=r["bounty_id"])
+            n += 1
+        elif r["eval_status"] in ("DONE", "FAILED"):
+            n += await _decide(coord, r)
+    return n
+
+
+async def _record_baseline(coord: "Coordinator", r: dict[str, Any]) -> None:
+    if r["eval_status"] == "DONE":
+        baseline = {"status": "measured", "metrics": json.loads(r["metrics_json"] or "{}"),
+                    "spread": json.loads(r["spread_json"] or "{}"), "evaluation_id": r["eval_id"]}
+    else:
+        baseline = {"status": "failed", "error": r["error"] or "unknown error", "evaluation_id": r["eval_id"]}
+    async with coord.transaction() as txn:
+        changed = await txn.execute(
+            "UPDATE bounties SET baseline_json = ?, best_json = COALESCE(best_json, ?), updated_at = ? "
+            "WHERE id = ? AND baseline_json IS NULL",
+            (json.dumps(baseline), json.dumps(baseline) if baseline["status"] == "measured" else None,
+             time.time(), r["bounty_id"]))
+        if changed:
+            await txn.event("bounty.baseline", r["bounty_id"], **baseline)
+
+
+async def _decide(coord: "Coordinator", r: dict[str, Any]) -> int:
+    """A finished evaluation -> ACCEPTED / REJECTED / FLAGGED, then the payouts seam."""
+    bounty = await coord._bounty_row(r["bounty_id"])
+    if r["eval_status"] == "FAILED":
+        verdict = {"decision": "REJECTED", "reasons": [f"evaluation failed: {r['error'] or 'unknown error'}"]}
+    else:
+        baseline = json.loads(bounty["baseline_json"] or "null")
+        if baseline is None:
+            return 0  # the baseline evaluation was queued first; wait for it
+        if baseline.get("status") != "measured":
+            verdict = {"decision": "REJECTED",
+                       "reasons": ["the bounty's baseline could not be measured, so no improvement can be judged"]}
+        else:
+            from l402tui.coordinator.verdict import judge
+
+            verdict = await judge(coord, bounty, baseline, r)
+    decision = verdict["decision"]
+    async with coord.transaction() as txn:
+        moved = await _move(txn, r["submission_id"], ("QUEUED", "EVALUATING"), decision,
+                            bounty_id=r["bounty_id"], verdict=verdict, reasons=verdict.get("reasons", []))
+        if moved and decision == "ACCEPTED" and verdict.get("best") is not None:
+            # Accepted improvements stack: the next submission must beat this one.
+            await txn.execute("UPDATE bounties SET best_json = ?, updated_at = ? WHERE id = ?",
+                              (json.dumps(verdict["best"]), time.time(), r["bounty_id"]))
+            await txn.event("bounty.best", r["bounty_id"], submission_id=r["submission_id"],
+                            improvement=verdict.get("improvement"))
+    if moved:
+        await coord._payouts("on_verdict", r["submission_id"])
+        if decision == "ACCEPTED":
+            await coord._payouts("on_accepted", r["submission_id"])
+    return int(moved)
