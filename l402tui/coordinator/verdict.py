@@ -15,8 +15,6 @@ from l402tui.coordinator.submissions import load_frozen_spec
 if TYPE_CHECKING:
     from l402tui.coordinator.service import Coordinator
 
-NEAR_DUPLICATE_THRESHOLD = 0.95
-
 
 async def judge(coord: "Coordinator", bounty: dict[str, Any], baseline: dict[str, Any],
                 evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +42,7 @@ async def judge(coord: "Coordinator", bounty: dict[str, Any], baseline: dict[str
         "(SELECT created_at FROM submissions WHERE id = ?) AND (token_id IS NULL OR token_id != ?)",
         (bounty["id"], evaluation["submission_id"], evaluation["submission_id"], submission["token_id"]))
     dup = antigaming.near_duplicate_flag(submission["diff"], [(r["id"], r["diff"]) for r in earlier],
-                                         NEAR_DUPLICATE_THRESHOLD)
+                                         float(coord.cfg.get("evaluation.near_duplicate_threshold")))
     if dup:
         flags.append(dup)
 

@@ -130,3 +130,25 @@ async def coordinator(cfg, net):
 
 def diff_text() -> str:
     return textwrap.dedent(GOOD_DIFF)
+
+
+@pytest.fixture
+async def server(coordinator):
+    """The HTTP app on a real loopback socket; yields (base_url, coordinator)."""
+    from aiohttp.test_utils import TestServer
+
+    from l402tui.coordinator.admin import ensure_admin_macaroon
+    from l402tui.coordinator.app import create_app
+
+    app = create_app(coordinator, manage_lifecycle=False)
+    await coordinator.start()
+    srv = TestServer(app, host="127.0.0.1")
+    await srv.start_server()
+    admin_path = await ensure_admin_macaroon(coordinator.store, coordinator.data_dir)
+    srv.admin_token = admin_path.read_text().strip()
+    yield srv
+    await srv.close()
+
+
+def url(srv, path: str) -> str:
+    return str(srv.make_url(path))
