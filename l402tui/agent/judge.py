@@ -1,10 +1,10 @@
 """Is a candidate better than the best so far, by more than the noise?
 
-The bounty's metrics combine as on the coordinator: a weighted mean of relative
-improvements (direction-aware), guards that must not regress beyond their tolerance.
-The noise margin is k·σ: each metric's larger spread (candidate or best, from the
-repeats) relative to the best value, weighted the same way.  With one repeat the
-spread is 0 and any strict improvement counts.
+The arithmetic is the coordinator's (:mod:`l402tui.evaluation.scoring`): the composite
+gain over the current best, guards against the baseline.  The agent's bar differs in
+one way: it is only the noise, k·σ, with σ the larger spread of the candidate and the
+best (both were measured with the bounty's repeats).  The bounty's ``min_improvement``
+is for submitting, not for keeping a step (small kept steps add up).
 """
 
 from __future__ import annotations
@@ -12,22 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from l402tui.agent.public_eval import PublicScore
-from l402tui.bounty.spec import BountySpec, Metric
-
-_TINY = 1e-12
+from l402tui.bounty.spec import BountySpec
+from l402tui.evaluation.scoring import composite_gain, guard_failures, noise_sigma
 
 
 @dataclass(frozen=True)
 class Judgement:
     better: bool
-    improvement: float  # weighted relative improvement (0.02 = 2 % better)
+    improvement: float  # composite gain over the best (relative, or absolute for "absolute" bounties)
     margin: float  # the noise margin it had to beat
     reason: str
-
-
-def relative_gain(metric: Metric, new: float, old: float) -> float:
-    delta = (old - new) if metric.direction == "minimize" else (new - old)
-    return delta / max(abs(old), _TINY)
 
 
 def headline(spec: BountySpec, score: PublicScore) -> float:
@@ -35,29 +29,21 @@ def headline(spec: BountySpec, score: PublicScore) -> float:
     return score.metrics[spec.primary_metric.name]
 
 
-def judge(spec: BountySpec, candidate: PublicScore, best: PublicScore, k_sigma: float) -> Judgement:
-    weighted = [m for m in spec.metrics if m.weight > 0]
-    total = sum(m.weight for m in weighted)
-    gain = margin = 0.0
-    for m in weighted:
-        old = best.metrics[m.name]
-        gain += m.weight * relative_gain(m, candidate.metrics[m.name], old)
-        sigma = max(candidate.spread.get(m.name, 0.0), best.spread.get(m.name, 0.0))
-        margin += m.weight * k_sigma * sigma / max(abs(old), _TINY)
-    gain /= total
-    margin /= total
-    for m in spec.metrics:
-        if not m.guard:
-            continue
-        old = best.metrics[m.name]
-        regress = -relative_gain(m, candidate.metrics[m.name], old)
-        sigma = max(candidate.spread.get(m.name, 0.0), best.spread.get(m.name, 0.0))
-        allowed = m.tolerance + k_sigma * sigma / max(abs(old), _TINY)
-        if regress > allowed:
-            return Judgement(False, gain, margin, f"guard {m.name} regressed {regress:.2%} "
-                             f"(allowed {allowed:.2%})")
+def judge(spec: BountySpec, candidate: PublicScore, best: PublicScore, k_sigma: float,
+          baseline: PublicScore | None = None) -> Judgement:
+    missing = [m.name for m in spec.metrics if m.name not in candidate.metrics]
+    if missing:
+        return Judgement(False, 0.0, 0.0, f"metric(s) {', '.join(missing)} were not reported")
+    gain = composite_gain(spec, candidate.metrics, best.metrics)
+    sigma = max(noise_sigma(spec, best.metrics, best.spread), noise_sigma(spec, candidate.metrics, candidate.spread))
+    margin = k_sigma * sigma
+    unit = "" if spec.target_kind == "absolute" else "%"
+    fmt = (lambda v: f"{v:+.4g}") if unit == "" else (lambda v: f"{v:+.3%}")
+    guards = guard_failures(spec, candidate.metrics, (baseline or best).metrics)
+    if guards:
+        return Judgement(False, gain, margin, "; ".join(guards))
     if gain > margin:
-        return Judgement(True, gain, margin, f"{gain:+.3%} better (noise margin {margin:.3%})")
+        return Judgement(True, gain, margin, f"{fmt(gain)} better (noise margin {fmt(margin)[1:]})")
     if gain > 0:
-        return Judgement(False, gain, margin, f"{gain:+.3%} is within the noise margin {margin:.3%}")
-    return Judgement(False, gain, margin, f"{gain:+.3%}: not better")
+        return Judgement(False, gain, margin, f"{fmt(gain)} is within the noise margin {fmt(margin)[1:]}")
+    return Judgement(False, gain, margin, f"{fmt(gain)}: not better")

@@ -28,10 +28,11 @@ from l402tui.agent.events import (AgentEvent, BestImproved, EventCallback, Exper
                                   ExperimentStarted, LoopProgress, LoopStarted, LoopStopped)
 from l402tui.agent.judge import headline, judge
 from l402tui.agent.proposers import Proposal, ProposalContext, Proposer, ProposerFailed
-from l402tui.agent.public_eval import Candidate, EvalFailed, Evaluator, PublicScore
+from l402tui.agent.public_eval import Candidate, EvalFailed, Evaluator, HarnessEvaluator, PublicScore
 from l402tui.agent.results import ResultRow, ResultsLog
-from l402tui.agent.workspace import Workspace, mutable_pattern
+from l402tui.agent.workspace import Workspace
 from l402tui.bounty.spec import BountySpec
+from l402tui.evaluation.diffcheck import is_mutable
 
 BEST_FILE = "best.json"
 
@@ -44,7 +45,7 @@ class LoopError(Exception):
 class LoopSettings:
     repeats: int | None = None  # None: the bounty's [noise] repeats
     k_sigma: float | None = None  # None: the bounty's [noise] k_sigma
-    experiment_timeout_s: float | None = None  # None: (run + score timeouts) × repeats
+    experiment_timeout_s: float | None = None  # run-phase time per experiment; None: run.timeout_s × repeats
 
 
 @dataclass
@@ -60,20 +61,20 @@ class LoopSummary:
 
 
 class ExperimentLoop:
-    def __init__(self, workspace: Workspace, proposer: Proposer, evaluator: Evaluator, *,
+    def __init__(self, workspace: Workspace, proposer: Proposer, evaluator: Evaluator | None = None, *,
                  spec: BountySpec | None = None, settings: LoopSettings | None = None,
                  on_event: EventCallback | None = None):
         self.ws = workspace
         self.spec = spec or workspace.spec()
         self.proposer = proposer
-        self.evaluator = evaluator
+        self.evaluator = evaluator or HarnessEvaluator()
         self.settings = settings or LoopSettings()
         self._on_event = on_event
         self.log = ResultsLog(workspace.results_path)
         self.history: list[ResultRow] = []
         self.best: PublicScore | None = None
         self.best_commit: str | None = None
-        self._mutable = mutable_pattern(self.spec.mutable)
+        self.baseline: PublicScore | None = None  # guards are checked against it, as on the coordinator
         self._session = LoopSummary()
         self._started = time.monotonic()
         self._prepared = False
@@ -90,9 +91,16 @@ class ExperimentLoop:
 
     @property
     def experiment_timeout_s(self) -> float:
-        if self.settings.experiment_timeout_s:
-            return self.settings.experiment_timeout_s
-        return (self.spec.run.timeout_s + self.spec.score.timeout_s) * self.repeats + 10.0
+        return self.settings.experiment_timeout_s or self.spec.run.timeout_s * self.repeats
+
+    def _candidate(self, diff: str) -> Candidate:
+        return Candidate(self.spec, diff, self.experiment_timeout_s / self.repeats)
+
+    async def _evaluate(self, diff: str) -> PublicScore:
+        # The harness kills each run at its share of the budget; this outer limit only
+        # catches a stuck scorer.
+        outer = self.experiment_timeout_s + self.spec.score.timeout_s * self.repeats + 30.0
+        return await asyncio.wait_for(self.evaluator.evaluate(self._candidate(diff), self.repeats), outer)
 
     @property
     def best_metric(self) -> float | None:
@@ -114,10 +122,14 @@ class ExperimentLoop:
         last_kept = self.ws.last_kept()
         saved = self._load_best()
         if saved and saved[0] == last_kept:
-            self.best_commit, self.best = saved
+            self.best_commit, self.best, self.baseline = saved
         else:
             score = await self._evaluate_current("the baseline" if not self.history else "the last kept commit")
             self.best, self.best_commit = score, last_kept
+            if last_kept == self.ws.baseline:
+                self.baseline = score
+            elif saved:
+                self.baseline = saved[2]
             await asyncio.to_thread(self._save_best)
             if not self.history:
                 row = ResultRow(last_kept[:7], headline(self.spec, score), score.memory_gb, "keep", "baseline")
@@ -143,9 +155,7 @@ class ExperimentLoop:
     async def _evaluate_current(self, what: str) -> PublicScore:
         diff = await asyncio.to_thread(self.ws.diff, "HEAD")
         try:
-            return await asyncio.wait_for(
-                self.evaluator.evaluate(Candidate(self.spec, self.ws.target, diff), self.repeats),
-                self.experiment_timeout_s)
+            return await self._evaluate(diff)
         except (EvalFailed, asyncio.TimeoutError) as exc:
             raise LoopError(f"{what} does not evaluate on the public set: {_why(exc)}. Run "
                             f"`l402tui bounty try` on the bounty folder to see the full logs") from None
@@ -156,11 +166,12 @@ class ExperimentLoop:
                 return row.metric
         return None
 
-    def _load_best(self) -> tuple[str, PublicScore] | None:
+    def _load_best(self) -> tuple[str, PublicScore, PublicScore | None] | None:
         path = self.ws.scratch / BEST_FILE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return data["commit"], PublicScore(**data["score"])
+            baseline = PublicScore(**data["baseline"]) if data.get("baseline") else None
+            return data["commit"], PublicScore(**data["score"]), baseline
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -168,7 +179,8 @@ class ExperimentLoop:
         assert self.best is not None
         path = self.ws.scratch / BEST_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"commit": self.best_commit, "score": asdict(self.best)}), encoding="utf-8")
+        tmp.write_text(json.dumps({"commit": self.best_commit, "score": asdict(self.best),
+                                   "baseline": asdict(self.baseline) if self.baseline else None}), encoding="utf-8")
         tmp.replace(path)
 
     # one experiment ----------------------------------------------------------------------------
@@ -191,7 +203,7 @@ class ExperimentLoop:
 
         changed = await asyncio.to_thread(self.ws.changed_paths)
         prefix = self.ws.target_dir + "/"
-        outside = [p for p in changed if not (p.startswith(prefix) and self._mutable.match(p[len(prefix):]))]
+        outside = [p for p in changed if not (p.startswith(prefix) and is_mutable(self.spec, p[len(prefix):]))]
         if outside:
             return await self._crash(number, proposal, "edited files outside the mutable set "
                                      f"({', '.join(self.spec.mutable)}): {', '.join(outside[:5])}", started)
@@ -202,16 +214,14 @@ class ExperimentLoop:
         assert sha is not None
         diff = await asyncio.to_thread(self.ws.diff, sha)
         try:
-            score = await asyncio.wait_for(
-                self.evaluator.evaluate(Candidate(self.spec, self.ws.target, diff), self.repeats),
-                self.experiment_timeout_s)
+            score = await self._evaluate(diff)
         except asyncio.TimeoutError:
-            return await self._crash(number, proposal, f"over the {self.experiment_timeout_s:g} s experiment "
-                                     "budget; killed", started, sha)
+            return await self._crash(number, proposal, "the evaluation did not finish in time (a stuck "
+                                     "scorer?)", started, sha)
         except EvalFailed as exc:
             return await self._crash(number, proposal, str(exc), started, sha)
 
-        verdict = judge(self.spec, score, self.best, self.k_sigma)
+        verdict = judge(self.spec, score, self.best, self.k_sigma, self.baseline)
         metric = headline(self.spec, score)
         if verdict.better:
             previous = self.best_metric

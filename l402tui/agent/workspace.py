@@ -15,7 +15,9 @@ are excluded from git, so resets never touch them.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,42 +47,6 @@ class KeptCommit:
     description: str
     metric: float | None
     memory_gb: float | None
-
-
-def mutable_pattern(globs: tuple[str, ...] | list[str]) -> re.Pattern[str]:
-    """A regex for paths (relative to target/, '/'-separated) that the mutable globs allow.
-
-    ``*`` and ``?`` stay within one path segment; ``**`` crosses segments, as in pathlib.
-    """
-    parts = []
-    for glob in globs:
-        out, i = [], 0
-        while i < len(glob):
-            if glob.startswith("**/", i):
-                out.append("(?:.*/)?")
-                i += 3
-            elif glob.startswith("**", i):
-                out.append(".*")
-                i += 2
-            elif glob[i] == "*":
-                out.append("[^/]*")
-                i += 1
-            elif glob[i] == "?":
-                out.append("[^/]")
-                i += 1
-            elif glob[i] == "[":
-                end = glob.find("]", i + 1)
-                if end == -1:
-                    out.append(re.escape(glob[i]))
-                    i += 1
-                else:
-                    out.append(glob[i:end + 1])
-                    i = end + 1
-            else:
-                out.append(re.escape(glob[i]))
-                i += 1
-        parts.append("".join(out))
-    return re.compile("(?:" + "|".join(parts) + r")\Z")
 
 
 class Workspace:
@@ -180,24 +146,33 @@ class Workspace:
         return sorted(set(out))
 
     def spec(self) -> BountySpec:
-        """The bounty as shipped.  The package has no held-out set but bounty.toml names
-        it and the validator wants the folders, so empty placeholders are made (excluded
-        from git, never filled)."""
+        """The bounty as shipped, rooted at a pristine copy of the baseline (in scratch).
+
+        Evaluations apply a candidate's diff to this copy's target/ and score with this
+        copy's scorer, so an edit to the work tree's scorer or public set changes nothing.
+        The package has no held-out set but bounty.toml names it and the validator wants
+        the folders, so empty placeholders are made there."""
+        dest = self.scratch / "baseline"
+        marker = dest / ".l402tui-baseline"
+        if not (marker.exists() and marker.read_text() == self.baseline):
+            shutil.rmtree(dest, ignore_errors=True)
+            for item in self.repo.commit(self.baseline).tree.traverse():
+                if item.type != "blob":
+                    continue
+                path = dest / item.path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(item.data_stream.read())
+                os.chmod(path, 0o755 if item.mode & 0o111 else 0o644)
+            marker.write_text(self.baseline)
         try:
-            heldout = tomllib.loads((self.root / SPEC_FILE).read_text(encoding="utf-8"))["files"]["heldout"]
+            heldout = tomllib.loads((dest / SPEC_FILE).read_text(encoding="utf-8"))["files"]["heldout"]
         except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
             heldout = []
-        exclude = Path(self.repo.git_dir) / "info" / "exclude"
-        lines = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
         for rel in [heldout] if isinstance(heldout, str) else heldout:
-            path = (self.root / str(rel)).resolve()
-            if path.is_relative_to(self.root) and not path.exists():
-                path.mkdir(parents=True)
-                entry = "/" + path.relative_to(self.root).as_posix() + "/"
-                if entry not in lines:
-                    lines.append(entry)
-        exclude.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return load_bounty(self.root)
+            path = (dest / str(rel)).resolve()
+            if path.is_relative_to(dest.resolve()):
+                path.mkdir(parents=True, exist_ok=True)
+        return load_bounty(dest)
 
     # the experiment rhythm ------------------------------------------------------------
 

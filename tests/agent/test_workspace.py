@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from l402tui.agent.workspace import BASELINE_TAG, Workspace, WorkspaceError, mutable_pattern
+from l402tui.agent.workspace import BASELINE_TAG, Workspace, WorkspaceError
 
 
 @pytest.fixture
@@ -99,21 +99,13 @@ def test_open_refuses_a_folder_it_did_not_make(tmp_path):
         Workspace(tmp_path / "other")
 
 
-def test_spec_loads_from_the_shipped_package_without_the_heldout_set(ws):
+def test_spec_is_rooted_at_a_pristine_baseline_copy(ws):
+    set_guess(ws, 9.0)
+    (ws.root / "scorer" / "score.py").write_text("print('{\"error\": 0}')\n")  # tampering in the work tree
     spec = ws.spec()
     assert spec.name == "guess" and spec.mutable == ("model.py",)
-    assert ws.changed_paths() == []  # the placeholder is excluded from git
-
-
-@pytest.mark.parametrize("globs,path,allowed", [
-    (["model.py"], "model.py", True),
-    (["model.py"], "sub/model.py", False),
-    (["*.py"], "a.py", True),
-    (["*.py"], "pkg/a.py", False),
-    (["**/*.py"], "pkg/deep/a.py", True),
-    (["**/*.py"], "a.py", True),
-    (["src/*.p?"], "src/a.py", True),
-    (["model.py"], "model.pyc", False),
-])
-def test_mutable_globs_match_like_pathlib(globs, path, allowed):
-    assert bool(mutable_pattern(globs).match(path)) is allowed
+    assert spec.root == (ws.scratch / "baseline").resolve()
+    assert "GUESS = 0.5" in (spec.target_path / "model.py").read_text()
+    assert "abs(pred" in (spec.scorer_path / "score.py").read_text()
+    assert spec.heldout_path(0).is_dir()  # an empty placeholder: the package has no held-out set
+    assert sorted(ws.changed_paths()) == ["scorer/score.py", "target/model.py"]
