@@ -1,0 +1,95 @@
+"""The worked example of docs/payouts.md, played on the sim network; the doc's figures are checked."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from payouts_world import World
+
+from l402tui.coordinator import ledger, payouts
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "payouts.md"
+SAT = 1000
+
+
+async def play(w: World) -> dict[str, int]:
+    """Run the example; returns sats per party, keyed like the doc's table."""
+    store, ln, cfg = w.store, w.coordinator, w.cfg
+    b = await w.bounty(pool_sats=100_000, target=0.05, stake_sats=1_000)
+    a = await w.submit(b, "agent-1", stake_sats=1_000)  # no node id: claims with invoices
+    s2 = await w.submit(b, "agent-2", keysend=True, stake_sats=1_000)  # paid by keysend
+    c = await w.submit(b, "agent-3", stake_sats=1_000)
+
+    await w.verdict(a, "ACCEPTED", improvement=0.02, error=0.90)
+    await payouts.on_verdict(store, ln, cfg, a)
+    summary = await payouts.on_accepted(store, ln, cfg, a)
+    assert [p["status"] for p in summary["payments"]] == ["AWAITING_CLAIM"]
+    inv = await w.agents["agent-1"].create_invoice(29_600 * SAT, "payout")
+    assert (await payouts.claim(store, ln, cfg, a, inv.bolt11))["status"] == "COMPLETE"
+
+    await w.verdict(s2, "ACCEPTED", improvement=0.015, error=0.88)  # stacked on A's best
+    await payouts.on_verdict(store, ln, cfg, s2)
+    summary = await payouts.on_accepted(store, ln, cfg, s2)
+    assert [p["status"] for p in summary["payments"]] == ["COMPLETE"]
+
+    await w.verdict(c, "FLAGGED")
+    await payouts.on_verdict(store, ln, cfg, c)
+    await payouts.confirm_gaming(store, ln, cfg, c, True, note="canary labels read")
+
+    later = time.time() + 61
+    await payouts.tick(store, ln, cfg, at=later)  # holdback due: stability evaluations queued
+    await w.finish_stability(a, {"error": 0.90})  # holds
+    await w.finish_stability(s2, {"error": 0.95})  # does not
+    await payouts.tick(store, ln, cfg, at=later)
+    inv = await w.agents["agent-1"].create_invoice(7_400 * SAT, "holdback")
+    assert (await payouts.claim(store, ln, cfg, a, inv.bolt11))["status"] == "COMPLETE"
+
+    # The deadline: the service closes the bounty, payouts refunds the rest.
+    async with store.transaction() as txn:
+        await txn.execute("UPDATE bounties SET status = 'CLOSED' WHERE id = ?", (b,))
+    await payouts.on_bounty_closed(store, ln, cfg, b)
+    owed = await store.fetchone("SELECT amount_msat FROM payments WHERE purpose = 'refund' AND bounty_id = ?", (b,))
+    inv = await w.sponsor.create_invoice(owed["amount_msat"], "refund")
+    assert (await payouts.claim_refund(store, ln, cfg, b, inv.bolt11))["status"] == "COMPLETE"
+    await payouts.tick(store, ln, cfg, at=later)
+
+    bounty = await store.fetchone("SELECT status FROM bounties WHERE id = ?", (b,))
+    assert bounty["status"] == "SETTLED"
+    statuses = {r["id"]: r["status"] for r in await store.fetchall("SELECT id, status FROM submissions")}
+    assert statuses == {a: "PAID_FULL", s2: "HOLDBACK_FORFEITED", c: "FLAGGED"}
+    books = await w.books(b)
+    assert books.problems == [] and await ledger.books_balance(store) == []
+    stakes = {r["submission_id"]: r["status"] for r in await store.fetchall(
+        "SELECT submission_id, status FROM invoices WHERE kind = 'stake'")}
+    assert stakes == {a: "CANCELED", s2: "CANCELED", c: "SETTLED"}
+    return {
+        "sponsor_funded": books.funded // SAT - 1_000,  # funding alone, without the forfeited stake
+        "agent_a": await w.received("agent-1") // SAT,
+        "agent_b": await w.received("agent-2") // SAT,
+        "agent_c": await w.received("agent-3") // SAT,
+        "coordinator_fees": books.fees // SAT,
+        "stake_forfeited": 1_000,
+        "sponsor_refund": await w.received("sponsor") // SAT,
+        "sponsor_net_cost": books.funded // SAT - 1_000 - await w.received("sponsor") // SAT,
+    }
+
+
+def doc_figures() -> dict[str, int]:
+    """The `<!-- key -->` rows of the doc's results table."""
+    figures = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"\|.*\|\s*([\d,]+)\s*\|\s*<!--\s*(\w+)\s*-->", line)
+        if m:
+            figures[m.group(2)] = int(m.group(1).replace(",", ""))
+    return figures
+
+
+async def test_worked_example_matches_the_doc(world):
+    figures = await play(world)
+    assert figures == {
+        "sponsor_funded": 107_500, "agent_a": 37_000, "agent_b": 22_200, "agent_c": 0,
+        "coordinator_fees": 5_250, "stake_forfeited": 1_000, "sponsor_refund": 44_050, "sponsor_net_cost": 63_450,
+    }
+    assert doc_figures() == figures
