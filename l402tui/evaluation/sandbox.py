@@ -125,7 +125,7 @@ class Sandbox(ABC):
         (this call closes them once the child holds them); stderr goes to ``log``.
         """
         uid = self._sandbox_uid()
-        _prepare_layout(layout, uid)
+        _prepare_layout(layout, uid, self.kind == "bwrap")
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1",
                **{f"L402_{k.upper()}": v for k, v in self.placeholders(layout).items()}}
@@ -156,7 +156,7 @@ class Sandbox(ABC):
         return None
 
 
-def _prepare_layout(layout: Layout, uid: int | None) -> None:
+def _prepare_layout(layout: Layout, uid: int | None, check_reach: bool) -> None:
     """Give the sandbox user the writable dirs and read access to the inputs."""
     for path in (layout.workdir, layout.artifacts):
         for p in [path, *path.rglob("*")]:
@@ -169,11 +169,16 @@ def _prepare_layout(layout: Layout, uid: int | None) -> None:
     for p in [layout.inputs, *layout.inputs.rglob("*")]:
         if not p.is_symlink():
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
-    # Every parent up to the eval's temp root must be traversable for a non-root uid.
+    if uid is None or not check_reach:
+        return
+    # The unprivileged bwrap resolves these paths as the sandbox uid, so every
+    # ancestor must be traversable; say which one is not rather than fail inside bwrap.
     for path in (layout.workdir, layout.inputs, layout.artifacts):
-        parent = path.parent
-        if parent.stat().st_mode & 0o011 != 0o011:
-            os.chmod(parent, parent.stat().st_mode | 0o011)
+        for parent in path.resolve().parents:
+            if parent.stat().st_mode & 0o001 == 0:
+                raise SandboxUnavailable(
+                    f"{path} is not reachable for the sandbox user: {parent} is not traversable by others "
+                    f"(mode {parent.stat().st_mode & 0o777:o}); put evaluation dirs under a 0711 directory")
 
 
 class _Running:
@@ -309,6 +314,7 @@ class BwrapSandbox(Sandbox):
                 "--bind", str(layout.workdir), MOUNTS["workdir"],
                 "--ro-bind", str(layout.inputs), MOUNTS["inputs"],
                 "--bind", str(layout.artifacts), MOUNTS["artifacts"],
+                "--remount-ro", "/",  # the sandbox's own root tmpfs; /work, /artifacts, /tmp stay writable
                 "--chdir", MOUNTS["workdir"], "--clearenv", "--uid", "65534", "--gid", "65534"]
         if limits.gpu:
             for dev in sorted(Path("/dev").glob("nvidia*")):

@@ -1,0 +1,171 @@
+"""The persistent evaluation queue on the store's ``evaluations`` / ``eval_runs`` tables.
+
+Rows move QUEUED → RUNNING → DONE | FAILED, each step one transaction.  Claiming
+is a guarded ``UPDATE ... WHERE status = 'QUEUED'`` so two workers never take the
+same row.  A coordinator killed mid-evaluation leaves a RUNNING row;
+:meth:`EvaluationQueue.recover` (call it once at start-up, before any worker)
+puts it back to QUEUED, and the repeat rows of the lost attempt are replaced when
+it runs again.  Completion writes the runs, the medians, DONE and the caller's
+verdict (``on_done``, inside the same transaction) at once, and only if the row is
+still RUNNING — so an evaluation yields exactly one verdict however often the
+process dies.  A row whose attempts reach ``max_attempts`` (it keeps killing the
+coordinator) is FAILED instead of re-queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+from l402tui.evaluation.harness import EvaluationResult
+from l402tui.store.db import Store, Txn, now
+
+log = logging.getLogger(__name__)
+
+EvaluateFn = Callable[[dict[str, Any]], Awaitable[EvaluationResult]]
+OnDone = Callable[[Txn, dict[str, Any], EvaluationResult], Awaitable[None]]
+KINDS = ("baseline", "submission", "stability", "audit")
+
+
+class EvaluationQueue:
+    def __init__(self, store: Store, *, max_concurrent: int = 1, max_attempts: int = 3):
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self.store = store
+        self.max_concurrent = max_concurrent
+        self.max_attempts = max_attempts
+        self._wake = asyncio.Event()
+
+    async def enqueue(self, bounty_id: str, *, kind: str, submission_id: str | None = None,
+                      heldout_set: int = 0, txn: Txn | None = None) -> int:
+        """Add work; pass ``txn`` to enqueue inside the caller's own transaction."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        row = {"bounty_id": bounty_id, "submission_id": submission_id, "kind": kind, "heldout_set": heldout_set,
+               "status": "QUEUED", "attempts": 0, "created_at": now()}
+        if txn is not None:
+            evaluation_id = await txn.insert("evaluations", row)
+            await txn.event("evaluation.queued", str(evaluation_id), bounty_id=bounty_id, kind=kind,
+                            submission_id=submission_id)
+        else:
+            async with self.store.transaction() as own:
+                evaluation_id = await own.insert("evaluations", row)
+                await own.event("evaluation.queued", str(evaluation_id), bounty_id=bounty_id, kind=kind,
+                                submission_id=submission_id)
+        self._wake.set()
+        return evaluation_id
+
+    async def recover(self) -> list[int]:
+        """Re-queue work a dead process left RUNNING (or fail it after too many attempts)."""
+        requeued: list[int] = []
+        async with self.store.transaction() as txn:
+            for row in await txn.fetchall("SELECT id, attempts FROM evaluations WHERE status = 'RUNNING'"):
+                if row["attempts"] >= self.max_attempts:
+                    error = (f"the coordinator stopped during this evaluation {row['attempts']} times; "
+                             "giving up (see the eval log)")
+                    await txn.execute("UPDATE evaluations SET status = 'FAILED', error = ?, finished_at = ? "
+                                      "WHERE id = ?", (error, now(), row["id"]))
+                    await txn.event("evaluation.failed", str(row["id"]), error=error)
+                else:
+                    await txn.execute("UPDATE evaluations SET status = 'QUEUED', started_at = NULL WHERE id = ?",
+                                      (row["id"],))
+                    await txn.event("evaluation.requeued", str(row["id"]), attempts=row["attempts"])
+                    requeued.append(row["id"])
+        if requeued:
+            self._wake.set()
+        return requeued
+
+    async def claim(self, sandbox: str = "") -> dict[str, Any] | None:
+        """Take the oldest QUEUED evaluation, marking it RUNNING; None when there is none."""
+        async with self.store.transaction() as txn:
+            row = await txn.fetchone("SELECT * FROM evaluations WHERE status = 'QUEUED' ORDER BY id LIMIT 1")
+            if row is None:
+                return None
+            changed = await txn.execute(
+                "UPDATE evaluations SET status = 'RUNNING', attempts = attempts + 1, started_at = ?, sandbox = ? "
+                "WHERE id = ? AND status = 'QUEUED'", (now(), sandbox, row["id"]))
+            if changed != 1:
+                return None
+            await txn.event("evaluation.running", str(row["id"]), bounty_id=row["bounty_id"],
+                            submission_id=row["submission_id"], attempt=row["attempts"] + 1)
+        row.update(status="RUNNING", attempts=row["attempts"] + 1, sandbox=sandbox)
+        return row
+
+    async def complete(self, row: dict[str, Any], result: EvaluationResult, *, on_done: OnDone | None = None) -> bool:
+        """Record a finished evaluation and (through ``on_done``) its verdict in one
+        transaction; False if the row was no longer RUNNING (already completed)."""
+        status = "DONE" if result.status in ("ok", "refused") else "FAILED"
+        async with self.store.transaction() as txn:
+            changed = await txn.execute(
+                "UPDATE evaluations SET status = ?, metrics_json = ?, spread_json = ?, sandbox = ?, error = ?, "
+                "finished_at = ? WHERE id = ? AND status = 'RUNNING'",
+                (status, json.dumps(result.medians), json.dumps(result.spreads), result.sandbox,
+                 "; ".join(result.reasons) or None, now(), row["id"]))
+            if changed != 1:
+                return False
+            await txn.execute("DELETE FROM eval_runs WHERE evaluation_id = ?", (row["id"],))
+            for run in result.runs:
+                await txn.insert("eval_runs", {
+                    "evaluation_id": row["id"], "repeat": run.repeat, "metrics_json": json.dumps(run.metrics),
+                    "wall_s": run.wall_s, "cpu_s": run.cpu_s,
+                    "peak_rss_kb": int(run.peak_rss_mb * 1024) if run.peak_rss_mb is not None else None,
+                    "exit_code": run.exit_code, "log_path": run.log_path})
+            if on_done is not None:
+                await on_done(txn, row, result)
+            await txn.event(f"evaluation.{status.lower()}", str(row["id"]), bounty_id=row["bounty_id"],
+                            submission_id=row["submission_id"], result=result.agent_view())
+        return True
+
+    async def fail(self, row: dict[str, Any], error: str) -> None:
+        async with self.store.transaction() as txn:
+            changed = await txn.execute("UPDATE evaluations SET status = 'FAILED', error = ?, finished_at = ? "
+                                        "WHERE id = ? AND status = 'RUNNING'", (error, now(), row["id"]))
+            if changed:
+                await txn.event("evaluation.failed", str(row["id"]), error=error)
+
+    async def run(self, evaluate: EvaluateFn, *, on_done: OnDone | None = None, sandbox: str = "",
+                  stop: asyncio.Event | None = None, idle_exit: bool = False, poll_s: float = 1.0) -> int:
+        """Work the queue with up to ``max_concurrent`` evaluations at once until
+        ``stop`` is set (or, with ``idle_exit``, until nothing is queued or running).
+        Returns how many evaluations this call completed."""
+        stop = stop or asyncio.Event()
+        slots = asyncio.Semaphore(self.max_concurrent)
+        active: set[asyncio.Task] = set()
+        completed = 0
+
+        async def work(row: dict[str, Any]) -> None:
+            nonlocal completed
+            try:
+                result = await evaluate(row)
+            except Exception as exc:  # a bug in evaluation must not kill the worker or lose the row
+                log.exception("evaluation %s crashed", row["id"])
+                await self.fail(row, f"internal error while evaluating: {exc.__class__.__name__}: {exc}")
+            else:
+                if await self.complete(row, result, on_done=on_done):
+                    completed += 1
+            finally:
+                slots.release()
+
+        while not stop.is_set():
+            await slots.acquire()
+            row = await self.claim(sandbox)
+            if row is None:
+                slots.release()
+                if idle_exit and not active:
+                    break
+                self._wake.clear()
+                waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+                if active:
+                    waiters.append(asyncio.ensure_future(asyncio.wait(set(active))))
+                await asyncio.wait(waiters, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
+                continue
+            task = asyncio.create_task(work(row))
+            active.add(task)
+            task.add_done_callback(active.discard)
+        if active:
+            await asyncio.gather(*active, return_exceptions=True)
+        return completed

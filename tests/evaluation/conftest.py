@@ -1,0 +1,71 @@
+"""Fixtures for the evaluation tests: runners (skipped with the reason when one
+cannot work here) and tiny bounties in temp dirs."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import pytest
+
+from l402tui.bounty import load_bounty
+from l402tui.evaluation.runners import DEFAULT_IMAGE, bwrap_status, docker_status
+from l402tui.evaluation.sandbox import BwrapSandbox, DockerSandbox, LocalSandbox
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tinybounty  # noqa: E402
+
+
+@functools.cache
+def runner_problem(kind: str) -> str | None:
+    if kind == "docker":
+        status = docker_status(DEFAULT_IMAGE)
+    elif kind == "bwrap":
+        status = bwrap_status()
+    else:
+        return None
+    return None if status.available else status.detail
+
+
+def make_runner(kind: str):
+    problem = runner_problem(kind)
+    if problem:
+        pytest.skip(f"{kind} sandbox unavailable: {problem} (scripts/docker-setup.sh sets it up)")
+    return {"docker": lambda: DockerSandbox(DEFAULT_IMAGE), "bwrap": BwrapSandbox, "local": LocalSandbox}[kind]()
+
+
+ISOLATED = [pytest.param("bwrap", marks=pytest.mark.bwrap), pytest.param("docker", marks=pytest.mark.docker)]
+ALL_RUNNERS = [pytest.param("local"), *ISOLATED]
+
+
+@pytest.fixture(params=ISOLATED)
+def isolated(request):
+    return make_runner(request.param)
+
+
+@pytest.fixture(params=ALL_RUNNERS)
+def any_runner(request):
+    return make_runner(request.param)
+
+
+@pytest.fixture
+def sums(tmp_path):
+    return load_bounty(tinybounty.make_sums(tmp_path / "sums"))
+
+
+@pytest.fixture
+def echo(tmp_path):
+    return load_bounty(tinybounty.make_echo(tmp_path / "echo"))
+
+
+@pytest.fixture
+def sandbox_tmp():
+    """A temp dir the sandbox uid can reach (pytest's tmp_path sits under a 0700 dir)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="l402tui-test-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,159 @@
+"""Each runner really runs code, measures it from outside and enforces its limits;
+the isolating runners also keep it off the network and away from host files."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from l402tui.evaluation.sandbox import Layout, Limits
+from l402tui.evaluation.untrusted_log import LogSink
+
+SMALL = Limits(memory_mb=128, cpus=1, time_limit_s=10, pids=64)
+
+
+def _run(sandbox, tmp_path: Path, code: str, limits: Limits = SMALL, cap: int = 64 * 1024):
+    layout = Layout(tmp_path / "work", tmp_path / "inputs", tmp_path / "artifacts")
+    for d in (layout.workdir, layout.inputs, layout.artifacts):
+        d.mkdir(exist_ok=True)
+    (layout.inputs / "data.txt").write_text("input-data")
+    (layout.workdir / "probe.py").write_text(textwrap.dedent(code))
+    lines: list[str] = []
+    sink = LogSink(tmp_path / "run.log", cap, lines.append)
+    places = sandbox.placeholders(layout)
+    outcome = sandbox.run(["python3", "probe.py", places["inputs"], places["artifacts"]], layout, limits, log=sink)
+    return outcome, lines, layout
+
+
+def test_runs_and_measures_from_outside(any_runner, sandbox_tmp):
+    outcome, lines, layout = _run(any_runner, sandbox_tmp, """
+        import sys
+        data = open(sys.argv[1] + "/data.txt").read()
+        open(sys.argv[2] + "/out.txt", "w").write(data.upper())
+        block = bytearray(40 * 1024 * 1024)  # touched: counts towards peak memory
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        print("finished")
+    """)
+    assert outcome.ok, outcome
+    assert (layout.artifacts / "out.txt").read_text() == "INPUT-DATA"
+    assert lines == ["finished"]
+    assert outcome.peak_rss_mb >= 40
+    assert outcome.cpu_s > 0 and outcome.wall_s > 0
+
+
+def test_time_limit_kills_and_says_so(any_runner, sandbox_tmp):
+    outcome, _, _ = _run(any_runner, sandbox_tmp, "while True: pass\n",
+                         Limits(memory_mb=128, time_limit_s=1.0, pids=64))
+    assert outcome.timed_out
+    assert outcome.describe_failure().startswith("the run exceeded its time limit and was killed after")
+
+
+def test_log_is_capped_without_blocking_the_run(any_runner, sandbox_tmp):
+    outcome, lines, _ = _run(any_runner, sandbox_tmp, "import sys\nsys.stdout.write('x' * 200000)\nprint('end')\n",
+                             cap=1000)
+    assert outcome.ok
+    assert outcome.log_truncated and outcome.log_bytes == 1000
+    assert lines[-1] == "[harness] log truncated at 1000 bytes"
+
+
+def test_no_network(isolated, sandbox_tmp):
+    server = socket.socket()
+    server.bind(("0.0.0.0", 0))
+    server.listen()
+    server.settimeout(0.2)
+    port = server.getsockname()[1]
+    accepted: list[object] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                accepted.append(server.accept())
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    outcome, lines, _ = _run(isolated, sandbox_tmp, f"""
+        import socket
+        for host in ("127.0.0.1", "172.17.0.1", "10.0.2.2"):
+            try:
+                socket.create_connection((host, {port}), timeout=1)
+                print("connected", host)
+            except OSError as exc:
+                print("refused", host)
+        import os
+        print("interfaces", sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else "none")
+    """)
+    done.set()
+    thread.join()
+    server.close()
+    assert outcome.ok
+    assert accepted == []
+    assert [line for line in lines if line.startswith("connected")] == []
+
+
+def test_host_files_are_out_of_reach(isolated, sandbox_tmp):
+    secret = Path(__file__).resolve()
+    host_file = sandbox_tmp / "host-secret.txt"  # world-readable on the host, outside the layout
+    host_file.write_text("secret")
+    outcome, lines, _ = _run(isolated, sandbox_tmp, f"""
+        import os
+        for path in ({str(secret)!r}, {str(host_file)!r}):
+            print(path, "visible" if os.path.exists(path) else "absent")
+        for target in ("/usr/evil", "/inputs/evil", "/evil"):
+            try:
+                open(target, "w").write("x")
+                print(target, "written")
+            except OSError:
+                print(target, "denied")
+        print("uid", os.getuid())
+        print("fds", sorted(int(fd) for fd in os.listdir("/proc/self/fd")))
+    """)
+    assert outcome.ok
+    assert f"{secret} absent" in lines
+    assert f"{host_file} absent" in lines
+    assert [line for line in lines if line.endswith("written")] == []
+    assert "uid 0" not in lines
+    # Only stdio and listdir's own fd: no handle on a host directory leaks in.
+    assert "fds [0, 1, 2, 3]" in lines
+
+
+def test_memory_limit_kills(isolated, sandbox_tmp):
+    outcome, _, _ = _run(isolated, sandbox_tmp, """
+        chunks = []
+        for _ in range(64):
+            chunk = bytearray(16 * 1024 * 1024)
+            for i in range(0, len(chunk), 4096):
+                chunk[i] = 1
+            chunks.append(chunk)
+        print("allocated 1 GiB")
+    """)
+    assert not outcome.ok
+    assert outcome.exit_code != 0
+
+
+def test_fork_bomb_is_contained(isolated, sandbox_tmp):
+    # Bounded so that a broken sandbox cannot take the test machine down with it.
+    outcome, lines, _ = _run(isolated, sandbox_tmp, """
+        import os, time
+        children = 0
+        try:
+            for _ in range(500):
+                if os.fork() == 0:
+                    time.sleep(5)
+                    os._exit(0)
+                children += 1
+        except OSError as exc:
+            print("fork refused after", children)
+        else:
+            print("forked", children)
+    """)
+    assert any(line.startswith("fork refused after") for line in lines), lines
+    refused_after = int(next(line for line in lines if line.startswith("fork refused")).split()[-1])
+    assert refused_after < SMALL.pids
