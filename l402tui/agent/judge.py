@@ -1,14 +1,16 @@
 """Is a candidate better than the best so far, by more than the noise?
 
 The arithmetic is the coordinator's (:mod:`l402tui.evaluation.scoring`): the composite
-gain over the current best, guards against the baseline.  The agent's bar differs in
-one way: it is only the noise, k·σ, with σ the larger spread of the candidate and the
-best (both were measured with the bounty's repeats).  The bounty's ``min_improvement``
-is for submitting, not for keeping a step (small kept steps add up).
+gain over the current best, guards against the baseline.  The agent's bar differs: it
+is only the noise, k·σ, with σ the standard error of the difference between the two
+scores, each an average of the bounty's repeats: sqrt(σ_best²/n + σ_candidate²/n).
+The bounty's ``min_improvement`` is for submitting, not for keeping a step (small kept
+steps add up).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from l402tui.agent.public_eval import PublicScore
@@ -35,8 +37,10 @@ def judge(spec: BountySpec, candidate: PublicScore, best: PublicScore, k_sigma: 
     if missing:
         return Judgement(False, 0.0, 0.0, f"metric(s) {', '.join(missing)} were not reported")
     gain = composite_gain(spec, candidate.metrics, best.metrics)
-    sigma = max(noise_sigma(spec, best.metrics, best.spread), noise_sigma(spec, candidate.metrics, candidate.spread))
-    margin = k_sigma * sigma
+    # σ of the difference of two averages of n repeats each: sqrt(σb²/nb + σc²/nc).
+    sb = noise_sigma(spec, best.metrics, best.spread)
+    sc = noise_sigma(spec, candidate.metrics, candidate.spread)
+    margin = k_sigma * math.sqrt(sb * sb / max(best.repeats, 1) + sc * sc / max(candidate.repeats, 1))
     unit = "" if spec.target_kind == "absolute" else "%"
     fmt = (lambda v: f"{v:+.4g}") if unit == "" else (lambda v: f"{v:+.3%}")
     guards = guard_failures(spec, candidate.metrics, (baseline or best).metrics)

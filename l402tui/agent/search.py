@@ -189,7 +189,7 @@ class SearchProposer:
         if mark.kind == "choice":
             current = repr(_literal(mark.value_text))
             others = [o for o in mark.options if repr(_literal(o)) != current]
-            return rng.choice(others)
+            return _as_source(rng.choice(others), mark.value_text)
         lo, hi = mark.low, mark.high
         if self.strategy == "random":
             x = math.exp(rng.uniform(math.log(lo), math.log(hi))) if mark.log else rng.uniform(lo, hi)
@@ -206,6 +206,16 @@ class SearchProposer:
                 n += rng.choice((-1, 1))
             return format_value(mark, min(max(n, int(math.ceil(lo))), int(math.floor(hi))))
         return format_value(mark, x)
+
+
+def _as_source(option: str, current: str) -> str:
+    """An option as code in the style of the current value: ``choice(sgd, adam)`` marks a
+    line holding ``"sgd"``, so ``adam`` must be written as ``"adam"``."""
+    value = _literal(option)
+    if isinstance(value, str) and current[:1] in ("'", '"'):
+        quote = current[0]
+        return quote + value.replace("\\", "\\\\").replace(quote, "\\" + quote) + quote
+    return option
 
 
 def _failures_since_keep(ctx: ProposalContext) -> int:

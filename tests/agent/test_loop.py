@@ -95,16 +95,21 @@ async def test_noise_margin_needs_more_than_k_sigma(tmp_path):
     """With repeats the loop keeps only gains beyond k·σ; a deterministic metric has σ = 0."""
     root = make_bounty(tmp_path / "noisy", repeats=3)
     model = root / "target" / "model.py"
-    # Jitter the prediction per run so the spread is about 0.05.
+    # Jitter the prediction by -0.05, 0, +0.05 in turn (a counter outside the copies), so
+    # each evaluation of 3 repeats has the same median and a spread of exactly 0.05.
+    counter = tmp_path / "counter"
+    counter.write_text("0")
     (root / "target" / "predict.py").write_text((root / "target" / "predict.py").read_text().replace(
-        "guess = model.GUESS", "import random\nguess = random.gauss(0, 0.05) + model.GUESS"))
+        "guess = model.GUESS",
+        f"c = pathlib.Path({str(counter)!r}); n = int(c.read_text()); c.write_text(str(n + 1))\n"
+        "guess = model.GUESS + (-0.05, 0.0, 0.05)[n % 3]"))
     ws = Workspace.create(tmp_path / "ws", build_package(load_bounty(root)).data, branch="b")
     loop, events = make_loop(ws, [("guess", 0.52), ("guess", 2.0)])
     await loop.run(max_experiments=2)
     finished = [e for e in events if isinstance(e, ExperimentFinished)]
     assert finished[0].status == "discard" and "noise margin" in finished[0].reason
     assert finished[1].status == "keep"
-    assert loop.best.repeats == 3 and loop.best.spread["error"] > 0
+    assert loop.best.repeats == 3 and loop.best.spread["error"] == pytest.approx(0.05)
     assert model.read_text().startswith("GUESS = 0.5")  # the sponsor's folder is untouched
 
 
