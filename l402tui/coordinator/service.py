@@ -103,6 +103,8 @@ class Coordinator:
                 await submissions.reconcile_evaluations(self)
                 if n % 10 == 0:
                     await self.reconcile_invoices()
+                # Payout retries, holdback timers, refunds of closed bounties (coordinator/payouts.py).
+                await self._payouts("tick")
             except Exception:  # noqa: BLE001 - a bad row must not stop the clock; it is logged
                 log.exception("coordinator tick failed")
             n += 1
@@ -405,14 +407,18 @@ class Coordinator:
     async def _view(self, row: dict[str, Any]) -> dict[str, Any]:
         commitments = await self.store.fetchall(
             "SELECT * FROM heldout_commitments WHERE bounty_id = ? ORDER BY set_index", (row["id"],))
-        spent = await self.store.scalar(
-            "SELECT COALESCE(SUM(amount_msat), 0) FROM payments WHERE bounty_id = ? "
-            "AND purpose IN ('payout', 'holdback') AND status != 'FAILED'", (row["id"],))
+        if seams.has("pool_left"):  # the payouts ledger is the truth when this build has it
+            left = int(await seams.call("pool_left", self.store, row["id"]))
+        else:
+            spent = await self.store.scalar(
+                "SELECT COALESCE(SUM(amount_msat), 0) FROM payments WHERE bounty_id = ? "
+                "AND purpose IN ('payout', 'holdback') AND status != 'FAILED'", (row["id"],))
+            left = row["pool_msat"] - spent
         rules = {"submissions_per_day": self.cfg.get("coordinator.submissions_per_day"),
                  "fee_percent": self.cfg.get("coordinator.fee_percent"),
                  "holdback_percent": self.cfg.get("coordinator.holdback_percent"),
                  "max_diff_bytes": self.cfg.get("coordinator.max_diff_bytes")}
-        return bounty_view(row, commitments, pool_left_msat=max(0, row["pool_msat"] - spent), rules=rules,
+        return bounty_view(row, commitments, pool_left_msat=max(0, left), rules=rules,
                            price_sats=dict(self.cfg.section("prices")))
 
     async def get_bounty(self, bounty_id: str) -> dict[str, Any]:

@@ -1,0 +1,129 @@
+"""Submissions through the service: intake checks, the daily limit, stakes, verdicts from evaluation rows.
+
+The evaluation queue is another engineer's module; these tests write the rows it
+writes (status, medians, spreads, per-repeat metrics) and check what the
+coordinator makes of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from l402tui.coordinator import submissions
+from l402tui.coordinator.errors import Conflict, Invalid, LimitReached
+from tests.coordinator.conftest import diff_text, make_bounty
+
+
+async def _bounty(coordinator, folder):
+    return (await coordinator.create_bounty(folder, self_funded=True))["bounty"]["id"]
+
+
+async def _finish(coordinator, where: str, params, status="DONE", metrics=None, spread=None, runs=None, error=None):
+    eval_id = await coordinator.store.scalar(f"SELECT id FROM evaluations WHERE {where}", params)
+    async with coordinator.store.transaction() as txn:
+        await txn.execute("UPDATE evaluations SET status = ?, metrics_json = ?, spread_json = ?, error = ?, "
+                          "finished_at = ? WHERE id = ?",
+                          (status, json.dumps(metrics) if metrics else None, json.dumps(spread or {}), error,
+                           time.time(), eval_id))
+        for i, m in enumerate(runs or []):
+            await txn.insert("eval_runs", {"evaluation_id": eval_id, "repeat": i, "metrics_json": json.dumps(m)})
+    return eval_id
+
+
+async def test_intake_refuses_bad_diffs_with_reasons(coordinator, bounty_dir):
+    bounty_id = await _bounty(coordinator, bounty_dir)
+    bad = diff_text().replace("solve.py", "other.py")
+    with pytest.raises(Invalid) as err:
+        await coordinator.submit(bounty_id, "t1", bad)
+    assert err.value.code == "diff_refused" and "other.py" in err.value.message
+    with pytest.raises(Invalid):
+        await coordinator.submit(bounty_id, "t1", "just some text")
+    escape = diff_text().replace("a/solve.py", "a/../../etc/passwd").replace("b/solve.py", "b/../../etc/passwd")
+    with pytest.raises(Invalid) as err:
+        await coordinator.submit(bounty_id, "t1", escape)
+    assert "inside target" in err.value.message or "escape" in err.value.message or ".." in err.value.message
+
+
+async def test_daily_limit_per_token_per_bounty(coordinator, bounty_dir):
+    coordinator.cfg = coordinator.cfg.with_overrides({"coordinator.submissions_per_day": 2})
+    bounty_id = await _bounty(coordinator, bounty_dir)
+    for _ in range(2):
+        assert (await coordinator.submit(bounty_id, "tok-a", diff_text()))["status"] == "QUEUED"
+    with pytest.raises(LimitReached) as err:
+        await coordinator.submit(bounty_id, "tok-a", diff_text())
+    assert 0 < err.value.retry_after_s <= 86_401
+    assert (await coordinator.submit(bounty_id, "tok-b", diff_text()))["status"] == "QUEUED"  # another token
+
+
+async def test_stake_is_held_before_queueing(coordinator, tmp_path, net):
+    bounty_id = await _bounty(coordinator, make_bounty(tmp_path, stake_sats=500))
+    view = await coordinator.submit(bounty_id, "tok", diff_text(), payout_destination="agent-1")
+    assert view["status"] == "AWAITING_STAKE" and view["stake"]["amount_sats"] == 500
+    assert await coordinator.store.scalar("SELECT COUNT(*) FROM evaluations WHERE kind = 'submission'") == 0
+    await coordinator.start()
+    await net.node("agent-1").pay(view["stake"]["invoice"])
+    for _ in range(100):
+        if (await coordinator.submission(view["id"]))["status"] == "QUEUED":
+            break
+        await asyncio.sleep(0.05)
+    assert (await coordinator.submission(view["id"]))["status"] == "QUEUED"
+    assert await coordinator.store.scalar("SELECT COUNT(*) FROM evaluations WHERE kind = 'submission'") == 1
+
+
+async def test_verdicts_stack_and_flag(coordinator, bounty_dir):
+    bounty_id = await _bounty(coordinator, bounty_dir)
+    first = await coordinator.submit(bounty_id, "tok-a", diff_text())
+    await _finish(coordinator, "kind = 'baseline' AND bounty_id = ?", (bounty_id,),
+                  metrics={"error": 3.0}, spread={"error": 0.0})
+    # RUNNING shows as EVALUATING.
+    async with coordinator.store.transaction() as txn:
+        await txn.execute("UPDATE evaluations SET status = 'RUNNING' WHERE submission_id = ?", (first["id"],))
+    await submissions.reconcile_evaluations(coordinator)
+    assert (await coordinator.submission(first["id"]))["status"] == "EVALUATING"
+    assert (await coordinator.get_bounty(bounty_id))["baseline"]["metrics"] == {"error": 3.0}
+    await _finish(coordinator, "submission_id = ?", (first["id"],), metrics={"error": 2.7},
+                  runs=[{"error": 2.7}])
+    await submissions.reconcile_evaluations(coordinator)
+    accepted = await coordinator.submission(first["id"])
+    assert accepted["status"] == "ACCEPTED", accepted
+    assert accepted["verdict"]["improvement"] == pytest.approx(0.1)
+    assert (await coordinator.get_bounty(bounty_id))["best"]["metrics"] == {"error": 2.7}
+    board = await coordinator.leaderboard(bounty_id)
+    assert [e["submission_id"] for e in board] == [first["id"]]
+
+    # Same score as the current best: no improvement, rejected with the reason.
+    second = await coordinator.submit(bounty_id, "tok-b", diff_text().replace("OFFSET = 1", "OFFSET = 2"))
+    await _finish(coordinator, "submission_id = ?", (second["id"],), metrics={"error": 2.7})
+    await submissions.reconcile_evaluations(coordinator)
+    rejected = await coordinator.submission(second["id"])
+    assert rejected["status"] == "REJECTED" and "current best" in rejected["reasons"][0]
+
+    # Hard-coded public answers show up as canary matches: flagged.
+    third = await coordinator.submit(bounty_id, "tok-c", diff_text().replace("OFFSET = 1", "OFFSET = 0"))
+    await _finish(coordinator, "submission_id = ?", (third["id"],), metrics={"error": 0.0},
+                  runs=[{"error": 0.0, "canary_matches": 2}])
+    await submissions.reconcile_evaluations(coordinator)
+    flagged = await coordinator.submission(third["id"])
+    assert flagged["status"] == "FLAGGED" and "canary" in flagged["reasons"][0]
+
+    # A crashed evaluation rejects with its error; replaying changes nothing.
+    fourth = await coordinator.submit(bounty_id, "tok-d", diff_text().replace("OFFSET = 1", "OFFSET = 5"))
+    await _finish(coordinator, "submission_id = ?", (fourth["id"],), status="FAILED", error="run phase timed out")
+    assert await submissions.reconcile_evaluations(coordinator) == 1
+    assert await submissions.reconcile_evaluations(coordinator) == 0
+    failed = await coordinator.submission(fourth["id"])
+    assert failed["status"] == "REJECTED" and "timed out" in failed["reasons"][0]
+    statuses = [e["payload"]["status"] for e in await coordinator.events_after(0, 1000)
+                if e["kind"] == "submission.status" and e["subject_id"] == first["id"]]
+    assert statuses == ["RECEIVED", "QUEUED", "EVALUATING", "ACCEPTED"]
+
+
+async def test_closed_bounty_takes_no_submissions(coordinator, bounty_dir):
+    bounty_id = await _bounty(coordinator, bounty_dir)
+    await coordinator.close_bounty(bounty_id)
+    with pytest.raises(Conflict):
+        await coordinator.submit(bounty_id, "tok", diff_text())
