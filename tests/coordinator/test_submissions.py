@@ -127,3 +127,20 @@ async def test_closed_bounty_takes_no_submissions(coordinator, bounty_dir):
     await coordinator.close_bounty(bounty_id)
     with pytest.raises(Conflict):
         await coordinator.submit(bounty_id, "tok", diff_text())
+
+
+async def test_real_evaluation_worker_drives_baseline_and_verdict(coordinator, bounty_dir):
+    """The evaluation engineer's worker (local sandbox, real subprocesses) against our rows."""
+    from l402tui.evaluation.worker import run_worker
+
+    coordinator.cfg = coordinator.cfg.with_overrides({"evaluation.sandbox": "local",
+                                                      "evaluation.allow_unsandboxed": True})
+    bounty_id = await _bounty(coordinator, bounty_dir)
+    sub = await coordinator.submit(bounty_id, "tok", diff_text())
+    assert await run_worker(coordinator.store, coordinator.cfg, idle_exit=True) == 2
+    await submissions.reconcile_evaluations(coordinator)
+    bounty = await coordinator.get_bounty(bounty_id)
+    assert bounty["baseline"]["metrics"]["error"] == 3.0  # held-out set a: OFFSET 3
+    verdict = await coordinator.submission(sub["id"])
+    assert verdict["status"] == "ACCEPTED", verdict
+    assert verdict["verdict"]["metrics"]["error"] == 1.0
