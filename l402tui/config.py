@@ -76,6 +76,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "spend_cap_sats": 1000,
         "proposer": "search",
         "workdir": "",  # empty: <data_dir>/agents
+        "sandbox": "local",  # where the agent scores its own candidates: local | bwrap | docker | auto
+        "node": "agent-1",  # the sim wallet node this agent pays from and is paid to
     },
     "tui": {
         "theme": "l402-dark",

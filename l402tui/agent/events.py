@@ -64,7 +64,40 @@ class LoopStopped:
     experiments: int
 
 
-AgentEvent = Union[LoopStarted, ExperimentStarted, ExperimentFinished, BestImproved, LoopProgress, LoopStopped]
+@dataclass(frozen=True)
+class SubmissionSent:
+    submission_id: str
+    bounty_id: str
+    commit: str
+    public_metric: float
+    paid_sats: int  # spent on the coordinator so far this session (download, submit, stakes)
+
+
+@dataclass(frozen=True)
+class VerdictReceived:
+    submission_id: str
+    status: str  # ACCEPTED | REJECTED | FLAGGED | ...
+    improvement: float | None
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PayoutClaimed:
+    submission_id: str
+    amount_msat: int
+    purpose: str  # payout | holdback
+    status: str  # the coordinator's payment status (COMPLETE once paid)
+
+
+@dataclass(frozen=True)
+class RemoteProblem:
+    """The coordinator could not be used just now; the loop goes on and retries later."""
+
+    message: str
+
+
+AgentEvent = Union[LoopStarted, ExperimentStarted, ExperimentFinished, BestImproved, LoopProgress, LoopStopped,
+                   SubmissionSent, VerdictReceived, PayoutClaimed, RemoteProblem]
 EventCallback = Callable[[AgentEvent], None]
 
 

@@ -276,7 +276,7 @@ class ExperimentLoop:
                     reason = "stopped"
                     break
                 if max_experiments is not None and self._session.experiments >= max_experiments:
-                    reason = f"ran {max_experiments} experiments"
+                    reason = "reached the experiment limit"
                     break
                 if ends is not None and time.monotonic() >= ends:
                     reason = "time is up"
