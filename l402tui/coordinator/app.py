@@ -353,9 +353,11 @@ def _admin_middleware(auth: AdminAuth) -> Callable:
     return admin_only
 
 
-def create_app(coordinator: Coordinator, *, manage_lifecycle: bool = True) -> web.Application:
+def create_app(coordinator: Coordinator, *, manage_lifecycle: bool = True,
+               run_evaluations: bool = False) -> web.Application:
     """The HTTP app over ``coordinator``.  With ``manage_lifecycle`` the app starts and
-    stops the service's background work (and closes it) with the server."""
+    stops the service's background work (and closes it) with the server; with
+    ``run_evaluations`` it also works the evaluation queue in-process."""
     cfg = coordinator.cfg
     authority = TokenAuthority(RootKeyStore(coordinator.store))
 
@@ -387,7 +389,20 @@ def create_app(coordinator: Coordinator, *, manage_lifecycle: bool = True) -> we
     if manage_lifecycle:
         async def lifecycle(app: web.Application):
             await coordinator.start()
+            stop = asyncio.Event()
+            worker = None
+            if run_evaluations:
+                from l402tui.evaluation.worker import run_worker
+
+                worker = asyncio.create_task(run_worker(coordinator.store, cfg, stop=stop), name="evaluations")
             yield
+            stop.set()
+            if worker is not None:
+                # A running evaluation finishes or is re-queued at the next start (queue.recover).
+                try:
+                    await asyncio.wait_for(worker, timeout=5)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    pass
             await coordinator.close()
 
         app.cleanup_ctx.append(lifecycle)

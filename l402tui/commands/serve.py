@@ -1,0 +1,97 @@
+"""`l402tui serve`: the coordinator headless — HTTP API, L402 gate, evaluation queue."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+
+import click
+
+from l402tui.config import Config
+
+log = logging.getLogger("l402tui.serve")
+
+
+@click.command()
+@click.option("--host", help="Address to bind (default: coordinator.host, 127.0.0.1). "
+              "0.0.0.0 exposes it to your LAN; see docs/api.md first.")
+@click.option("--port", type=int, help="Port (default: coordinator.port, 8402; 0 picks a free one).")
+@click.option("--evaluate/--no-evaluate", default=True, show_default=True,
+              help="Work the evaluation queue in this process (turn off when a separate "
+                   "`python -m l402tui.evaluation.worker` does it).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log.")
+@click.pass_obj
+def serve(cfg: Config, host: str | None, port: int | None, evaluate: bool, log_level: str) -> None:
+    """Run the coordinator headless until SIGINT or SIGTERM.
+
+    Prints the URL, the admin API URL and the admin macaroon's path (0600 in the data
+    dir; the TUI's --attach and admin calls send it as 'Authorization: Bearer <it>').
+    """
+    cfg = cfg.with_overrides({"coordinator.host": host, "coordinator.port": port})
+    logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING if log_level != "debug" else logging.DEBUG)
+    try:
+        asyncio.run(_serve(cfg, evaluate))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {cfg.get('coordinator.host')}:{cfg.get('coordinator.port')}: "
+                                   f"{exc.strerror or exc}; pick another --port or stop what holds it") from None
+
+
+async def _serve(cfg: Config, evaluate: bool) -> None:
+    from aiohttp import web
+
+    from l402tui.coordinator.admin import ensure_admin_macaroon
+    from l402tui.coordinator.app import create_app
+    from l402tui.coordinator.service import Coordinator
+
+    coordinator = await Coordinator.open(cfg)
+    backend = coordinator.backend
+    if backend.name == "sim":
+        # The embedded network needs this node to exist; a real node simply is.
+        await backend.net.create_node(backend.node_name, 0, exist_ok=True)  # type: ignore[attr-defined]
+    admin_path = await ensure_admin_macaroon(coordinator.store, cfg.data_dir)
+    runner = web.AppRunner(create_app(coordinator, run_evaluations=evaluate), handle_signals=False,
+                           access_log_format='%a "%r" %s %b %Tfs')
+    await runner.setup()
+    host, port = cfg.get("coordinator.host"), int(cfg.get("coordinator.port"))
+    site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{bound}"
+    click.echo(f"l402tui coordinator listening on {base}  (lightning: {backend.name}, "
+               f"evaluations: {'in-process' if evaluate else 'external worker'})")
+    click.echo(f"admin API:       {base}/api/v1/admin/bounties")
+    click.echo(f"admin macaroon:  {admin_path}  (send as 'Authorization: Bearer <contents>')")
+    click.echo(f"attach the TUI:  l402tui --attach {base} --admin-macaroon {admin_path}")
+    if not _is_loopback(host):
+        click.echo("warning: listening beyond this machine over plain HTTP; put a TLS reverse proxy in front "
+                   "(docs/api.md)", err=True)
+    sys.stdout.flush()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    click.echo("stopping: finishing requests, closing event streams ...")
+    await runner.cleanup()
+    click.echo("stopped")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
