@@ -47,12 +47,12 @@ class EvaluationQueue:
                "status": "QUEUED", "attempts": 0, "created_at": now()}
         if txn is not None:
             evaluation_id = await txn.insert("evaluations", row)
-            await txn.event("evaluation.queued", str(evaluation_id), bounty_id=bounty_id, kind=kind,
+            await txn.event("evaluation.queued", str(evaluation_id), bounty_id=bounty_id, eval_kind=kind,
                             submission_id=submission_id)
         else:
             async with self.store.transaction() as own:
                 evaluation_id = await own.insert("evaluations", row)
-                await own.event("evaluation.queued", str(evaluation_id), bounty_id=bounty_id, kind=kind,
+                await own.event("evaluation.queued", str(evaluation_id), bounty_id=bounty_id, eval_kind=kind,
                                 submission_id=submission_id)
         self._wake.set()
         return evaluation_id
@@ -96,7 +96,8 @@ class EvaluationQueue:
     async def complete(self, row: dict[str, Any], result: EvaluationResult, *, on_done: OnDone | None = None) -> bool:
         """Record a finished evaluation and (through ``on_done``) its verdict in one
         transaction; False if the row was no longer RUNNING (already completed)."""
-        status = "DONE" if result.status in ("ok", "refused") else "FAILED"
+        # A refused diff has no metrics to judge: FAILED, with the refusal reasons as the error.
+        status = "DONE" if result.status == "ok" else "FAILED"
         async with self.store.transaction() as txn:
             changed = await txn.execute(
                 "UPDATE evaluations SET status = ?, metrics_json = ?, spread_json = ?, sandbox = ?, error = ?, "

@@ -1,0 +1,103 @@
+"""The evaluation worker: works the ``evaluations`` queue of a coordinator's database.
+
+The coordinator inserts QUEUED rows (baseline, submission, stability) and reads
+back DONE / FAILED rows with their medians; this worker does the evaluating in
+between.  Run it in-process (``await run_worker(store, cfg, stop=...)``, e.g. as a
+background task of the aiohttp app) or as its own process against the same
+database::
+
+    python -m l402tui.evaluation.worker [--db PATH] [--idle-exit]
+
+It re-queues work a killed process left RUNNING before taking anything new, so a
+``kill -9`` costs a re-run, never a lost or doubled verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from l402tui.bounty import load_bounty
+from l402tui.config import Config, load_config
+from l402tui.evaluation.harness import EvaluationResult, evaluate
+from l402tui.evaluation.queue import EvaluationQueue, OnDone
+from l402tui.evaluation.runners import image_for, pick_sandbox
+from l402tui.evaluation.sandbox import Sandbox, SandboxUnavailable
+from l402tui.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None,
+                       on_log: Callable[[int, str], None] | None = None):
+    """``row -> EvaluationResult`` for the queue: loads the coordinator's frozen bounty
+    copy and the submission's diff, and keeps the eval log under the data dir."""
+    settings = cfg.section("evaluation")
+
+    async def evaluate_row(row: dict[str, Any]) -> EvaluationResult:
+        bounty = await store.fetchone("SELECT source_dir FROM bounties WHERE id = ?", (row["bounty_id"],))
+        if bounty is None or not bounty["source_dir"]:
+            return EvaluationResult("failed", [f"bounty {row['bounty_id']} has no frozen copy to evaluate"])
+        spec = load_bounty(bounty["source_dir"])
+        diff = None
+        if row["submission_id"]:
+            sub = await store.fetchone("SELECT diff FROM submissions WHERE id = ?", (row["submission_id"],))
+            if sub is None:
+                return EvaluationResult("failed", [f"submission {row['submission_id']} does not exist"])
+            diff = sub["diff"]
+        try:
+            runner = sandbox or pick_sandbox(settings, image=image_for(spec.image, settings))
+        except SandboxUnavailable as exc:
+            return EvaluationResult("failed", [f"no sandbox: {exc}"])
+        log_dir = cfg.data_dir / "eval-logs" / str(row["id"]) / f"attempt-{row['attempts']}"
+        line_sink = (lambda line: on_log(row["id"], line)) if on_log else None
+        return await evaluate(spec, diff, eval_set="heldout", heldout_index=row["heldout_set"] or 0,
+                              sandbox=runner, log=line_sink, log_dir=log_dir,
+                              allow_unsandboxed=bool(settings["allow_unsandboxed"]),
+                              log_cap_bytes=int(settings["log_cap_bytes"]))
+
+    return evaluate_row
+
+
+async def run_worker(store: Store, cfg: Config, *, stop: asyncio.Event | None = None, idle_exit: bool = False,
+                     sandbox: Sandbox | None = None, on_done: OnDone | None = None,
+                     on_log: Callable[[int, str], None] | None = None) -> int:
+    """Recover, then evaluate queued work until ``stop`` (or idle, with ``idle_exit``)."""
+    settings = cfg.section("evaluation")
+    queue = EvaluationQueue(store, max_concurrent=int(settings["max_concurrent"]),
+                            max_attempts=int(settings["max_attempts"]))
+    requeued = await queue.recover()
+    if requeued:
+        log.warning("re-queued evaluations interrupted by a previous stop: %s", requeued)
+    kind = sandbox.kind if sandbox else settings["sandbox"]
+    return await queue.run(make_row_evaluator(store, cfg, sandbox, on_log), on_done=on_done, sandbox=kind,
+                           stop=stop, idle_exit=idle_exit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m l402tui.evaluation.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--db", type=Path, help="database file (default: the configured data dir's)")
+    parser.add_argument("--idle-exit", action="store_true", help="exit once nothing is queued or running")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = load_config()
+
+    async def go() -> int:
+        store = await Store.open(args.db or cfg.db_path)
+        try:
+            done = await run_worker(store, cfg, idle_exit=args.idle_exit,
+                                    on_log=lambda eid, line: print(f"[eval {eid}] {line}", flush=True))
+        finally:
+            await store.close()
+        print(json.dumps({"completed": done}), flush=True)
+        return 0
+
+    return asyncio.run(go())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
