@@ -16,6 +16,7 @@ from typing import Any
 
 from l402tui.config import Config, load_config
 from l402tui.coordinator import ledger
+from l402tui.lightning.backend import NoRoute
 from l402tui.lightning.sim import SimNetwork, SimNode
 from l402tui.store import Store
 
@@ -107,7 +108,7 @@ class World:
                     "amount_msat": pool_msat + fee_msat, "is_hold": 1, "status": "OPEN", "preimage": preimage.hex(),
                     "bounty_id": bounty_id, "expires_at": inv.expires_at, "created_at": t, "updated_at": t})
             if pay:
-                await self.sponsor.pay(inv.bolt11)
+                await self._pay_in(self.sponsor, inv.bolt11)
                 async with self.store.transaction() as txn:
                     await txn.execute("UPDATE invoices SET status = 'ACCEPTED' WHERE payment_hash = ?", (payment_hash,))
                     await txn.execute("UPDATE bounties SET status = 'OPEN' WHERE id = ?", (bounty_id,))
@@ -133,7 +134,7 @@ class World:
                     "is_hold": 1, "status": "OPEN", "preimage": preimage.hex(), "bounty_id": bounty_id,
                     "submission_id": sub_id, "expires_at": inv.expires_at, "created_at": t, "updated_at": t})
             if pay_stake:
-                await self.agents[agent].pay(inv.bolt11)
+                await self._pay_in(self.agents[agent], inv.bolt11)
                 async with self.store.transaction() as txn:
                     await txn.execute("UPDATE invoices SET status = 'ACCEPTED' WHERE payment_hash = ?", (stake_hash,))
         return sub_id
@@ -152,6 +153,14 @@ class World:
                                   (status, json.dumps(metrics), "crashed" if status == "FAILED" else None,
                                    time.time(), sub_id))
         assert n == 1, f"no queued stability evaluation for {sub_id}"
+
+    async def _pay_in(self, payer: SimNode, bolt11: str) -> None:
+        """A sponsor or agent paying a hold invoice; faults injected for payouts are not meant for it."""
+        try:
+            await payer.pay(bolt11)
+        except NoRoute:
+            await self.net.clear_failures()
+            await payer.pay(bolt11)
 
     # -- what happened ---------------------------------------------------------------------
 
