@@ -203,6 +203,9 @@ async def status(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
         view["evaluation"] = {"status": evaluation["status"], "sandbox": evaluation["sandbox"],
                               "metrics": json.loads(evaluation["metrics_json"]) if evaluation["metrics_json"]
                               and row["status"] in FINAL else None}
+    if row["status"] in ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED") and seams.has("payout_summary"):
+        # What is owed and paid, so the agent knows what to claim (amounts, not secrets).
+        view["payouts"] = await seams.call("payout_summary", coord.store, submission_id)
     return view
 
 

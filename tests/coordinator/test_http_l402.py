@@ -187,3 +187,38 @@ async def test_tokens_survive_a_server_restart(cfg, net, bounty_dir):
                 assert r.status == 200
         finally:
             await srv2.close()
+
+
+async def test_accepted_submission_is_claimed_with_the_submitting_token(server, coordinator, bounty_dir, net):
+    """download -> submit -> real evaluation (local sandbox) -> ACCEPTED -> claim with an invoice."""
+    from l402tui.coordinator import submissions
+    from l402tui.evaluation.worker import run_worker
+
+    coordinator.cfg = coordinator.cfg.with_overrides({"evaluation.sandbox": "local",
+                                                      "evaluation.allow_unsandboxed": True})
+    await net.deposit("coordinator", 200_000_000)  # self-funded: the operator's node holds the pool
+    bounty_id = await _open_bounty(coordinator, bounty_dir)
+    agent = net.node("agent-1")
+    async with L402Client(agent, spend_cap_sats=100) as client:
+        sub = await client.post(url(server, f"/api/v1/bounties/{bounty_id}/submissions"),
+                                json={"diff": diff_text(), "claimed_score": 1.0})
+        assert sub.status == 202, sub.text
+        sub_id = sub.json()["id"]
+        await run_worker(coordinator.store, coordinator.cfg, idle_exit=True)
+        await submissions.reconcile_evaluations(coordinator)
+        status = (await client.get(url(server, f"/api/v1/submissions/{sub_id}"))).json()
+        assert status["status"] == "ACCEPTED", status
+        owed = [p for p in status["payouts"]["payments"] if p["status"] == "AWAITING_CLAIM"]
+        assert owed, status["payouts"]
+        amount = owed[0]["amount_msat"]
+        invoice = await agent.create_invoice(amount, "my payout")
+        credential = client.tokens[(url(server, "/").rstrip("/"), f"/api/v1/bounties/{bounty_id}/submissions")]
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url(server, f"/api/v1/submissions/{sub_id}/claim"),
+                                    json={"invoice": invoice.bolt11}) as r:
+                assert r.status == 401 and (await r.json())["reason"] == "missing"
+            async with session.post(url(server, f"/api/v1/submissions/{sub_id}/claim"), json={"invoice": invoice.bolt11},
+                                    headers={"Authorization": f"L402 {credential}"}) as r:
+                assert r.status == 200, await r.text()
+        paid = await agent.lookup_invoice(invoice.payment_hash)
+        assert paid.state.value == "SETTLED"
