@@ -3,9 +3,8 @@ follow the verdict, claim payouts with invoices from the agent's own wallet.
 
 Paid routes go through :class:`l402tui.l402.client.L402Client`, which pays a 402 from the
 wallet within ``agent.spend_cap_sats``.  Claims use the token that made the submission
-(the coordinator only pays that token's holder).  Money the agent is owed is read from
-the submission view (``payouts``) where the coordinator shows it, else from the claim
-endpoint's ``wrong_amount`` answer, which lists what is owed.
+(the coordinator only pays that token's holder), for exactly the amounts the
+submission view lists as owed (``payouts.payments`` awaiting a claim).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from l402tui.lightning.backend import LightningBackend, LightningError, PaymentS
 FINAL = ("ACCEPTED", "REJECTED", "FLAGGED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
 PAYABLE = ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
 CLAIMABLE = ("AWAITING_CLAIM", "QUEUED", "FAILED")
-PROBE_MSAT = 1000  # an invoice for 1 sat that is never paid: asks the coordinator what is owed
 
 
 class RemoteError(Exception):
@@ -189,20 +187,11 @@ class CoordinatorClient:
                               "the token that submitted")
         return credential
 
-    async def owed(self, submission_id: str, bounty_id: str) -> list[dict[str, Any]]:
+    async def owed(self, submission_id: str) -> list[dict[str, Any]]:
         """Payments the coordinator owes for this submission and waits to be claimed."""
-        view = await self.submission(submission_id)
-        if isinstance(view.get("payouts"), list):
-            return [p for p in view["payouts"] if p.get("status") in CLAIMABLE]
-        probe = await self.wallet.create_invoice(PROBE_MSAT, f"l402tui: what is owed for {submission_id}?", 600)
-        response = await self._post_claim(submission_id, bounty_id, probe.bolt11)
-        if response.status == 422 and (body := response.json()).get("error") == "wrong_amount":
-            return [p for p in body.get("owed", []) if p.get("status") in CLAIMABLE]
-        if response.status == 409 and response.json().get("error") in ("nothing_owed", "payment_in_flight"):
-            return []
-        if response.status == 200:  # exactly 1 sat was owed and has now been paid
-            return []
-        raise _error(response, f"asking what {submission_id} is owed")
+        payouts = (await self.submission(submission_id)).get("payouts") or {}
+        rows = payouts.get("payments", []) if isinstance(payouts, dict) else payouts
+        return [p for p in rows if p.get("purpose") in ("payout", "holdback") and p.get("status") in CLAIMABLE]
 
     async def _post_claim(self, submission_id: str, bounty_id: str, bolt11: str) -> Response:
         headers = {"Authorization": f"L402 {self._credential(bounty_id)}"}
@@ -216,7 +205,7 @@ class CoordinatorClient:
         """Claim everything owed now: one invoice from our wallet per amount; returns the
         coordinator's payment rows."""
         paid = []
-        for owed in await self.owed(submission_id, bounty_id):
+        for owed in await self.owed(submission_id):
             amount = int(owed["amount_msat"])
             invoice = await self.wallet.create_invoice(
                 amount, f"l402tui {owed.get('purpose', 'payout')} for {submission_id}", 3600)

@@ -29,6 +29,7 @@ from l402tui.evaluation.scoring import composite_gain
 
 SUBMISSIONS_FILE = "submissions.json"
 SETTLED = ("REJECTED", "FLAGGED", "PAID_FULL", "HOLDBACK_FORFEITED")
+CLAIM_ATTEMPTS = 5
 
 
 @dataclass
@@ -172,7 +173,12 @@ class AgentSession:
         self.emit(VerdictReceived(record.id, record.status, verdict.get("improvement"),
                                   tuple(view.get("reasons") or ())))
         if record.status in PAYABLE and not self.payout_destination:
-            await self.claim(record)
+            # A claim the coordinator could not pay (FAILED) stays owed: ask again, backing off.
+            for attempt in range(CLAIM_ATTEMPTS):
+                await self.claim(record)
+                if not await self.client.owed(record.id):
+                    break
+                await asyncio.sleep(self.poll_s * 2 ** attempt)
         self._wake.set()  # the bar may have moved: reconsider the best
 
     async def claim(self, record: SubmissionRecord) -> int:
@@ -180,7 +186,8 @@ class AgentSession:
         total = 0
         for payment in paid:
             amount = int(payment.get("amount_msat") or 0)
-            total += amount
+            if payment.get("status") == "COMPLETE":
+                total += amount  # a FAILED one stays owed and is claimed again
             self.emit(PayoutClaimed(record.id, amount, payment.get("purpose", "payout"), payment.get("status", "")))
         if total:
             record.claimed_msat += total
