@@ -1,0 +1,143 @@
+"""kill -9 a real coordinator process at random points of the pay path, restart it, and
+check that nobody was paid twice, no submission was lost and the ledger balances.
+Shared by tests/payouts/test_crash_payouts.py and bench/crash_payouts.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from payouts_world import World
+
+from l402tui.coordinator import ledger
+
+WORKER = Path(__file__).with_name("crash_worker.py")
+ROOT = Path(__file__).resolve().parents[2]
+AGENTS = ["agent-1", "agent-2", "agent-3"]
+
+
+@dataclass
+class CrashRun:
+    kills: int = 0
+    restarts: int = 0
+    seconds: float = 0.0
+    double_payments: int = 0
+    lost_submissions: int = 0
+    problems: list[str] = field(default_factory=list)
+    sends_on_node: int = 0
+    payments_complete: int = 0
+    kills_with_send_in_flight: int = 0  # a row was PENDING: killed between the record and the outcome
+    kills_mid_payouts: int = 0  # some but not all payouts done when killed
+
+
+async def setup(data_dir: Path, submissions: int, seed: int) -> None:
+    """A funded bounty with ``submissions`` ACCEPTED submissions, half paid by keysend, half by claim."""
+    rng = random.Random(seed)
+    w = await World.open(data_dir)
+    try:
+        b = await w.bounty(pool_sats=100_000, holdback_s=3600)
+        for i in range(submissions):
+            agent = AGENTS[i % len(AGENTS)]
+            sub = await w.submit(b, agent, keysend=bool(i % 2))
+            await w.verdict(sub, "ACCEPTED", improvement=rng.choice([0.002, 0.005, 0.01]))
+    finally:
+        await w.close()
+
+
+def run_with_kills(data_dir: Path, rng: random.Random, *, max_kills: int = 6, window_s: float = 0.25,
+                   timeout_s: float = 60.0) -> CrashRun:
+    """Start the worker, kill -9 it after a random delay, repeat; finally let it finish."""
+    run = CrashRun()
+    start = time.monotonic()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    while True:
+        proc = subprocess.Popen([sys.executable, str(WORKER), str(data_dir)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        run.restarts += 1
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY"):
+            proc.kill()
+            raise RuntimeError(f"the worker did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+        if run.kills < max_kills:
+            time.sleep(rng.uniform(0, window_s))
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)  # no cleanup, no flush: a crash
+                proc.wait()
+                run.kills += 1
+                _where_killed(data_dir, run)
+                continue
+        try:
+            out, err = proc.communicate(timeout=max(1.0, timeout_s - (time.monotonic() - start)))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise RuntimeError("the worker did not finish in time") from None
+        if "DONE" in out:
+            break
+        if time.monotonic() - start > timeout_s:
+            raise RuntimeError(f"no DONE within {timeout_s} s: {out[-500:]} {err[-2000:]}")
+    run.seconds = time.monotonic() - start
+    return run
+
+
+def _where_killed(data_dir: Path, run: CrashRun) -> None:
+    db = sqlite3.connect(data_dir / "l402tui.sqlite")
+    try:
+        counts = dict(db.execute("SELECT status, COUNT(*) FROM payments GROUP BY status").fetchall())
+        accepted = db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
+    finally:
+        db.close()
+    if counts.get("PENDING"):
+        run.kills_with_send_in_flight += 1
+    if 0 < counts.get("COMPLETE", 0) < accepted or counts.get("PENDING") or counts.get("QUEUED"):
+        run.kills_mid_payouts += 1
+
+
+async def verify(data_dir: Path, run: CrashRun) -> CrashRun:
+    w = await World.open(data_dir, create=False)
+    try:
+        store = w.store
+        run.problems += await ledger.books_balance(store)
+        for b in await store.fetchall("SELECT id FROM bounties"):
+            run.problems += (await ledger.bounty_books(store, b["id"])).problems
+        subs = await store.fetchall("SELECT * FROM submissions")
+        for s in subs:
+            allocated = await store.fetchone("SELECT 1 FROM events WHERE kind = 'payout.allocated' AND subject_id = ?",
+                                             (s["id"],))
+            if allocated is None or s["status"] not in ("PAID_PARTIAL", "PAID_FULL"):
+                run.lost_submissions += 1
+        for agent in AGENTS:
+            on_books = 0
+            for s in subs:
+                if s["token_id"] == agent:
+                    on_books += await ledger.balance(store, ledger.paid(s["id"]))
+            received = await w.received(agent)
+            if received != on_books:
+                run.double_payments += 1
+                run.problems.append(f"{agent} received {received} msat, the ledger paid {on_books} msat")
+        sends = await w.net.run(lambda: w.net.ledger.conn.execute(
+            "SELECT COUNT(*) FROM payments WHERE payer = 'coordinator' AND state = 'COMPLETE'").fetchone()[0])
+        run.sends_on_node = int(sends)
+        run.payments_complete = int(await store.scalar("SELECT COUNT(*) FROM payments WHERE status = 'COMPLETE'"))
+        if run.sends_on_node != run.payments_complete:
+            run.double_payments += 1
+            run.problems.append(f"the node completed {sends} payments for {run.payments_complete} payment rows")
+    finally:
+        await w.close()
+    return run
+
+
+def one_run(data_dir: Path, seed: int, submissions: int = 6, **kw) -> CrashRun:
+    rng = random.Random(seed)
+    asyncio.run(setup(data_dir, submissions, seed))
+    run = run_with_kills(data_dir, rng, **kw)
+    return asyncio.run(verify(data_dir, run))

@@ -1,0 +1,58 @@
+"""A coordinator process for the kill -9 tests: run the real service's start-up (which
+replays every ACCEPTED submission into payouts.on_accepted), claim what waits for
+an invoice the way the /claim handler does, and tick until every payout is done.
+
+    python tests/payouts/crash_worker.py DATA_DIR
+
+Prints READY once its files are open (the parent kills it any time after) and DONE
+when nothing is left to pay.  It may be killed anywhere; the next run picks up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from payouts_world import World  # noqa: E402
+
+from l402tui.coordinator import payouts  # noqa: E402
+from l402tui.coordinator.errors import CoordinatorError  # noqa: E402
+from l402tui.coordinator.service import Coordinator  # noqa: E402
+
+
+async def main(data_dir: Path) -> int:
+    w = await World.open(data_dir, create=False)
+    print("READY", flush=True)
+    coord = Coordinator(w.cfg, w.store, w.coordinator)
+    await coord.start()  # the service replays ACCEPTED submissions into payouts.on_accepted
+    try:
+        for _ in range(200):
+            await payouts.tick(w.store, w.coordinator, w.cfg)
+            waiting = await w.store.fetchall(
+                "SELECT p.*, s.token_id AS agent FROM payments p JOIN submissions s ON s.id = p.submission_id "
+                "WHERE p.status = 'AWAITING_CLAIM'")
+            for row in waiting:
+                invoice = await w.agents[row["agent"]].create_invoice(row["amount_msat"], "claim")
+                try:
+                    await payouts.claim(w.store, w.coordinator, w.cfg, row["submission_id"], invoice.bolt11)
+                except CoordinatorError as exc:
+                    print(f"claim refused: {exc}", flush=True)
+            left = await w.store.scalar(
+                "SELECT COUNT(*) FROM submissions s WHERE s.status = 'ACCEPTED' OR EXISTS (SELECT 1 FROM payments p "
+                "WHERE p.submission_id = s.id AND p.status != 'COMPLETE')")
+            if left == 0:
+                print("DONE", flush=True)
+                return 0
+            await asyncio.sleep(0.01)
+        return 1
+    finally:
+        await coord.stop()
+        await w.close()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(Path(sys.argv[1]))))
