@@ -65,8 +65,9 @@ MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 ROOTFS=$(mktemp -d /var/tmp/l402tui-rootfs.XXXXXX)
 trap '$SUDO rm -rf "$ROOTFS"' EXIT
 say "building $IMAGE: debootstrap minbase + python3 from $MIRROR (about a minute)"
-# python3 (not python3-minimal): bounties need json, asyncio, sqlite3 from the full stdlib.
-if ! $SUDO debootstrap --variant=minbase --include=python3 bookworm "$ROOTFS" "$MIRROR" >/tmp/l402tui-debootstrap.log 2>&1; then
+# python3 (not python3-minimal): bounties need json, asyncio, sqlite3 from the full stdlib;
+# python3-numpy because numpy bounties (sample_bounties/charlm) are common and pip cannot run offline.
+if ! $SUDO debootstrap --variant=minbase --include=python3,python3-numpy bookworm "$ROOTFS" "$MIRROR" >/tmp/l402tui-debootstrap.log 2>&1; then
   say "debootstrap failed; last lines of /tmp/l402tui-debootstrap.log:"
   tail -n 20 /tmp/l402tui-debootstrap.log >&2
   exit 1
@@ -76,6 +77,6 @@ $SUDO rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/
 $SUDO tar -C "$ROOTFS" -c . | docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'ENV LANG=C.UTF-8' - "$IMAGE" >/dev/null
-docker run --rm --network none --pull never "$IMAGE" python3 -c 'import json, asyncio, sqlite3' \
+docker run --rm --network none --pull never "$IMAGE" python3 -c "import json, asyncio, sqlite3, numpy" \
   || { say "image $IMAGE was built but cannot run python3"; exit 1; }
 say "image $IMAGE built"

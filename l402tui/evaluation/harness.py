@@ -108,7 +108,8 @@ def _limits(spec: BountySpec) -> Limits:
 async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "heldout", heldout_index: int = 0,
                    sandbox: Sandbox, repeats: int | None = None, log: Callable[[str], None] | None = None,
                    allow_unsandboxed: bool = False, log_dir: Path | None = None,
-                   log_cap_bytes: int = 1024 * 1024, limits: Limits | None = None) -> EvaluationResult:
+                   log_cap_bytes: int = 1024 * 1024, limits: Limits | None = None,
+                   keep_artifacts: Path | None = None) -> EvaluationResult:
     """Evaluate ``spec``'s target/ (with ``diff`` applied, if any) on one eval set; see the module doc."""
     base = EvaluationResult("refused", [], sandbox=sandbox.kind, eval_set=eval_set, heldout_index=heldout_index)
     if eval_set not in ("public", "heldout"):
@@ -123,11 +124,11 @@ async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "h
             return base
     return await asyncio.to_thread(_evaluate_sync, spec, diff, eval_set, heldout_index, sandbox,
                                    repeats or spec.repeats, log, log_dir, log_cap_bytes, limits or _limits(spec),
-                                   base)
+                                   base, keep_artifacts)
 
 
 def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, log_dir, log_cap_bytes, limits,
-                   result: EvaluationResult) -> EvaluationResult:
+                   result: EvaluationResult, keep_artifacts: Path | None) -> EvaluationResult:
     set_dir = _set_dir(spec, eval_set, heldout_index)
     root = Path(tempfile.mkdtemp(prefix="l402tui-eval-"))
     os.chmod(root, 0o711)
@@ -158,6 +159,8 @@ def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, l
             run = _one_repeat(spec, diff, set_dir, inputs, root / f"r{repeat}", sandbox, limits, repeat,
                               logs, log_cap_bytes, log)
             result.runs.append(run)
+            if keep_artifacts is not None and repeat == 0:
+                shutil.copytree(root / f"r{repeat}" / "artifacts", keep_artifacts, dirs_exist_ok=True)
             if not run.ok:
                 result.status = "failed"
                 result.reasons = [f"repeat {repeat + 1} of {repeats}: {run.reason}"]

@@ -500,7 +500,9 @@ class CgroupAccount:
     def oom_killed(self) -> bool:
         try:
             if self.v1():
-                return int((self.ROOT / "memory" / self.name / "memory.failcnt").read_text()) > 0
+                control = (self.ROOT / "memory" / self.name / "memory.oom_control").read_text()
+                return any(line.split()[0] == "oom_kill" and int(line.split()[1]) > 0
+                           for line in control.splitlines())
             events = (self.ROOT / self.name / "memory.events").read_text()
             return any(line.split()[0] == "oom_kill" and int(line.split()[1]) > 0 for line in events.splitlines())
         except (OSError, ValueError, IndexError):
