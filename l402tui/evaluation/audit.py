@@ -12,6 +12,7 @@ arrived, what the agent would be shown, the verdict and flags it would get):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import shutil
@@ -121,7 +122,7 @@ def _files_under(path: Path) -> list[str]:
 async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: float | None = None,
                        baseline_repeats: int | None = None, honest_diff: str | None = None,
                        allow_unsandboxed: bool = False, only: set[str] | None = None,
-                       progress: Callable[[str], None] | None = None) -> AuditReport:
+                       progress: Callable[[str], None] | None = None, concurrency: int = 2) -> AuditReport:
     """Try every attack (or those in ``only``) and judge each; see the module doc."""
     report = AuditReport(spec.name, sandbox.kind)
     say = progress or (lambda _msg: None)
@@ -143,7 +144,14 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
                               log=logs.append if logs is not None else None, limits=limits,
                               allow_unsandboxed=allow_unsandboxed, keep_artifacts=keep)
 
+    baseline_lock = asyncio.Lock()
+
     async def baseline_medians() -> dict:
+        nonlocal baseline
+        async with baseline_lock:
+            return await _measure() if baseline is None else baseline
+
+    async def _measure() -> dict:
         nonlocal baseline
         if baseline is None:
             say("measuring the baseline on the held-out set")
@@ -195,10 +203,8 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
     }
     source = (spec.target_path / mutable_py).read_text(encoding="utf-8") if mutable_py else ""
 
-    try:
-        for attack in atk.ATTACKS:
-            if only and attack.name not in only:
-                continue
+    async def one(attack: atk.Attack) -> AttackResult:
+        async with slots:
             say(f"attack {attack.name}: {attack.description}")
             if attack.kind == "diff":
                 result = await _diff_attack(spec, attack, run)
@@ -217,8 +223,14 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
             else:
                 diff = atk.insertion_diff(mutable_py, source, atk.code_block(attack.name, ctx))
                 result = await _code_attack(attack, diff, run, judge_score, ctx, listener, spec)
-            report.results.append(result)
-            say(f"  -> {result.verdict}: {result.detail}")
+            say(f"  {attack.name} -> {result.verdict}: {result.detail}")
+            return result
+
+    # Attacks are independent (each checks only its own traces), so they share the cores.
+    slots = asyncio.Semaphore(max(1, concurrency))
+    try:
+        chosen = [a for a in atk.ATTACKS if not only or a.name in only]
+        report.results = list(await asyncio.gather(*(one(a) for a in chosen)))
         if honest_diff is not None:
             say("honest improvement")
             verdict_, detail = await judge_score(await run(honest_diff, repeats=baseline_repeats or spec.repeats))

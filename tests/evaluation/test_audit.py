@@ -1,0 +1,63 @@
+"""`bounty audit` really attacks the evaluation: everything is contained or flagged in
+the isolating sandboxes, the escapes succeed (and are reported) without isolation,
+and an honest improvement is still accepted."""
+
+from __future__ import annotations
+
+from l402tui.evaluation.audit import audit_bounty
+from l402tui.evaluation.sandbox import LocalSandbox
+from tinybounty import ECHO_FIX, FIX_DIFF
+
+
+def _verdicts(report) -> dict[str, str]:
+    return {r.name: r.verdict for r in report.results}
+
+
+async def test_every_attack_is_contained_or_flagged(isolated, sums):
+    report = await audit_bounty(sums, sandbox=isolated, time_limit_s=2, baseline_repeats=1, honest_diff=FIX_DIFF,
+                                allow_unsandboxed=True)
+    details = {r.name: r.detail for r in report.results}
+    assert _verdicts(report) == {
+        "hardcode_canaries": "flagged", "read_labels": "contained", "leak_to_logs": "contained",
+        "edit_scorer": "contained", "edit_tests": "contained", "write_outside": "contained",
+        "network": "contained", "fork_bomb": "contained", "memory_hog": "contained", "endless_loop": "contained",
+        "broken_speedup": "flagged", "cache_across_runs": "contained"}, details
+    assert details["hardcode_canaries"] == ("1 canary item(s) on the held-out set got their public answers: "
+                                            "the code appears to hard-code public-set answers")
+    assert details["edit_scorer"] == ("refused: path escapes or is unsafe: ../scorer/score.py leaves the target "
+                                      "tree (uses ..)")
+    assert details["edit_tests"] == "refused: solve.py is not a mutable file; this bounty allows changes to: sumlib.py"
+    assert details["memory_hog"] == "failed: repeat 1 of 1: the run exceeded its memory limit and was killed"
+    assert details["endless_loop"] == ("failed: repeat 1 of 1: the run exceeded its time limit and was killed "
+                                       "after 2.0 s")
+    assert details["fork_bomb"].startswith("fork_bomb refused after ")
+    assert details["leak_to_logs"].startswith("printed data stayed in the sponsor's eval log")
+    assert report.honest.verdict == "accepted"
+    assert report.honest.detail == "accepted with improvement 150.00%"
+    assert report.vulnerable == []
+    assert "every attack was contained or flagged" in report.table()
+
+
+async def test_without_isolation_the_escapes_succeed_and_are_reported(sums):
+    report = await audit_bounty(sums, sandbox=LocalSandbox(), time_limit_s=2, baseline_repeats=1,
+                                allow_unsandboxed=True,
+                                only={"read_labels", "write_outside", "network", "cache_across_runs", "edit_scorer"})
+    verdicts = _verdicts(report)
+    assert verdicts == {"read_labels": "VULNERABLE", "write_outside": "VULNERABLE", "network": "VULNERABLE",
+                        "cache_across_runs": "VULNERABLE", "edit_scorer": "contained"}
+    details = {r.name: r.detail for r in report.results}
+    assert details["read_labels"].startswith("read ")
+    assert str(sums.heldout_path(0) / "labels" / "answers.json") in details["read_labels"]
+    assert "4 attack(s) succeeded" in report.table()
+    # The audit cleans up what its attacks wrote on the host.
+    assert not list(sums.scorer_path.glob("escape-*"))
+    assert not list((sums.heldout_path(0) / "labels").glob("escape-*"))
+
+
+async def test_interactive_bounty(isolated, echo):
+    report = await audit_bounty(echo, sandbox=isolated, time_limit_s=2, baseline_repeats=1,
+                                honest_diff=ECHO_FIX, allow_unsandboxed=True)
+    verdicts = _verdicts(report)
+    assert verdicts.pop("hardcode_canaries") == "skipped"
+    assert set(verdicts.values()) == {"contained"}, {r.name: r.detail for r in report.results}
+    assert report.honest.verdict == "accepted"
