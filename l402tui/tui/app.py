@@ -125,7 +125,7 @@ class L402App(AppActions, App):
                             yield Static(table.EMPTY_TEXT, classes="empty")
                 yield EvalLogPane(self.log_cap_bytes, id="eval-log")
             with VerticalScroll(id="side"):
-                yield TelemetryPane(id="telemetry")
+                yield TelemetryPane(self.telemetry_interval_s, id="telemetry")
             yield AgentPanel(id="agent", clock=self.clock)
         yield Footer(compact=True)
 

@@ -24,14 +24,14 @@ INVOICE_KINDS = {"funding": "funding", "stake": "stake", "l402": "l402 fee", "cl
 class StoreSource(CoordinatorSource):
     can_act = False
 
-    def __init__(self, store: Store, poll_s: float = 1.0):
+    def __init__(self, store: Store, poll_s: float = 1.0, description: str | None = None):
         self.store = store
         self.poll_s = poll_s
-        self.description = f"read-only: {store.path}"
+        self.description = description or f"read-only: {_home_relative(store.path)}"
 
     @classmethod
-    async def open(cls, db_path: Path | str, poll_s: float = 1.0) -> "StoreSource":
-        return cls(await Store.open(db_path), poll_s=poll_s)
+    async def open(cls, db_path: Path | str, poll_s: float = 1.0, description: str | None = None) -> "StoreSource":
+        return cls(await Store.open(db_path), poll_s=poll_s, description=description)
 
     async def close(self) -> None:
         await self.store.close()
@@ -198,6 +198,13 @@ def read_log_segments(paths: list[tuple[int, Path]], offset: int, finished: bool
             break
         start = end
     return lines, consumed
+
+
+def _home_relative(path: Path) -> str:
+    try:
+        return "~/" + str(path.resolve().relative_to(Path.home().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def headline_metric(spec_json: str | None) -> str:

@@ -37,7 +37,12 @@ class ThemeFile:
     def to_textual(self):
         from textual.theme import Theme
 
-        return Theme(**self.fields)
+        fields = dict(self.fields)
+        if fields.get("ansi"):
+            # Textual's own CSS uses these two for ANSI themes; without them it fails to start.
+            fields["variables"] = {"ansi-background": "ansi_black", "ansi-foreground": "ansi_white",
+                                   **fields.get("variables", {})}
+        return Theme(**fields)
 
 
 def parse_theme_file(path: Path) -> ThemeFile:

@@ -18,13 +18,13 @@ class BountiesTable(RecordTable[BountyRow]):
         return (
             Column("Bounty", lambda b: Text(fmt.short_id(b.name, 24), style="bold")),
             Column("Status", lambda b: status_text(b.status)),
-            Column("Metric", lambda b: fmt.short_id(b.metric, 14)),
-            Column("Baseline", lambda b: fmt.score(b.baseline)),
-            Column("Best", lambda b: fmt.score(b.best)),
-            Column("Pool left", lambda b: Text(f"{fmt.sats(b.pool_left_msat)} / {fmt.sats(b.pool_msat)}",
-                                               justify="right")),
+            Column("Best", lambda b: Text(fmt.score(b.best), justify="right")),
+            Column("Baseline", lambda b: Text(fmt.score(b.baseline), justify="right")),
+            Column("Pool left", lambda b: Text(fmt.sats(b.pool_left_msat), justify="right")),
             Column("Deadline", lambda b: fmt.until(b.deadline, self.clock())),
             Column("Subs", lambda b: Text(str(b.submissions), justify="right")),
+            Column("Metric", lambda b: fmt.short_id(b.metric, 14)),
+            Column("Pool", lambda b: Text(fmt.sats(b.pool_msat), justify="right")),
             Column("Id", lambda b: Text(fmt.short_id(b.id, 14), style="dim")),
         )
 

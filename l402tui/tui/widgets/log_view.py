@@ -44,7 +44,7 @@ class LogView(ScrollView, can_focus=True):
         self._bytes = 0
         self._widest = 0
         self._first_no = 0  # absolute number of lines[0]; cache keys survive trimming
-        self._cache: LRUCache[tuple[int, str, bool], Strip] = LRUCache(2048)
+        self._cache: LRUCache[tuple[int, str, bool, Style], Strip] = LRUCache(2048)
         self.match_line: int | None = None  # index into self.lines of the current match
 
     # --- content ---------------------------------------------------------------------
@@ -118,12 +118,13 @@ class LogView(ScrollView, can_focus=True):
 
     def _line_strip(self, index: int, style: Style) -> Strip:
         current = index == self.match_line
-        key = (self._first_no + index, self.search_term, current)
+        key = (self._first_no + index, self.search_term, current, style)  # style: themes can change
         cached = self._cache.get(key)
         if cached is not None:
             return cached
         line = self.lines[index]
-        text = Text(line, no_wrap=True, style=style)
+        text = Text(line, no_wrap=True)
+        text.stylize(style)
         term = self.search_term
         if term:
             lower, needle = line.lower(), term.lower()

@@ -26,8 +26,9 @@ class TelemetryPane(Widget):
     TelemetryPane { height: auto; padding: 0 1; }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None):
+    def __init__(self, interval_s: float = 1.0, *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes)
+        self.interval_s = interval_s
         self.gpu: GpuSnapshot | None = None
         self.host: HostReading | None = None
         self.history: dict[str, deque[float | None]] = {}
@@ -45,7 +46,7 @@ class TelemetryPane(Widget):
         self.history.setdefault(key, deque(maxlen=HISTORY)).append(value)
 
     def render(self):
-        width = max(self.size.width, 20)
+        width = max(self.content_size.width - 1, 20)  # - 1: never wrap into the scrollbar
         if self.host is None or self.gpu is None:
             return Text("reading GPU and host…", style="dim")
         parts: list[Text] = []
@@ -71,6 +72,8 @@ class TelemetryPane(Widget):
         parts.append(self._meter("mem", h.memory_pct, width, mem))
         if h.load_1m is not None:
             parts.append(Text(f"{'load':<{LABEL}}{h.load_1m:.2f} {h.load_5m:.2f} {h.load_15m:.2f}"))
+        for part in parts:
+            part.no_wrap, part.overflow = True, "crop"
         return Group(*parts)
 
     def _meter(self, label: str, pct: float | None, width: int, suffix: str | None = None) -> Text:
@@ -85,5 +88,11 @@ class TelemetryPane(Widget):
         return line
 
     def _spark(self, key: str, width: int) -> Text:
-        values = self.history.get(key, ())
-        return Text(f"{'':<{LABEL}}" + sparkline(values, width - LABEL, 0, 100), style="cyan")
+        values = list(self.history.get(key, ()))
+        span = width - LABEL
+        # Oldest left, newest right, growing from the left until the line is full.  The
+        # label says how far back the line reaches (one sample per reading interval).
+        seconds = min(len(values), span) * self.interval_s
+        reach = f"{seconds:.0f}s" if seconds < 100 else f"{seconds / 60:.0f}m"
+        label = Text(reach.ljust(LABEL), style="dim")
+        return label + Text(sparkline(values[-span:], min(len(values), span), 0, 100), style="cyan")

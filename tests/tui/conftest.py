@@ -1,0 +1,90 @@
+"""Fixtures for TUI tests: a seeded database, fixed readings, an app factory."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from l402tui.telemetry.gpu import GpuReading, GpuSnapshot
+from l402tui.telemetry.host import HostReading
+from tests.tui.seed import NOW, seed
+
+
+class FixedHost:
+    """Host readings that do not change, so screenshots are stable."""
+
+    def read(self) -> HostReading:
+        return HostReading(cpu_pct=37.5, cpu_count=2, memory_used_bytes=3 * 2**30,
+                           memory_total_bytes=8 * 2**30, load_1m=0.75, load_5m=0.5, load_15m=0.25, taken_at=NOW)
+
+
+class FixedGpu:
+    """A GpuSampler stand-in: one busy GPU, or none (with NVML's reason)."""
+
+    def __init__(self, with_gpu: bool):
+        self.with_gpu = with_gpu
+
+    def read(self) -> GpuSnapshot:
+        if not self.with_gpu:
+            return GpuSnapshot((), "no GPU (no NVIDIA driver found)", NOW)
+        return GpuSnapshot((GpuReading(0, "NVIDIA GeForce RTX 4090", 83.0, 18 * 2**30, 24 * 2**30, 71.0,
+                                       312.0, 450.0),), None, NOW)
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def seeded_db(tmp_path) -> Path:
+    db = tmp_path / "data" / "l402tui.sqlite"
+    seed(db, tmp_path / "data" / "logs")
+    return db
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """Build an L402App over a StoreSource for ``db`` with fixed clock and readings."""
+    from l402tui.tui.app import L402App
+    from l402tui.tui.store_source import StoreSource
+
+    def build(db: Path, *, theme: str = "l402-dark", with_gpu: bool = False, source=None, **kw) -> L402App:
+        async def factory():
+            return source if source is not None else await StoreSource.open(db, poll_s=0.05, description="read-only: seeded.sqlite")
+
+        kw.setdefault("telemetry_interval_s", 3600.0)  # one reading: sparklines do not grow mid-test
+        kw.setdefault("log_poll_s", 0.05)
+        kw.setdefault("reload_delay_s", 0.05)
+        return L402App(factory, theme=theme, gpu=FixedGpu(with_gpu), host=FixedHost(), clock=lambda: NOW,
+                       export_dir=tmp_path / "exports", **kw)
+
+    return build
+
+
+async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Let the app run until ``condition()`` holds (workers report back asynchronously)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def loaded(app) -> bool:
+    """Every table and the eval log have been filled from the source."""
+    from l402tui.tui.widgets.eval_log_pane import EvalLogPane
+
+    try:
+        tables_ok = all(app.main_screen.query_one(f"#{t}-table").records for t in
+                        ("bounties", "submissions", "ledger"))
+        log = app.main_screen.query_one(EvalLogPane)
+        side = app.main_screen.query_one("#side")
+        telemetry = not side.display or app.main_screen.query_one("#telemetry").host is not None
+        view = log.view
+        settled = not view.follow or view.scroll_y == view.max_scroll_y  # following: at the end
+        return tables_ok and len(view.lines) > 0 and settled and telemetry
+    except Exception:
+        return False
