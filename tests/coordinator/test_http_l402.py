@@ -231,3 +231,31 @@ async def test_accepted_submission_is_claimed_with_the_submitting_token(server, 
                 break
             await asyncio.sleep(0.05)
         assert (await agent.lookup_invoice(invoice.payment_hash)).state.value == "SETTLED"
+
+
+async def test_per_token_rate_limit(coordinator, bounty_dir, net):
+    from aiohttp.test_utils import TestServer
+
+    from l402tui.coordinator.app import create_app
+
+    coordinator.cfg = coordinator.cfg.with_overrides({"rate_limits.per_token_per_minute": 3})
+    bounty_id = await _open_bounty(coordinator, bounty_dir)
+    srv = TestServer(create_app(coordinator, manage_lifecycle=False), host="127.0.0.1")
+    await srv.start_server()
+    path = f"/api/v1/bounties/{bounty_id}/package"
+    try:
+        async with aiohttp.ClientSession() as session:
+            mac, pre, _ = await _buy(session, srv, net, path)
+            statuses = []
+            for _ in range(5):
+                async with session.get(url(srv, path), headers={"Authorization": f"L402 {mac}:{pre}"}) as r:
+                    statuses.append(r.status)
+                    if r.status == 429:
+                        assert int(r.headers["Retry-After"]) >= 1
+                        assert "token" in (await r.json())["message"]
+            assert statuses == [200, 200, 200, 429, 429]
+            # Another client (no token) is not affected by this token's limit.
+            async with session.get(url(srv, "/api/v1/bounties")) as r:
+                assert r.status == 200
+    finally:
+        await srv.close()

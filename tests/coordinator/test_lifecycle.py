@@ -105,3 +105,17 @@ async def test_deadline_closes_and_reveals_salt_that_verifies(coordinator, bount
     assert (await coordinator.close_bounty(bounty_id))["status"] == bounty["status"]  # idempotent
     with pytest.raises(Conflict):
         await coordinator.cancel_bounty(bounty_id)
+
+
+async def test_funding_hold_auto_cancelled_near_htlc_expiry_cancels_the_bounty(coordinator, bounty_dir, net):
+    sponsor = net.node("sponsor")
+    before = (await sponsor.status()).balance_msat
+    result = await coordinator.create_bounty(bounty_dir)
+    bounty_id = result["bounty"]["id"]
+    await sponsor.pay(result["funding"]["invoice"])
+    await coordinator.reconcile_invoices()
+    assert (await coordinator.get_bounty(bounty_id))["status"] == "OPEN"
+    await net.mine(144)  # the sim cancels the held HTLC a safety margin before it would expire
+    await coordinator.reconcile_invoices()
+    assert (await coordinator.get_bounty(bounty_id))["status"] == "CANCELED"
+    assert (await sponsor.status()).balance_msat == before
