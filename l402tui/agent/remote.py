@@ -21,6 +21,7 @@ from l402tui.lightning.backend import LightningBackend, LightningError, PaymentS
 FINAL = ("ACCEPTED", "REJECTED", "FLAGGED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
 PAYABLE = ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
 CLAIMABLE = ("AWAITING_CLAIM", "QUEUED", "FAILED")
+IN_FLIGHT = ("PENDING", "UNKNOWN")  # sent, outcome not known yet: neither claim again nor count it
 
 
 class RemoteError(Exception):
@@ -187,11 +188,15 @@ class CoordinatorClient:
                               "the token that submitted")
         return credential
 
-    async def owed(self, submission_id: str) -> list[dict[str, Any]]:
-        """Payments the coordinator owes for this submission and waits to be claimed."""
+    async def payout_rows(self, submission_id: str) -> list[dict[str, Any]]:
+        """The coordinator's payout and holdback payments for this submission."""
         payouts = (await self.submission(submission_id)).get("payouts") or {}
         rows = payouts.get("payments", []) if isinstance(payouts, dict) else payouts
-        return [p for p in rows if p.get("purpose") in ("payout", "holdback") and p.get("status") in CLAIMABLE]
+        return [p for p in rows if p.get("purpose") in ("payout", "holdback")]
+
+    async def owed(self, submission_id: str) -> list[dict[str, Any]]:
+        """Payments the coordinator owes for this submission and waits to be claimed."""
+        return [p for p in await self.payout_rows(submission_id) if p.get("status") in CLAIMABLE]
 
     async def _post_claim(self, submission_id: str, bounty_id: str, bolt11: str) -> Response:
         headers = {"Authorization": f"L402 {self._credential(bounty_id)}"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from l402tui.agent.judge import headline
 from l402tui.agent.loop import ExperimentLoop, LoopSettings, LoopSummary
 from l402tui.agent.proposers import Proposer
 from l402tui.agent.public_eval import Evaluator, PublicScore
-from l402tui.agent.remote import FINAL, PAYABLE, CoordinatorClient, RemoteBounty, RemoteError
+from l402tui.agent.remote import (CLAIMABLE, FINAL, IN_FLIGHT, PAYABLE, CoordinatorClient, RemoteBounty,
+                                  RemoteError)
 from l402tui.agent.workspace import Workspace
 from l402tui.bounty.spec import BountySpec
 from l402tui.evaluation.scoring import composite_gain
@@ -40,7 +41,8 @@ class SubmissionRecord:
     diff_sha256: str
     public_metric: float
     status: str = "RECEIVED"
-    claimed_msat: int = 0
+    claimed_msat: int = 0  # paid to us, as the coordinator shows it (COMPLETE payments)
+    paid_keys: list[str] = field(default_factory=list)  # which payments claimed_msat counts
 
 
 def should_submit(spec: BountySpec, bounty: RemoteBounty, best: PublicScore,
@@ -173,26 +175,29 @@ class AgentSession:
         self.emit(VerdictReceived(record.id, record.status, verdict.get("improvement"),
                                   tuple(view.get("reasons") or ())))
         if record.status in PAYABLE and not self.payout_destination:
-            # A claim the coordinator could not pay (FAILED) stays owed: ask again, backing off.
-            for attempt in range(CLAIM_ATTEMPTS):
-                await self.claim(record)
-                if not await self.client.owed(record.id):
-                    break
-                await asyncio.sleep(self.poll_s * 2 ** attempt)
+            await self.settle_claims(record)
         self._wake.set()  # the bar may have moved: reconsider the best
 
-    async def claim(self, record: SubmissionRecord) -> int:
-        paid = await self.client.claim(record.id, record.bounty_id)
-        total = 0
-        for payment in paid:
-            amount = int(payment.get("amount_msat") or 0)
-            if payment.get("status") == "COMPLETE":
-                total += amount  # a FAILED one stays owed and is claimed again
-            self.emit(PayoutClaimed(record.id, amount, payment.get("purpose", "payout"), payment.get("status", "")))
-        if total:
-            record.claimed_msat += total
+    async def settle_claims(self, record: SubmissionRecord) -> int:
+        """Claim what is owed until the coordinator shows it paid (or nothing is in
+        flight); a claim it could not pay (FAILED) is asked again, backing off.  Counts
+        only payments the coordinator shows COMPLETE; returns the msat newly paid."""
+        before = record.claimed_msat
+        for attempt in range(CLAIM_ATTEMPTS):
+            await self.client.claim(record.id, record.bounty_id)
+            rows = await self.client.payout_rows(record.id)
+            for row in rows:
+                key = row.get("idempotency_key") or f"{row.get('purpose')}:{row.get('payment_hash')}"
+                if row.get("status") == "COMPLETE" and key not in record.paid_keys:
+                    record.paid_keys.append(key)
+                    record.claimed_msat += int(row["amount_msat"])
+                    self.emit(PayoutClaimed(record.id, int(row["amount_msat"]), row.get("purpose", "payout"),
+                                            "COMPLETE"))
             self._save_records()
-        return total
+            if not any(r.get("status") in CLAIMABLE + IN_FLIGHT for r in rows):
+                break
+            await asyncio.sleep(self.poll_s * 2 ** attempt)
+        return record.claimed_msat - before
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(self._guarded(coro))

@@ -33,7 +33,7 @@ def test_kill_9_anywhere_then_resume(bounty_dir, tmp_path):
     results = ws_dir / "results.tsv"
     rng = random.Random(1)
     target_rows = 0
-    for _ in range(3):
+    for _ in range(2):
         proc = start_agent(bounty_dir, ws_dir)
         target_rows = rows_in(results) + 2
         deadline = time.monotonic() + 60

@@ -89,6 +89,6 @@ async def test_no_marks_is_a_clear_failure(tmp_path, package):
 async def test_search_improves_the_tiny_bounty(tmp_path, package, strategy, factor):
     ws = Workspace.create(tmp_path / "ws", package, branch="b")
     loop = ExperimentLoop(ws, SearchProposer(seed=5, strategy=strategy))
-    summary = await loop.run(max_experiments=12)
+    summary = await loop.run(max_experiments=8)
     assert summary.baseline_metric == pytest.approx(2.5)
     assert summary.kept >= 1 and summary.best_metric < summary.baseline_metric * factor
