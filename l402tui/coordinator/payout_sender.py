@@ -104,11 +104,11 @@ def _owed_account(row: dict[str, Any]) -> tuple[str, str]:
     return ledger.owed(row["submission_id"]), ledger.paid(row["submission_id"])
 
 
-async def _complete(store: Store, row: dict[str, Any], payment: Payment) -> None:
+async def complete(store: Store, row: dict[str, Any], payment: Payment) -> None:
     async with ledger.transition(store, row["bounty_id"]) as txn:
         changed = await txn.execute(
             "UPDATE payments SET status = 'COMPLETE', fee_msat = ?, preimage = COALESCE(?, preimage), "
-            "payment_hash = COALESCE(payment_hash, ?), last_error = NULL, updated_at = ? "
+            "payment_hash = COALESCE(payment_hash, NULLIF(?, '')), last_error = NULL, updated_at = ? "
             "WHERE idempotency_key = ? AND status != 'COMPLETE'",
             (payment.fee_msat, payment.preimage, payment.payment_hash, now(), row["idempotency_key"]))
         if not changed:
@@ -119,7 +119,7 @@ async def _complete(store: Store, row: dict[str, Any], payment: Payment) -> None
             transfers.append(ledger.Transfer(ledger.OPERATOR, ledger.ROUTING_FEES, payment.fee_msat,
                                              row["submission_id"]))
         await ledger.post(txn, f"sent:{row['idempotency_key']}", transfers, bounty_id=row["bounty_id"],
-                          memo=f"{row['purpose']} sent ({payment.payment_hash[:16]})")
+                          memo=f"{row['purpose']} sent ({payment.payment_hash[:16] or 'hash unknown'})")
         if row["submission_id"]:
             await _advance_submission(txn, row["submission_id"])
         await txn.event("payment.complete", row["idempotency_key"], bounty_id=row["bounty_id"],
@@ -178,7 +178,7 @@ async def _fail(store: Store, cfg: Config, row: dict[str, Any], error: str, *, a
 
 async def _apply(store: Store, cfg: Config, row: dict[str, Any], payment: Payment) -> str:
     if payment.state is PaymentState.COMPLETE:
-        await _complete(store, row, payment)
+        await complete(store, row, payment)
     elif payment.state is PaymentState.FAILED:
         await _fail(store, cfg, row, payment.error or "the payment failed")
     return payment.state.value

@@ -33,7 +33,7 @@ from l402tui.store.db import Store, Txn, now
 log = logging.getLogger("l402tui.payouts")
 
 __all__ = ["on_verdict", "on_accepted", "on_bounty_closed", "claim", "claim_refund", "confirm_gaming", "tick",
-           "record_funding", "pool_left", "PayoutsHalted", "FundingUnavailable"]
+           "record_funding", "pool_left", "payout_summary", "resolve_unknown", "PayoutsHalted", "FundingUnavailable"]
 
 PAYABLE = ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
 
@@ -463,6 +463,29 @@ async def claim_refund(store: Store, lightning: LightningBackend, cfg: Config, b
         return {"bounty_id": bounty_id, **result}
 
 
+async def resolve_unknown(store: Store, lightning: LightningBackend, cfg: Config, key: str, *, sent: bool,
+                          fee_msat: int = 0) -> dict[str, Any]:
+    """An operator's verdict on an UNKNOWN payment after checking the node by hand:
+    ``sent`` books it as paid; otherwise it is retried (or waits for a claim)."""
+    async with payout_lock(store):
+        row = await store.fetchone("SELECT * FROM payments WHERE idempotency_key = ?", (key,))
+        if row is None:
+            raise NotFound(f"no payment {key!r}", code="unknown_payment")
+        if row["status"] != "UNKNOWN":
+            raise Conflict(f"payment {key} is {row['status']}, not UNKNOWN; nothing to resolve", code="not_unknown")
+        if sent:
+            from l402tui.lightning.backend import Payment, PaymentState
+
+            await payout_sender.complete(store, row, Payment(row["payment_hash"] or "", row["amount_msat"], fee_msat,
+                                                             PaymentState.COMPLETE))
+        else:
+            async with store.transaction() as txn:
+                await txn.execute("UPDATE payments SET status = 'FAILED', next_attempt_at = ?, updated_at = ? "
+                                  "WHERE idempotency_key = ?", (now(), now(), key))
+                await txn.event("payment.resolved", key, sent=False)
+        return payout_sender.row_view(await store.fetchone("SELECT * FROM payments WHERE idempotency_key = ?", (key,)))
+
+
 async def payout_summary(store: Store, submission_id: str) -> dict[str, Any]:
     rows = await store.fetchall("SELECT * FROM payments WHERE submission_id = ? ORDER BY created_at", (submission_id,))
     sub = await _submission(store, submission_id)
@@ -483,8 +506,9 @@ async def tick(store: Store, lightning: LightningBackend, cfg: Config, *, at: fl
         if reason:
             return {"halted": reason}
         for b in await store.fetchall("SELECT id FROM bounties WHERE status IN ('OPEN', 'CLOSED')"):
-            async with ledger.transition(store, b["id"]) as txn:
-                await record_funding(txn, b["id"])
+            if not await ledger.posted(store, f"fund:{b['id']}"):  # no write lock taken when there is nothing to do
+                async with ledger.transition(store, b["id"]) as txn:
+                    await record_funding(txn, b["id"])
         for sub in await store.fetchall(
                 "SELECT s.* FROM submissions s JOIN invoices i ON i.payment_hash = s.stake_payment_hash "
                 "WHERE i.status = 'ACCEPTED' OR (i.status IN ('SETTLED', 'CANCELED', 'EXPIRED') AND NOT EXISTS "
