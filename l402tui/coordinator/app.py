@@ -8,7 +8,6 @@ so the document cannot drift from the routes.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -16,17 +15,17 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from l402tui.coordinator.admin import AdminAuth, AdminRefused
+from l402tui.coordinator.admin_api import (admin_cancel, admin_close, admin_create_bounty, admin_funding,
+                                           admin_ledger, admin_list_bounties, admin_revoke, admin_submissions,
+                                           events)
 from l402tui.coordinator.errors import CoordinatorError, Invalid
+from l402tui.coordinator.http_common import ADMIN, COORDINATOR, GATE, SSE_TASKS, json_body, svc
 from l402tui.coordinator.service import Coordinator
 from l402tui.l402.middleware import Gate, L402Gate, gated, token_of
 from l402tui.l402.tokens import RootKeyStore, TokenAuthority, TokenRefused, parse_authorization
 
 log = logging.getLogger("l402tui.http")
 
-COORDINATOR = web.AppKey("coordinator", Coordinator)
-GATE = web.AppKey("gate", L402Gate)
-ADMIN = web.AppKey("admin", AdminAuth)
-SSE_TASKS = web.AppKey("sse_tasks", set)
 MAX_UPLOAD = 64 * 1024 * 1024
 
 
@@ -42,39 +41,25 @@ class Route:
     alias_of: str | None = None
 
 
-def _svc(request: web.Request) -> Coordinator:
-    return request.app[COORDINATOR]
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("the request body must be JSON", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise Invalid("the request body must be a JSON object", code="invalid_json")
-    return body
-
-
 # -- public --------------------------------------------------------------------------------
 
 
 async def list_bounties(request: web.Request) -> web.Response:
-    return web.json_response({"bounties": await _svc(request).list_bounties()})
+    return web.json_response({"bounties": await svc(request).list_bounties()})
 
 
 async def get_bounty(request: web.Request) -> web.Response:
-    return web.json_response(await _svc(request).get_bounty(request.match_info["id"]))
+    return web.json_response(await svc(request).get_bounty(request.match_info["id"]))
 
 
 async def leaderboard(request: web.Request) -> web.Response:
     bounty_id = request.match_info["id"]
-    return web.json_response({"bounty_id": bounty_id, "leaderboard": await _svc(request).leaderboard(bounty_id)})
+    return web.json_response({"bounty_id": bounty_id, "leaderboard": await svc(request).leaderboard(bounty_id)})
 
 
 @gated("download", "download_sats")
 async def download_package(request: web.Request) -> web.StreamResponse:
-    path, sha256 = await _svc(request).package(request.match_info["id"])
+    path, sha256 = await svc(request).package(request.match_info["id"])
     return web.FileResponse(path, headers={
         "Content-Type": "application/gzip", "X-Package-SHA256": sha256,
         "Content-Disposition": f'attachment; filename="{request.match_info["id"]}.tar.gz"'})
@@ -90,7 +75,7 @@ def _number_or_none(value: Any, name: str) -> float | None:
 
 @gated("submit", "submit_sats")
 async def submit(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     destination = body.get("payout_destination")
     if destination is not None and not isinstance(destination, str):
         raise Invalid("'payout_destination' must be a string (a node id, or omit it and claim later)",
@@ -99,7 +84,7 @@ async def submit(request: web.Request) -> web.Response:
     if not isinstance(diff, str):
         raise Invalid("'diff' is required: a unified diff against the package's target/ folder",
                       code="invalid_request")
-    view = await _svc(request).submit(
+    view = await svc(request).submit(
         request.match_info["id"], token_of(request).token_id, diff,
         claimed_score=_number_or_none(body.get("claimed_score"), "claimed_score"),
         payout_destination=destination)
@@ -107,7 +92,7 @@ async def submit(request: web.Request) -> web.Response:
 
 
 async def submission_status(request: web.Request) -> web.Response:
-    return web.json_response(await _svc(request).submission(request.match_info["id"]))
+    return web.json_response(await svc(request).submission(request.match_info["id"]))
 
 
 async def claim(request: web.Request) -> web.Response:
@@ -120,8 +105,8 @@ async def claim(request: web.Request) -> web.Response:
     except TokenRefused as exc:
         return web.json_response({"error": "unauthorized", "reason": exc.reason, "message": exc.message},
                                  status=401, headers={"WWW-Authenticate": f'L402 error="{exc.reason}"'})
-    body = await _json_body(request)
-    result = await _svc(request).claim(request.match_info["id"], token.token_id, body.get("invoice"))
+    body = await json_body(request)
+    result = await svc(request).claim(request.match_info["id"], token.token_id, body.get("invoice"))
     return web.json_response(result)
 
 
@@ -140,14 +125,14 @@ async def well_known(request: web.Request) -> web.Response:
 
 
 async def node_status(request: web.Request) -> web.Response:
-    svc = _svc(request)
+    service = svc(request)
     try:
-        node = await svc.backend.status()
+        node = await service.backend.status()
         lightning = {"ok": True, "backend": node.backend, "network": node.network, "alias": node.alias,
                      "node_id": node.node_id, "block_height": node.block_height}
     except Exception as exc:  # noqa: BLE001 - status must answer even when the node does not
         lightning = {"ok": False, "error": str(exc)}
-    counts = await svc.store.fetchall("SELECT status, COUNT(*) AS n FROM bounties GROUP BY status")
+    counts = await service.store.fetchall("SELECT status, COUNT(*) AS n FROM bounties GROUP BY status")
     return web.json_response({"ok": True, "service": "l402tui coordinator", "lightning": lightning,
                               "bounties": {r["status"]: r["n"] for r in counts}})
 
@@ -159,90 +144,6 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 # -- admin ---------------------------------------------------------------------------------
-
-
-async def admin_list_bounties(request: web.Request) -> web.Response:
-    return web.json_response({"bounties": await _svc(request).list_bounties(include_all=True)})
-
-
-async def admin_create_bounty(request: web.Request) -> web.Response:
-    svc = _svc(request)
-    if request.content_type in ("application/gzip", "application/x-gzip", "application/octet-stream"):
-        data = await request.read()
-        self_funded = request.query.get("self_funded", "").lower() in ("1", "true", "yes")
-        result = await svc.create_bounty(data, self_funded=self_funded)
-    else:
-        body = await _json_body(request)
-        path = body.get("path")
-        if not isinstance(path, str) or not path:
-            raise Invalid("give {'path': '<bounty folder on the coordinator host>'} or upload a .tar.gz "
-                          "with Content-Type: application/gzip", code="invalid_request")
-        result = await svc.create_bounty(path, self_funded=bool(body.get("self_funded", False)))
-    return web.json_response(result, status=201)
-
-
-async def admin_cancel(request: web.Request) -> web.Response:
-    return web.json_response(await _svc(request).cancel_bounty(request.match_info["id"]))
-
-
-async def admin_close(request: web.Request) -> web.Response:
-    return web.json_response(await _svc(request).close_bounty(request.match_info["id"]))
-
-
-async def admin_funding(request: web.Request) -> web.Response:
-    bounty_id = request.match_info["id"]
-    await _svc(request).get_bounty(bounty_id)
-    return web.json_response({"bounty_id": bounty_id, "funding": await _svc(request).funding(bounty_id)})
-
-
-def _limit(request: web.Request) -> int:
-    try:
-        return max(1, min(5000, int(request.query.get("limit", "500"))))
-    except ValueError:
-        raise Invalid("'limit' must be an integer", code="invalid_request") from None
-
-
-async def admin_submissions(request: web.Request) -> web.Response:
-    subs = await _svc(request).list_submissions(request.query.get("bounty_id"), _limit(request))
-    return web.json_response({"submissions": subs})
-
-
-async def admin_ledger(request: web.Request) -> web.Response:
-    svc, bounty_id, limit = _svc(request), request.query.get("bounty_id"), _limit(request)
-    return web.json_response({"entries": await svc.ledger(bounty_id, limit),
-                              "invoices": await svc.invoices(bounty_id, limit),
-                              "payments": await svc.payments(bounty_id, limit)})
-
-
-async def admin_revoke(request: web.Request) -> web.Response:
-    n = await request.app[GATE].authority.revoke(request.match_info["token_id"])
-    return web.json_response({"token_id": request.match_info["token_id"], "revoked_keys": n})
-
-
-async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: every state change, from ``?after=`` or ``Last-Event-ID`` on."""
-    raw = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
-    try:
-        after = int(raw)
-    except ValueError:
-        raise Invalid("'after' / Last-Event-ID must be an event id (integer)", code="invalid_request") from None
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                           "X-Accel-Buffering": "no"})
-    await response.prepare(request)
-    task = asyncio.current_task()
-    request.app[SSE_TASKS].add(task)
-    try:
-        await response.write(b": l402tui events\n\n")
-        async for event in _svc(request).follow_events(after):
-            data = json.dumps(event, separators=(",", ":"))
-            await response.write(f"id: {event['id']}\nevent: {event['kind']}\ndata: {data}\n\n".encode())
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    finally:
-        request.app[SSE_TASKS].discard(task)
-    return response
-
-
 ROUTES: list[Route] = [
     Route("GET", "/api/v1/bounties", list_bounties, "List open and finished bounties (free)",
           responses={200: "bounties"}),
