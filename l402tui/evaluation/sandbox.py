@@ -106,6 +106,9 @@ class RunnerStatus:
 class Sandbox(ABC):
     kind: str = ""
     isolated: bool = True
+    # Added to the outer wall-clock limit when the runner enforces the real limit
+    # itself once the code has started (docker: container start-up is not the code's time).
+    startup_allowance_s: float = 0.0
 
     def placeholders(self, layout: Layout) -> dict[str, str]:
         """Values for ``{workdir}``, ``{inputs}``, ``{artifacts}`` as the code inside sees them."""
@@ -141,14 +144,14 @@ class Sandbox(ABC):
                     os.close(fd)
         pump = threading.Thread(target=log.pump, args=(read_fd,), daemon=True)
         pump.start()
-        timer = threading.Timer(limits.time_limit_s, running.kill)
+        timer = threading.Timer(limits.time_limit_s + self.startup_allowance_s, running.kill)
         timer.start()
         try:
             outcome = running.wait()
         finally:
             timer.cancel()
         pump.join(timeout=5)
-        outcome.timed_out = running.killed_for_time
+        outcome.timed_out = outcome.timed_out or running.killed_for_time
         outcome.log_bytes, outcome.log_truncated = log.written, log.truncated
         return outcome
 
@@ -348,6 +351,7 @@ class DockerSandbox(Sandbox):
     way as batch ones); the engine and image are checked with the docker SDK first."""
 
     kind = "docker"
+    startup_allowance_s = 30.0
 
     def __init__(self, image: str, docker: str | None = None):
         self.image = image
@@ -378,14 +382,18 @@ class DockerSandbox(Sandbox):
             cmd.append("-i")
         for key, value in env.items():
             cmd += ["-e", f"{key}={value}"]
-        cmd += [self.image, *argv]
+        # The time limit starts inside the container, so a slow container start on a
+        # busy host is not charged to the code; the outer timer is only a backstop.
+        cmd += [self.image, "timeout", "--signal=KILL", f"{limits.time_limit_s:g}", *argv]
         proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True)
         docker = self.docker
 
         def kill_container() -> None:
             subprocess.run([docker, "kill", name], capture_output=True, timeout=30)
 
-        return _DockerRunning(proc, self.kind, kill_container, name, docker, cgroup)
+        running = _DockerRunning(proc, self.kind, kill_container, name, docker, cgroup)
+        running.time_limit_s = limits.time_limit_s
+        return running
 
 
 class _DockerRunning(_Running):
@@ -408,11 +416,13 @@ class _DockerRunning(_Running):
             outcome.exit_code = outcome.exit_code or 125
             return outcome
         outcome.exit_code = int(parts[0])
-        if parts[1] == "true":
-            outcome.killed_reason = "the run exceeded its memory limit and was killed"
         started, finished = _docker_time(parts[2]), _docker_time(parts[3])
         if started and finished and finished >= started:
             outcome.wall_s = finished - started  # the engine's clock, without container start-up
+        if parts[1] == "true":
+            outcome.killed_reason = "the run exceeded its memory limit and was killed"
+        elif outcome.exit_code == 137 and outcome.wall_s >= self.time_limit_s * 0.98:
+            outcome.timed_out = True  # SIGKILL from `timeout` inside the container
         return outcome
 
 
