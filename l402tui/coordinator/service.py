@@ -173,6 +173,8 @@ class Coordinator:
                                                   "CANCELED", reason=f"funding invoice {state.value.lower()}")
             elif row["kind"] == "stake" and state is InvoiceState.ACCEPTED:
                 await submissions.stake_held(txn, row["submission_id"])
+            elif row["kind"] == "stake" and state in (InvoiceState.CANCELED, InvoiceState.EXPIRED):
+                await submissions.stake_lapsed(txn, row["submission_id"], state.value.lower())
 
     async def reconcile_invoices(self) -> None:
         """Ask the node about funding and stake invoices we still wait on (missed updates)."""

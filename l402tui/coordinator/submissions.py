@@ -183,6 +183,13 @@ async def stake_held(txn: Txn, submission_id: str) -> None:
         await _queue(txn, submission_id, row["bounty_id"], "AWAITING_STAKE")
 
 
+async def stake_lapsed(txn: Txn, submission_id: str, how: str) -> None:
+    """A stake invoice that expired or was cancelled before it was paid ends the submission."""
+    reason = f"the stake invoice {how} before it was paid; submit again and pay the stake to be evaluated"
+    await _move(txn, submission_id, "AWAITING_STAKE", "REJECTED",
+                verdict={"decision": "REJECTED", "reasons": [reason]}, reasons=[reason])
+
+
 async def status(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
     row = await coord.store.fetchone("SELECT * FROM submissions WHERE id = ?", (submission_id,))
     if row is None:

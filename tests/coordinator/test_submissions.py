@@ -74,6 +74,15 @@ async def test_stake_is_held_before_queueing(coordinator, tmp_path, net):
     assert await coordinator.store.scalar("SELECT COUNT(*) FROM evaluations WHERE kind = 'submission'") == 1
 
 
+async def test_unpaid_stake_ends_the_submission(coordinator, tmp_path, net):
+    bounty_id = await _bounty(coordinator, make_bounty(tmp_path, stake_sats=500))
+    view = await coordinator.submit(bounty_id, "tok", diff_text())
+    await coordinator.backend.cancel_hold(view["stake"]["payment_hash"])
+    await coordinator.reconcile_invoices()
+    ended = await coordinator.submission(view["id"])
+    assert ended["status"] == "REJECTED" and "stake invoice" in ended["reasons"][0]
+
+
 async def test_verdicts_stack_and_flag(coordinator, bounty_dir):
     bounty_id = await _bounty(coordinator, bounty_dir)
     first = await coordinator.submit(bounty_id, "tok-a", diff_text())
