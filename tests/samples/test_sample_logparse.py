@@ -97,6 +97,7 @@ def test_a_broken_parser_fails_the_guard(bounty, tmp_path):
     assert result.metrics["correct_frac"] < 1.0
 
 
+@pytest.mark.slow
 def test_a_faster_parser_keeps_the_guard_and_does_less_work(bounty, tmp_path):
     result = evaluate(bounty, "heldout/a", tmp_path / "eval", edit=faster)
     assert result.metrics["correct_frac"] == 1.0

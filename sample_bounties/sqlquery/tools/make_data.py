@@ -25,9 +25,9 @@ REGIONS = ["North", "South", "East", "West", "Central", "Islands", "Highlands", 
 CATEGORIES = ["garden", "kitchen", "tools", "toys", "books", "sports", "office", "audio", "lighting", "pets"]
 STATUSES = ["shipped"] * 8 + ["returned", "cancelled", "pending"]
 SETS = {
-    "public": dict(seed=5, year=2025, customers=3000, products=600, orders=20000, queries=200),
-    "heldout/a": dict(seed=17, year=2024, customers=3200, products=650, orders=20000, queries=200),
-    "heldout/b": dict(seed=29, year=2023, customers=2800, products=550, orders=20000, queries=200),
+    "public": dict(seed=5, year=2025, customers=3000, products=600, orders=20000, queries=160),
+    "heldout/a": dict(seed=17, year=2024, customers=3200, products=650, orders=20000, queries=160),
+    "heldout/b": dict(seed=29, year=2023, customers=2800, products=550, orders=20000, queries=160),
 }
 CANARIES = [  # (id, region as the sponsor's analysts type it, first day offset, days)
     ("canary-1", "north", 30, 60),
