@@ -315,6 +315,8 @@ async def _close(store: Store, bounty_id: str, reason: str) -> None:
 async def _refund_rest(store: Store, lightning: LightningBackend, cfg: Config, bounty_id: str) -> None:
     """Give the sponsor back what is left in the pool: cancel the hold if never settled, else pay it."""
     bounty = await _bounty(store, bounty_id)
+    if bounty["status"] == "CLOSED" and await _judging(store, bounty_id):
+        return  # submissions made before the close are still judged and paid first; the next tick retries
     async with store.transaction() as txn:
         await record_funding(txn, bounty_id)
     invoice = await _funding_invoice(store, bounty)
@@ -358,6 +360,15 @@ async def _refund_rest(store: Store, lightning: LightningBackend, cfg: Config, b
                         action="the sponsor claims it with a BOLT11 invoice for exactly this amount")
 
 
+async def _judging(conn: Store | Txn, bounty_id: str) -> bool:
+    """Are submissions of this bounty still waiting for a verdict (or its payout decision)?"""
+    row = await conn.fetchone(
+        "SELECT 1 FROM submissions s WHERE s.bounty_id = ? AND (s.status IN ('RECEIVED', 'AWAITING_STAKE', 'QUEUED', "
+        "'EVALUATING') OR (s.status = 'ACCEPTED' AND NOT EXISTS (SELECT 1 FROM events e WHERE "
+        "e.kind = 'payout.allocated' AND e.subject_id = s.id))) LIMIT 1", (bounty_id,))
+    return row is not None
+
+
 async def _count(txn: Txn, txn_prefix: str) -> int:
     row = await txn.fetchone("SELECT COUNT(DISTINCT txn_id) AS n FROM ledger_entries WHERE txn_id LIKE ?",
                              (txn_prefix + ":%",))
@@ -374,7 +385,8 @@ async def _maybe_settle(store: Store, bounty_id: str) -> bool:
         flagged = await txn.fetchone(
             "SELECT COUNT(*) AS n FROM submissions s JOIN invoices i ON i.payment_hash = s.stake_payment_hash "
             "WHERE s.bounty_id = ? AND s.status = 'FLAGGED' AND i.status = 'ACCEPTED'", (bounty_id,))
-        if books.held_back or books.pool_left or books.stakes_held or open_timers["n"] or flagged["n"]:
+        if (books.held_back or books.pool_left or books.stakes_held or open_timers["n"] or flagged["n"]
+                or await _judging(txn, bounty_id)):
             return False
         if await txn.execute("UPDATE bounties SET status = 'SETTLED', updated_at = ? WHERE id = ? AND status = 'CLOSED'",
                              (now(), bounty_id)):

@@ -152,3 +152,18 @@ def test_wallet_ledger_prints_the_books(tmp_path):
     data = json.loads(CliRunner().invoke(ledger_cmd, ["--json", "--entries"], obj=cfg).output)
     assert data["bounties"][0]["books"]["paid"] == 29_600_000
     assert sum(e["amount_msat"] for e in data["entries"]) == 0
+
+
+async def test_close_waits_for_submissions_still_being_judged(world: World):
+    store, ln, cfg = world.store, world.coordinator, world.cfg
+    b = await world.bounty()
+    late = await world.submit(b, "agent-1")  # submitted before the deadline, still QUEUED at the close
+    async with store.transaction() as txn:
+        await txn.execute("UPDATE bounties SET status = 'CLOSED' WHERE id = ?", (b,))
+    await payouts.on_bounty_closed(store, ln, cfg, b)
+    assert (await world.books(b)).refunded == 0  # nothing refunded while a verdict is pending
+    await world.verdict(late, "ACCEPTED", 0.02)
+    summary = await payouts.on_accepted(store, ln, cfg, late)
+    assert summary["payments"][0]["amount_msat"] == 29_600_000  # paid in full from the pool
+    books = await world.books(b)
+    assert books.refund_pending == 107_500_000 - 40_000_000 and books.problems == []
