@@ -10,6 +10,8 @@ from aiohttp import web
 from l402tui.coordinator.errors import Invalid
 from l402tui.coordinator.http_common import GATE, SSE_TASKS, json_body, svc
 
+HEARTBEAT_S = 15.0  # below common proxy idle timeouts
+
 
 async def admin_list_bounties(request: web.Request) -> web.Response:
     return web.json_response({"bounties": await svc(request).list_bounties(include_all=True)})
@@ -83,7 +85,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     request.app[SSE_TASKS].add(task)
     try:
         await response.write(b": l402tui events\n\n")
-        async for event in svc(request).follow_events(after):
+        async for event in svc(request).follow_events(after, heartbeat_s=HEARTBEAT_S):
+            if event is None:
+                await response.write(b": keepalive\n\n")
+                continue
             data = json.dumps(event, separators=(",", ":"))
             await response.write(f"id: {event['id']}\nevent: {event['kind']}\ndata: {data}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):

@@ -365,14 +365,24 @@ class Coordinator:
     async def last_event_id(self) -> int:
         return int(await self.store.scalar("SELECT COALESCE(MAX(id), 0) FROM events"))
 
-    async def follow_events(self, after_id: int = 0, poll_s: float = 1.0) -> AsyncIterator[dict[str, Any]]:
-        """Every event after ``after_id``, then new ones as they are written (by any process)."""
+    async def follow_events(self, after_id: int = 0, poll_s: float = 1.0,
+                            heartbeat_s: float | None = None) -> AsyncIterator[dict[str, Any] | None]:
+        """Every event after ``after_id``, then new ones as they are written (by any process).
+
+        With ``heartbeat_s``, yields None after that long without events (the SSE
+        handler turns it into a comment so proxies keep the stream open)."""
         last = after_id
+        idle_since = time.monotonic()
         while True:
             batch = await self.events_after(last)
             for event in batch:
                 last = event["id"]
                 yield event
+            if batch:
+                idle_since = time.monotonic()
+            elif heartbeat_s is not None and time.monotonic() - idle_since >= heartbeat_s:
+                idle_since = time.monotonic()
+                yield None
             if len(batch) == 200:
                 continue
             self._changed.clear()

@@ -119,3 +119,13 @@ async def test_funding_hold_auto_cancelled_near_htlc_expiry_cancels_the_bounty(c
     await coordinator.reconcile_invoices()
     assert (await coordinator.get_bounty(bounty_id))["status"] == "CANCELED"
     assert (await sponsor.status()).balance_msat == before
+
+
+async def test_event_follower_replays_then_heartbeats_when_idle(coordinator, bounty_dir):
+    await coordinator.create_bounty(bounty_dir, self_funded=True)
+    stream = coordinator.follow_events(0, poll_s=0.05, heartbeat_s=0.1)
+    kinds = []
+    while (event := await asyncio.wait_for(stream.__anext__(), 5)) is not None:
+        kinds.append(event["kind"])
+    assert kinds[0] == "bounty.created" and "bounty.status" in kinds
+    await stream.aclose()
