@@ -237,7 +237,7 @@ class TokenAuthority:
         # Verified credentials, keyed by the exact macaroon:preimage text.  Checking a
         # repeat costs a dict hit instead of base64 + HMAC chain + SQLite; the cheap
         # per-request checks (expiry, scope, revocation) still run every time.
-        self._verified: OrderedDict[str, tuple[VerifiedToken, str]] = OrderedDict()
+        self._verified: OrderedDict[str, VerifiedToken] = OrderedDict()
         self._revoked_tokens: set[str] = set()
 
     async def mint(self, txn: Txn, payment_hash: str, bounty_id: str,
@@ -267,15 +267,14 @@ class TokenAuthority:
         """Check a credential for one use; raises TokenRefused with the failed check."""
         now = time.time() if now is None else now
         cache_key = credential.macaroon_b64 + ":" + credential.preimage_hex
-        hit = self._verified.get(cache_key)
-        if hit is not None:
-            token = hit[0]
+        token = self._verified.get(cache_key)
+        if token is not None:
             if token.token_id in self._revoked_tokens:
                 self._verified.pop(cache_key, None)
                 raise TokenRefused("revoked", "this token was revoked by the coordinator; buy a new one")
         else:
             token = await self._verify_full(credential)
-            self._verified[cache_key] = (token, "")
+            self._verified[cache_key] = token
             if len(self._verified) > 50_000:
                 self._verified.popitem(last=False)
         _check_scope(token, capability=capability, bounty_id=bounty_id, now=now)
