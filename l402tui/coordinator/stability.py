@@ -1,16 +1,16 @@
 """The 20 % holdback: a timer row, a re-evaluation on a rotated held-out set, a decision.
 
 When a payout is allocated, :func:`schedule` writes a ``holdback_release`` timer.
-When it is due, :func:`run_due` queues an ``evaluations`` row of kind ``stability``
-on the next held-out set (the evaluation queue runs it like any other); when that
-is DONE it releases the holdback to the agent if the improvement holds within
-``coordinator.stability_tolerance``, else returns it to the pool, recording why.
+When it is due, :func:`run_due` queues two ``evaluations`` rows of kind ``stability``
+on the next held-out set: the submission, and the baseline (no diff; shared by every
+submission checked on that set).  Scores on different sets are not comparable, so the
+submission's gain is measured against the baseline *on the same set*.
 
-What "holds" means: if the stability evaluation's metrics carry ``improvement``
-(the scorer's improvement over the reference on the same set), at least
-``(1 - tolerance) ×`` the accepted improvement must remain.  Otherwise the primary
-metric on the new set is compared with the one accepted: it may be worse by at most
-``tolerance × improvement`` (relative), i.e. most of the gain must survive new data.
+The improvement holds if that gain is at least ``g₀ − tolerance × i``, where ``i`` is
+the improvement the submission was paid for (over the best before it) and ``g₀`` its
+gain over the baseline when accepted: at most ``coordinator.stability_tolerance`` of
+its own contribution may vanish on new data.  Then the holdback is released to the
+agent; otherwise it returns to the pool, and the reason is recorded either way.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from l402tui.bounty.spec import Metric
 from l402tui.config import Config
 from l402tui.coordinator import ledger, payout_sender
 from l402tui.coordinator.payout_math import bounty_terms, verdict_improvement
+from l402tui.evaluation.scoring import metric_gain
 from l402tui.store.db import Store, Txn, now
 
 log = logging.getLogger("l402tui.payouts")
@@ -46,43 +48,61 @@ async def schedule(txn: Txn, submission_id: str, due_at: float) -> None:
                       (TIMER, submission_id, due_at, now()))
 
 
-def judge(*, improvement: float, tolerance: float, accepted_metrics: dict[str, float] | None,
-          new_metrics: dict[str, Any], primary: str | None, direction: str) -> StabilityDecision:
+def composite_gain(summary: dict[str, Any], new: dict[str, Any], ref: dict[str, Any]) -> float:
+    """The bounty's weighted gain of ``new`` over ``ref`` (as the verdict computes it), from
+    the coordinator's spec summary; raises KeyError naming a missing metric."""
+    metrics = [Metric(m["name"], m["direction"], float(m.get("weight", 1.0))) for m in summary.get("metrics", [])
+               if float(m.get("weight", 1.0)) > 0]
+    if not metrics:
+        raise KeyError("the bounty has no weighted metric")
+    relative = (summary.get("target") or {}).get("kind", "relative") == "relative"
+    missing = [m.name for m in metrics if m.name not in new or m.name not in ref]
+    if missing:
+        raise KeyError(f"metric(s) {', '.join(missing)} missing from the stability evaluation")
+    total = sum(m.weight for m in metrics)
+    return sum(m.weight * metric_gain(m, float(new[m.name]), float(ref[m.name]), relative=relative)
+               for m in metrics) / total
+
+
+def judge(*, improvement: float, gain_when_accepted: float, gain_now: float, tolerance: float,
+          heldout_set: int) -> StabilityDecision:
     """Does an accepted improvement hold on the rotated set?  Pure; see the module docstring."""
-    if isinstance(new_metrics.get("improvement"), (int, float)):
-        kept = float(new_metrics["improvement"])
-        need = improvement * (1 - tolerance)
-        if kept >= need and kept > 0:
-            return StabilityDecision(True, f"improvement {kept:.4%} on the rotated set is at least "
-                                           f"{need:.4%} ({1 - tolerance:.0%} of the accepted {improvement:.4%})")
-        return StabilityDecision(False, f"improvement {kept:.4%} on the rotated set is below {need:.4%} "
-                                        f"({1 - tolerance:.0%} of the accepted {improvement:.4%})")
-    if not primary or not accepted_metrics or primary not in accepted_metrics or primary not in new_metrics:
-        return StabilityDecision(False, f"the stability evaluation has no {primary or 'primary'} metric to compare "
-                                        "with the accepted one, so the improvement cannot be shown to hold")
-    old, new = float(accepted_metrics[primary]), float(new_metrics[primary])
-    scale = abs(old) or 1.0
-    change = (new - old) / scale if direction == "maximize" else (old - new) / scale  # > 0: better
-    allowed = tolerance * improvement
-    if change >= -allowed:
-        return StabilityDecision(True, f"{primary} {new:g} on the rotated set vs {old:g} accepted: "
-                                       f"{change:+.4%}, within the {allowed:.4%} allowed")
-    return StabilityDecision(False, f"{primary} {new:g} on the rotated set vs {old:g} accepted: {change:+.4%}, "
-                                    f"worse than the {allowed:.4%} allowed")
+    need = gain_when_accepted - tolerance * improvement
+    detail = (f"on held-out set {heldout_set} it beats the baseline by {gain_now:.4%}; it was paid for "
+              f"{improvement:.4%} and beat the baseline by {gain_when_accepted:.4%} when accepted, so at least "
+              f"{need:.4%} is needed ({tolerance:.0%} of its own improvement may vanish)")
+    return StabilityDecision(gain_now >= need, ("holds: " if gain_now >= need else "does not hold: ") + detail)
 
 
-async def _queue_evaluation(txn: Txn, sub: dict[str, Any], bounty: dict[str, Any], attempt: int) -> int:
+def _rotated_set(first: dict[str, Any] | None, sets: int, attempt: int) -> int:
+    used = first["heldout_set"] if first and first["heldout_set"] is not None else 0
+    return (used + 1 + attempt) % sets if sets > 1 else used
+
+
+async def _queue_evaluations(txn: Txn, sub: dict[str, Any], bounty: dict[str, Any], attempt: int) -> int:
     first = await txn.fetchone("SELECT heldout_set FROM evaluations WHERE submission_id = ? AND kind = 'submission' "
                                "ORDER BY id LIMIT 1", (sub["id"],))
-    sets = bounty_terms(bounty).heldout_sets
-    used = first["heldout_set"] if first and first["heldout_set"] is not None else 0
-    rotated = (used + 1 + attempt) % sets if sets > 1 else used
+    rotated = _rotated_set(first, bounty_terms(bounty).heldout_sets, attempt)
     eval_id = await txn.insert("evaluations", {"bounty_id": sub["bounty_id"], "submission_id": sub["id"],
                                                "kind": "stability", "heldout_set": rotated, "status": "QUEUED",
                                                "created_at": now()})
+    if not await _baseline_row(txn, sub["bounty_id"], rotated, usable_only=True):
+        await txn.insert("evaluations", {"bounty_id": sub["bounty_id"], "submission_id": None, "kind": "stability",
+                                         "heldout_set": rotated, "status": "QUEUED", "created_at": now()})
     await txn.event("holdback.evaluating", sub["id"], bounty_id=sub["bounty_id"], heldout_set=rotated,
                     evaluation_id=eval_id)
     return eval_id
+
+
+async def _baseline_row(conn: Store | Txn, bounty_id: str, heldout_set: int, *,
+                        usable_only: bool = False) -> dict[str, Any] | None:
+    """The latest baseline re-measurement on a set (QUEUED/RUNNING/DONE; FAILED only if nothing else)."""
+    rows = await conn.fetchall("SELECT * FROM evaluations WHERE bounty_id = ? AND submission_id IS NULL AND "
+                               "kind = 'stability' AND heldout_set = ? ORDER BY id DESC", (bounty_id, heldout_set))
+    live = [r for r in rows if r["status"] != "FAILED"]
+    if live:
+        return live[0]
+    return None if usable_only or not rows else rows[0]
 
 
 async def release(store: Store, sub: dict[str, Any], reason: str, *, keysend: bool) -> None:
@@ -126,6 +146,7 @@ async def run_due(store: Store, cfg: Config, *, at: float | None = None, keysend
     timers = await store.fetchall("SELECT * FROM timers WHERE kind = ? AND done_at IS NULL AND due_at <= ? "
                                   "ORDER BY due_at", (TIMER, at))
     decided = 0
+    max_attempts = int(cfg.get("coordinator.stability_max_attempts"))
     for timer in timers:
         sub = await store.fetchone("SELECT * FROM submissions WHERE id = ?", (timer["subject_id"],))
         if sub is None:
@@ -134,10 +155,9 @@ async def run_due(store: Store, cfg: Config, *, at: float | None = None, keysend
         evals = await store.fetchall("SELECT * FROM evaluations WHERE submission_id = ? AND kind = 'stability' "
                                      "ORDER BY id", (sub["id"],))
         latest = evals[-1] if evals else None
-        if latest is None or (latest["status"] == "FAILED"
-                              and len(evals) < int(cfg.get("coordinator.stability_max_attempts"))):
+        if latest is None or (latest["status"] == "FAILED" and len(evals) < max_attempts):
             async with store.transaction() as txn:
-                await _queue_evaluation(txn, sub, bounty, len(evals))
+                await _queue_evaluations(txn, sub, bounty, len(evals))
             continue
         if latest["status"] == "FAILED":
             await forfeit(store, sub, f"the stability re-evaluation failed {len(evals)} times "
@@ -146,13 +166,39 @@ async def run_due(store: Store, cfg: Config, *, at: float | None = None, keysend
             continue
         if latest["status"] != "DONE":
             continue  # QUEUED or RUNNING: the evaluation queue has it
+        base = await _baseline_row(store, sub["bounty_id"], latest["heldout_set"])
+        if base is None or base["status"] == "FAILED":
+            failures = await store.scalar(
+                "SELECT COUNT(*) FROM evaluations WHERE bounty_id = ? AND submission_id IS NULL AND kind = 'stability' "
+                "AND heldout_set = ? AND status = 'FAILED'", (sub["bounty_id"], latest["heldout_set"]))
+            if failures >= max_attempts:
+                # Not the agent's doing: without a baseline on that set nothing speaks against it.
+                await release(store, sub, f"the baseline could not be re-measured on held-out set "
+                                          f"{latest['heldout_set']} ({failures} failures); released without the check",
+                              keysend=keysend)
+                decided += 1
+            else:
+                async with store.transaction() as txn:
+                    await txn.insert("evaluations", {"bounty_id": sub["bounty_id"], "submission_id": None,
+                                                     "kind": "stability", "heldout_set": latest["heldout_set"],
+                                                     "status": "QUEUED", "created_at": now()})
+            continue
+        if base["status"] != "DONE":
+            continue
         summary = json.loads(bounty["spec_json"] or "{}")
-        primary = summary.get("primary_metric")
-        direction = next((m["direction"] for m in summary.get("metrics", []) if m["name"] == primary), "maximize")
         verdict = json.loads(sub["verdict_json"] or "{}")
-        decision = judge(improvement=verdict_improvement(sub), tolerance=float(cfg.get("coordinator.stability_tolerance")),
-                         accepted_metrics=verdict.get("metrics"), new_metrics=json.loads(latest["metrics_json"] or "{}"),
-                         primary=primary, direction=direction)
+        improvement = verdict_improvement(sub)
+        try:
+            gain_now = composite_gain(summary, json.loads(latest["metrics_json"] or "{}"),
+                                      json.loads(base["metrics_json"] or "{}"))
+        except KeyError as exc:
+            await forfeit(store, sub, f"the stability evaluation cannot be scored: {exc.args[0]}")
+            decided += 1
+            continue
+        decision = judge(improvement=improvement,
+                         gain_when_accepted=float(verdict.get("improvement_vs_baseline", improvement)),
+                         gain_now=gain_now, tolerance=float(cfg.get("coordinator.stability_tolerance")),
+                         heldout_set=latest["heldout_set"])
         if decision.holds:
             await release(store, sub, decision.reason, keysend=keysend)
         else:

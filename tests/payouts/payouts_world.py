@@ -139,19 +139,29 @@ class World:
                     await txn.execute("UPDATE invoices SET status = 'ACCEPTED' WHERE payment_hash = ?", (stake_hash,))
         return sub_id
 
-    async def verdict(self, sub_id: str, decision: str, improvement: float = 0.0, error: float = 0.9) -> None:
-        verdict = {"decision": decision, "improvement": improvement, "metrics": {"error": error}, "reasons": []}
+    async def verdict(self, sub_id: str, decision: str, improvement: float = 0.0, error: float = 0.9,
+                      vs_baseline: float | None = None) -> None:
+        """What coordinator/verdict.py records: improvement over the best, over the baseline, medians."""
+        verdict = {"decision": decision, "improvement": improvement, "metrics": {"error": error}, "reasons": [],
+                   "improvement_vs_baseline": improvement if vs_baseline is None else vs_baseline}
         async with self.store.transaction() as txn:
             await txn.execute("UPDATE submissions SET status = ?, verdict_json = ?, updated_at = ? WHERE id = ?",
                               (decision, json.dumps(verdict), time.time(), sub_id))
 
-    async def finish_stability(self, sub_id: str, metrics: dict[str, Any], status: str = "DONE") -> None:
-        """Play the evaluation queue: finish the queued stability evaluation of ``sub_id``."""
+    async def finish_stability(self, sub_id: str, metrics: dict[str, Any], status: str = "DONE",
+                               baseline: dict[str, Any] | None = None) -> None:
+        """Play the evaluation queue: finish the queued stability evaluation of ``sub_id`` and
+        any queued baseline re-measurement of its bounty (``baseline`` metrics, default error 1.0)."""
+        baseline = {"error": 1.0} if baseline is None else baseline
         async with self.store.transaction() as txn:
             n = await txn.execute("UPDATE evaluations SET status = ?, metrics_json = ?, error = ?, finished_at = ? "
                                   "WHERE submission_id = ? AND kind = 'stability' AND status = 'QUEUED'",
                                   (status, json.dumps(metrics), "crashed" if status == "FAILED" else None,
                                    time.time(), sub_id))
+            await txn.execute("UPDATE evaluations SET status = 'DONE', metrics_json = ?, finished_at = ? "
+                              "WHERE submission_id IS NULL AND kind = 'stability' AND status = 'QUEUED' AND "
+                              "bounty_id = (SELECT bounty_id FROM submissions WHERE id = ?)",
+                              (json.dumps(baseline), time.time(), sub_id))
         assert n == 1, f"no queued stability evaluation for {sub_id}"
 
     async def _pay_in(self, payer: SimNode, bolt11: str) -> None:

@@ -167,3 +167,17 @@ async def test_close_waits_for_submissions_still_being_judged(world: World):
     assert summary["payments"][0]["amount_msat"] == 29_600_000  # paid in full from the pool
     books = await world.books(b)
     assert books.refund_pending == 107_500_000 - 40_000_000 and books.problems == []
+
+
+def test_stability_judge_compares_with_the_baseline_on_the_same_set():
+    from l402tui.coordinator.stability import composite_gain, judge
+
+    summary = {"target": {"kind": "relative"}, "metrics": [{"name": "error", "direction": "minimize", "weight": 1}]}
+    gain = composite_gain(summary, {"error": 1.078}, {"error": 1.10})
+    assert round(gain, 6) == 0.02
+    held = judge(improvement=0.02, gain_when_accepted=0.02, gain_now=gain, tolerance=0.25, heldout_set=1)
+    assert held.holds and "2.0000%" in held.reason
+    lost = judge(improvement=0.015, gain_when_accepted=0.0347, gain_now=gain, tolerance=0.25, heldout_set=1)
+    assert not lost.holds and "3.0950%" in lost.reason  # 3.47 % - 25 % of its own 1.5 %
+    with pytest.raises(KeyError, match="error"):
+        composite_gain(summary, {}, {"error": 1.0})

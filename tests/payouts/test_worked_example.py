@@ -22,14 +22,16 @@ async def play(w: World) -> dict[str, int]:
     s2 = await w.submit(b, "agent-2", keysend=True, stake_sats=1_000)  # paid by keysend
     c = await w.submit(b, "agent-3", stake_sats=1_000)
 
-    await w.verdict(a, "ACCEPTED", improvement=0.02, error=0.90)
+    # Baseline error 1.0 on held-out set 0; A reaches 0.98 (2 % better).
+    await w.verdict(a, "ACCEPTED", improvement=0.02, error=0.98, vs_baseline=0.02)
     await payouts.on_verdict(store, ln, cfg, a)
     summary = await payouts.on_accepted(store, ln, cfg, a)
     assert [p["status"] for p in summary["payments"]] == ["AWAITING_CLAIM"]
     inv = await w.agents["agent-1"].create_invoice(29_600 * SAT, "payout")
     assert (await payouts.claim(store, ln, cfg, a, inv.bolt11))["status"] == "COMPLETE"
 
-    await w.verdict(s2, "ACCEPTED", improvement=0.015, error=0.88)  # stacked on A's best
+    # B reaches 0.9653: 1.5 % better than A's 0.98 (stacked), 3.47 % better than the baseline.
+    await w.verdict(s2, "ACCEPTED", improvement=0.015, error=0.9653, vs_baseline=0.0347)
     await payouts.on_verdict(store, ln, cfg, s2)
     summary = await payouts.on_accepted(store, ln, cfg, s2)
     assert [p["status"] for p in summary["payments"]] == ["COMPLETE"]
@@ -40,8 +42,10 @@ async def play(w: World) -> dict[str, int]:
 
     later = time.time() + 61
     await payouts.tick(store, ln, cfg, at=later)  # holdback due: stability evaluations queued
-    await w.finish_stability(a, {"error": 0.90})  # holds
-    await w.finish_stability(s2, {"error": 0.95})  # does not
+    # Held-out set 1: the baseline scores 1.10; A 1.078 (2 % better: holds); B also 1.078, so
+    # its own 1.5 % vanished on new data (it needed 3.47 % - 25 % x 1.5 % = 3.095 %).
+    await w.finish_stability(a, {"error": 1.078}, baseline={"error": 1.10})
+    await w.finish_stability(s2, {"error": 1.078}, baseline={"error": 1.10})
     await payouts.tick(store, ln, cfg, at=later)
     inv = await w.agents["agent-1"].create_invoice(7_400 * SAT, "holdback")
     assert (await payouts.claim(store, ln, cfg, a, inv.bolt11))["status"] == "COMPLETE"
