@@ -8,15 +8,17 @@ from l402tui.config import Config
 
 
 @click.command()
+@click.option("--read-only", is_flag=True,
+              help="Only look: read the database without starting a coordinator (safe beside `serve`).")
 @click.pass_context
-def tui(ctx: click.Context) -> None:
-    """Open the terminal UI over the local coordinator, or over `--attach URL`."""
+def tui(ctx: click.Context, read_only: bool = False) -> None:
+    """Open the terminal UI with the coordinator in-process, or over `--attach URL`."""
     from l402tui.tui.launch import LaunchError, build_app
 
     cfg: Config = ctx.obj
     root = ctx.find_root()
     try:
-        app = build_app(cfg, root.meta.get("attach"), root.meta.get("admin_macaroon"))
+        app = build_app(cfg, root.meta.get("attach"), root.meta.get("admin_macaroon"), read_only=read_only)
     except LaunchError as exc:
         raise click.ClickException(str(exc)) from None
     app.run()

@@ -113,9 +113,10 @@ class AppActions:
         if not self._need_source():
             return
 
-        def chosen(path: Path | None) -> None:
-            if path is not None:
-                self._run_sponsor_action("create", lambda: self.source.create_bounty(path))
+        def chosen(choice: tuple[Path, bool] | None) -> None:
+            if choice is not None:
+                path, self_funded = choice
+                self._run_sponsor_action("create", lambda: self.source.create_bounty(path, self_funded))
 
         self.push_screen(CreateBountyScreen(self.source), chosen)
 
@@ -125,42 +126,29 @@ class AppActions:
             if bounty is None:
                 self.notify("select a bounty in the Bounties tab first", severity="warning")
             return
-        if bounty.status not in ("DRAFT", "AWAITING_FUNDING"):
-            self.notify(f"{bounty.name} is {bounty.status}: only a DRAFT or AWAITING_FUNDING bounty can be funded",
-                        severity="warning")
+        if bounty.status != "AWAITING_FUNDING":
+            self.notify(f"{bounty.name} is {bounty.status}: only a bounty AWAITING_FUNDING has an invoice to pay "
+                        "(self-funding is chosen when creating)", severity="warning")
             return
-        question = Text.assemble(
-            f"Fund {bounty.name} with a pool of {fmt.sats(bounty.pool_msat)} sat.\n\n",
-            ("Hold invoice", "bold"), ": the sponsor pays an invoice that stays held (escrow) until the first "
-            "payout; unpaid, it expires and nothing moves.\n",
-            ("Self-funded", "bold"), ": this node is the sponsor; the pool is reserved in the ledger.")
-
-        def chosen(choice: str | None) -> None:
-            if choice is not None:
-                self._fund(bounty.id, choice == "self")
-
-        self.push_screen(ConfirmScreen("Fund bounty", question,
-                                       [("hold", "Hold invoice", "primary"), ("self", "Self-funded", "default")]),
-                         chosen)
+        self._fund(bounty.id, bounty.name)
 
     @work(exclusive=True, group="sponsor", exit_on_error=False)
-    async def _fund(self, bounty_id: str, self_funded: bool) -> None:
+    async def _fund(self, bounty_id: str, name: str) -> None:
         try:
-            request: FundingRequest = await self.source.fund_bounty(bounty_id, self_funded)
+            request: FundingRequest = await self.source.fund_bounty(bounty_id)
         except SourceError as exc:
             self.notify(f"fund failed: {exc}", severity="error", timeout=10)
             return
-        self.reload({"bounties", "ledger"})
         if request.bolt11:
-            self.copy_to_clipboard(request.bolt11)
-            self.push_screen(ConfirmScreen(
-                "Pay this hold invoice",
-                Text.assemble((f"{fmt.sats(request.amount_msat)} sat", "bold"),
-                              " (pool + fee), copied to the clipboard:\n\n", (request.bolt11, "dim"),
-                              "\n\nThe bounty opens when the payment is held."),
-                [("ok", "OK", "primary")]))
-        else:
-            self.notify(f"{bounty_id}: {fmt.sats(request.amount_msat)} sat reserved ({request.mode})")
+            self.copy_to_clipboard(request.bolt11)  # OSC 52: paste it into the sponsor's wallet
+        self.push_screen(ConfirmScreen(
+            f"Fund {name}",
+            Text.assemble("The sponsor pays this hold invoice: ", (f"{fmt.sats(request.amount_msat)} sat", "bold"),
+                          " (pool + coordinator fee). It was copied to the clipboard.\n\n",
+                          (request.bolt11 or "", "dim"),
+                          "\n\nThe payment stays held (escrow) and the bounty opens as soon as it arrives; "
+                          "unpaid, the invoice expires and the bounty is cancelled."),
+            [("ok", "OK", "primary")]))
 
     def action_review_submission(self) -> None:
         submission = self._selected("submissions")
@@ -194,12 +182,19 @@ class AppActions:
 
     @work(exclusive=True, group="sponsor", exit_on_error=False)
     async def _run_sponsor_action(self, what: str, call) -> None:
+        from l402tui.tui.widgets.status_line import StatusLine
+
+        status = self.main_screen.query_one(StatusLine)
+        status.set(busy=f"{what}: working…")  # creating measures a baseline: it can take minutes
         try:
             result = await call()
         except SourceError as exc:
-            self.notify(f"{what} failed: {exc}", severity="error", timeout=10)
+            self.notify(f"{what} failed: {exc}", severity="error", timeout=30)
+            status.set(problem=f"{what} failed (see the message)")
             return
-        self.notify(result.message, timeout=6)
+        finally:
+            status.set(busy="")
+        self.notify(result.message, timeout=10)
         self.action_refresh()
 
     # --- the agent loop ------------------------------------------------------------------

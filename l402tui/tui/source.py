@@ -157,10 +157,12 @@ class CoordinatorSource(abc.ABC):
 
         return await validate_folder(path)
 
-    async def create_bounty(self, path: Path) -> ActionResult:
+    async def create_bounty(self, path: Path, self_funded: bool = False) -> ActionResult:
+        """Publish the bounty in ``path``; hold-funded unless ``self_funded`` (the operator pays)."""
         raise ActionUnavailable(self._read_only("create a bounty"))
 
-    async def fund_bounty(self, bounty_id: str, self_funded: bool = False) -> FundingRequest:
+    async def fund_bounty(self, bounty_id: str) -> FundingRequest:
+        """The funding hold invoice the sponsor must pay for a bounty AWAITING_FUNDING."""
         raise ActionUnavailable(self._read_only("fund a bounty"))
 
     async def review_submission(self, submission_id: str, decision: str, note: str = "") -> ActionResult:

@@ -94,9 +94,7 @@ class StoreSource(CoordinatorSource):
         for r in await self.store.fetchall(
                 f"SELECT * FROM invoices WHERE kind != 'l402' {cond} ORDER BY created_at DESC LIMIT ?",
                 [*params, limit]):
-            kind = INVOICE_KINDS.get(r["kind"], r["kind"])
-            if r["is_hold"] and kind in ("funding", "stake"):
-                kind += " hold"
+            kind = invoice_kind(r["kind"], bool(r["is_hold"]))
             detail = f"expires {fmt_time(r['expires_at'])}" if r["status"] in ("OPEN", "ACCEPTED") else ""
             rows.append(LedgerRow(r["created_at"], kind, r["status"], r["amount_msat"], r["bounty_id"],
                                   r["submission_id"], r["bolt11"], detail))
@@ -200,6 +198,11 @@ def read_log_segments(paths: list[tuple[int, Path]], offset: int, finished: bool
     return lines, consumed
 
 
+def invoice_kind(kind: str, is_hold: bool) -> str:
+    label = INVOICE_KINDS.get(kind, kind)
+    return f"{label} hold" if is_hold and kind in ("funding", "stake") else label
+
+
 def _home_relative(path: Path) -> str:
     try:
         return "~/" + str(path.resolve().relative_to(Path.home().resolve()))
@@ -213,6 +216,8 @@ def headline_metric(spec_json: str | None) -> str:
         spec = json.loads(spec_json or "{}")
     except ValueError:
         return "score"
+    if isinstance(spec, dict) and isinstance(spec.get("primary_metric"), str):
+        return spec["primary_metric"]
     metrics = spec.get("metrics") if isinstance(spec, dict) else None
     if isinstance(metrics, list):
         named = [m for m in metrics if isinstance(m, dict) and m.get("name")]

@@ -15,12 +15,12 @@ from textual.widgets import Button, Input, Static
 from l402tui.tui.source import CoordinatorSource, ValidationReport
 
 
-class CreateBountyScreen(ModalScreen[Path | None]):
-    """Returns the folder to create from, or None when cancelled."""
+class CreateBountyScreen(ModalScreen[tuple[Path, bool] | None]):
+    """Returns (folder, self_funded), or None when cancelled."""
 
     DEFAULT_CSS = """
     CreateBountyScreen { align: center middle; }
-    CreateBountyScreen > Vertical { width: 90; max-width: 100%; height: auto; max-height: 90%;
+    CreateBountyScreen > Vertical { width: 100; max-width: 100%; height: auto; max-height: 90%;
                                     border: round $primary; background: $surface; padding: 0 1; }
     CreateBountyScreen #report { height: auto; max-height: 16; margin: 1 0; }
     CreateBountyScreen Horizontal { height: auto; align-horizontal: right; }
@@ -43,7 +43,9 @@ class CreateBountyScreen(ModalScreen[Path | None]):
             yield Static(id="report")
             with Horizontal():
                 yield Button("Validate", id="validate")
-                yield Button("Create", id="create", variant="primary", disabled=True)
+                yield Button("Create (hold invoice)", id="create", variant="primary", disabled=True,
+                             classes="create-button")
+                yield Button("Create self-funded", id="create-self", disabled=True, classes="create-button")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
@@ -61,7 +63,8 @@ class CreateBountyScreen(ModalScreen[Path | None]):
             self.query_one("#report", Static).update(Text("Type the folder that holds bounty.toml.",
                                                           style="yellow"))
             return
-        self.query_one("#create", Button).disabled = True
+        for button in self.query(".create-button"):
+            button.disabled = True
         self.query_one("#report", Static).update(Text(f"validating {raw} …", style="dim"))
         self._run_validation(Path(raw).expanduser())
 
@@ -87,12 +90,16 @@ class CreateBountyScreen(ModalScreen[Path | None]):
             for problem in report.problems:
                 text.append(f"  {problem}\n")
         self.query_one("#report", Static).update(text)
-        self.query_one("#create", Button).disabled = not (report.ok and self.source.can_act)
+        if report.ok and not self.source.can_act:
+            text.append("Creating needs a coordinator: this view is read-only.", style="yellow")
+            self.query_one("#report", Static).update(text)
+        for button in self.query(".create-button"):
+            button.disabled = not (report.ok and self.source.can_act)
 
-    @on(Button.Pressed, "#create")
-    def _create(self) -> None:
+    @on(Button.Pressed, ".create-button")
+    def _create(self, event: Button.Pressed) -> None:
         if self.report is not None and self.report.ok and self.checked_path is not None:
-            self.dismiss(self.checked_path)
+            self.dismiss((self.checked_path, event.button.id == "create-self"))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

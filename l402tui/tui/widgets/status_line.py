@@ -17,6 +17,7 @@ class StatusLine(Widget):
         self.summary = ""
         self.last_event = ""
         self.problem = ""
+        self.busy = ""
 
     def set(self, **fields: str) -> None:
         for key, value in fields.items():
@@ -27,6 +28,8 @@ class StatusLine(Widget):
         text = Text()
         # Most useful first: the line is cut at the right edge on narrow terminals.
         text.append("⚡ l402tui", style="bold")
+        if self.busy:
+            text.append(f"  {self.busy}", style="bold yellow")
         if self.problem:
             text.append(f"  {self.problem}", style="bold red")
         if self.summary:

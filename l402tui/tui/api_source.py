@@ -1,0 +1,196 @@
+"""A :class:`CoordinatorSource` over the coordinator's public surface.
+
+The same adapter serves both ways of running: in-process it wraps the
+``Coordinator`` service object, attached (``--attach URL``) it wraps
+``HttpCoordinatorClient``; the two have the same methods and return the same
+view dicts.  What only exists next to the database — evaluation logs, diffs, the
+holdback release timers, the sponsor's review — needs the store, which only the
+in-process mode has; attached, those say so plainly instead of guessing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from l402tui.tui.source import (REVIEW_DECISIONS, ActionResult, ActionUnavailable, BountyRow, CoordinatorSource,
+                                EvaluationRow, FundingRequest, LedgerRow, SourceError, SourceEvent, SubmissionRow)
+from l402tui.tui.store_source import StoreSource, _find_score, fmt_time, invoice_kind
+
+Reviewer = Callable[[str, bool, str], Awaitable[None]]
+
+
+class ApiSource(CoordinatorSource):
+    can_act = True
+
+    def __init__(self, api: Any, *, description: str, store_source: StoreSource | None = None,
+                 reviewer: Reviewer | None = None, on_close: Callable[[], Awaitable[None]] | None = None):
+        self.api = api
+        self.description = description
+        self.local = store_source  # in-process only: logs, diffs, timers
+        self.reviewer = reviewer
+        self._on_close = on_close
+        self._metrics: dict[str, str] = {}  # bounty id -> headline metric name
+
+    async def _call(self, what: str, awaitable: Awaitable) -> Any:
+        try:
+            return await awaitable
+        except SourceError:
+            raise
+        except Exception as exc:  # CoordinatorError, network errors: all become a readable SourceError
+            message = str(exc) or type(exc).__name__
+            raise SourceError(f"{what}: {message}") from exc
+
+    # --- reads -----------------------------------------------------------------------
+    async def list_bounties(self) -> list[BountyRow]:
+        views = await self._call("list bounties", self.api.list_bounties(include_all=True))
+        subs = await self._call("list submissions", self.api.list_submissions(limit=100_000))
+        counts: dict[str, int] = {}
+        for s in subs:
+            counts[s["bounty_id"]] = counts.get(s["bounty_id"], 0) + 1
+        rows = []
+        for v in views:
+            metric = (v.get("metric") or {}).get("name") or "score"
+            self._metrics[v["id"]] = metric
+            bolt11 = None
+            if v["status"] == "AWAITING_FUNDING":
+                funding = await self._call("funding invoice", self.api.funding(v["id"]))
+                bolt11 = funding["invoice"] if funding else None
+            rows.append(BountyRow(
+                id=v["id"], name=v["name"], status=v["status"], metric=metric,
+                pool_msat=int(v.get("pool_sats") or 0) * 1000, pool_left_msat=int(v.get("pool_left_sats") or 0) * 1000,
+                baseline=_find_score(v.get("baseline"), metric), best=_find_score(v.get("best"), metric),
+                deadline=v.get("deadline_unix"), submissions=counts.get(v["id"], 0),
+                funding_mode=v.get("funding_mode") or "hold", funding_bolt11=bolt11))
+        return rows
+
+    async def list_submissions(self, bounty_id: str | None = None, limit: int = 10_000) -> list[SubmissionRow]:
+        views = await self._call("list submissions", self.api.list_submissions(bounty_id, limit))
+        payments = await self._call("list payments", self.api.payments(bounty_id, limit))
+        paid: dict[str, int] = {}
+        for p in payments:
+            if p.get("submission_id") and p["purpose"] in ("payout", "holdback") and p["status"] == "COMPLETE":
+                paid[p["submission_id"]] = paid.get(p["submission_id"], 0) + int(p["amount_msat"])
+        if any(v["bounty_id"] not in self._metrics for v in views):
+            await self.list_bounties()  # learn the headline metric of bounties we have not seen
+        rows = []
+        for v in views:
+            reasons = v.get("reasons") or []
+            rows.append(SubmissionRow(
+                id=v["id"], bounty_id=v["bounty_id"], status=v["status"], claimed_score=v.get("claimed_score"),
+                heldout_score=_find_score(v.get("verdict"), self._metrics.get(v["bounty_id"], "score")),
+                reasons="; ".join(reasons) if isinstance(reasons, list) else str(reasons),
+                payout_msat=paid.get(v["id"], 0), created_at=_unix(v.get("created_at"))))
+        return rows
+
+    async def ledger(self, bounty_id: str | None = None, limit: int = 10_000) -> list[LedgerRow]:
+        invoices = await self._call("list invoices", self.api.invoices(bounty_id, limit))
+        payments = await self._call("list payments", self.api.payments(bounty_id, limit))
+        releases = await self._holdback_releases()
+        rows = []
+        for i in invoices:
+            if i["kind"] == "l402":
+                continue
+            detail = f"expires {fmt_time(i.get('expires_at'))}" if i["status"] in ("OPEN", "ACCEPTED") else ""
+            rows.append(LedgerRow(_unix(i["created_at"]), invoice_kind(i["kind"], bool(i.get("is_hold"))),
+                                  i["status"], int(i["amount_msat"]), i.get("bounty_id"), i.get("submission_id"),
+                                  i["bolt11"], detail))
+        for p in payments:
+            detail = ""
+            if p["status"] == "FAILED" or (p["status"] == "PENDING" and p.get("last_error")):
+                detail = f"attempt {p.get('attempts', 0)}: {p.get('last_error') or 'failed'}"
+            elif p["purpose"] == "holdback" and p.get("submission_id") in releases:
+                detail = f"release {fmt_time(releases[p['submission_id']])}"
+            rows.append(LedgerRow(_unix(p["created_at"]), p["purpose"], p["status"], int(p["amount_msat"]),
+                                  p.get("bounty_id"), p.get("submission_id"), p["idempotency_key"], detail))
+        rows.sort(key=lambda r: r.created_at, reverse=True)
+        return rows[:limit]
+
+    async def _holdback_releases(self) -> dict[str, float]:
+        if self.local is None:
+            return {}  # the admin API does not publish timers; the ledger shows the holdback without its time
+        rows = await self.local.store.fetchall(
+            "SELECT subject_id, due_at FROM timers WHERE kind = 'holdback_release' AND done_at IS NULL")
+        return {r["subject_id"]: r["due_at"] for r in rows}
+
+    def _need_local(self, what: str) -> StoreSource:
+        if self.local is None:
+            raise SourceError(f"{what} are kept next to the coordinator's database and not served over the "
+                              "admin API; run the TUI on the coordinator's machine to see them")
+        return self.local
+
+    async def evaluations(self, limit: int = 200) -> list[EvaluationRow]:
+        if self.local is None:
+            return []
+        return await self.local.evaluations(limit)
+
+    async def eval_log(self, evaluation_id: int, offset: int = 0,
+                       max_bytes: int = 1024 * 1024) -> tuple[list[str], int]:
+        return await self._need_local("evaluation logs").eval_log(evaluation_id, offset, max_bytes)
+
+    async def submission_diff(self, submission_id: str) -> str:
+        return await self._need_local("submission diffs").submission_diff(submission_id)
+
+    async def events(self, after_id: int | None = None) -> AsyncIterator[SourceEvent]:
+        if after_id is None:
+            last = getattr(self.api, "last_event_id", None)
+            after_id = await self._call("event stream", last()) if last is not None else 0
+        async for e in self.api.follow_events(after_id):
+            yield SourceEvent(int(e["id"]), e["kind"], e.get("subject_id"), e.get("payload") or {},
+                              _unix(e.get("created_at")))
+
+    # --- sponsor actions ---------------------------------------------------------------
+    async def create_bounty(self, path: Path, self_funded: bool = False) -> ActionResult:
+        result = await self._call(f"create from {path}",
+                                  self.api.create_bounty(str(Path(path).expanduser().resolve()),
+                                                         self_funded=self_funded))
+        bounty = result.get("bounty", result)
+        funding = result.get("funding") or {}
+        if funding.get("invoice"):
+            message = (f"created {bounty['name']} ({bounty['id']}): pay the funding invoice "
+                       f"({funding.get('amount_sats', 0):,} sat) to open it — press f to see it")
+        else:
+            message = f"created {bounty['name']} ({bounty['id']}): {bounty['status']}"
+        return ActionResult(message, bounty["id"], {"bolt11": funding.get("invoice")})
+
+    async def fund_bounty(self, bounty_id: str) -> FundingRequest:
+        funding = await self._call("funding invoice", self.api.funding(bounty_id))
+        if not funding:
+            raise SourceError(f"bounty {bounty_id} has no funding invoice: it is self-funded "
+                              "(its pool is a ledger reservation) or was created before funding existed")
+        if funding["status"] != "OPEN":
+            raise SourceError(f"the funding invoice of {bounty_id} is {funding['status']}, not waiting for payment")
+        return FundingRequest(bounty_id, "hold", int(funding["amount_sats"]) * 1000, funding["invoice"])
+
+    async def review_submission(self, submission_id: str, decision: str, note: str = "") -> ActionResult:
+        if decision not in REVIEW_DECISIONS:
+            raise SourceError(f"unknown review decision {decision!r}; use one of {', '.join(REVIEW_DECISIONS)}")
+        if self.reviewer is None:
+            raise ActionUnavailable("reviewing a flagged submission is not offered over the admin API yet; "
+                                    "run the TUI on the coordinator's machine")
+        await self._call(f"review {submission_id}", self.reviewer(submission_id, decision == "gaming", note))
+        verdict = "gaming confirmed: the stake is forfeited" if decision == "gaming" else \
+            "not gaming: the stake is refunded"
+        return ActionResult(f"{submission_id}: {verdict}", submission_id)
+
+    async def close_bounty(self, bounty_id: str) -> ActionResult:
+        view = await self._call(f"close {bounty_id}", self.api.close_bounty(bounty_id))
+        return ActionResult(f"{bounty_id} is {view.get('status', 'closed')}; what is left goes back to the sponsor",
+                            bounty_id)
+
+    async def close(self) -> None:
+        if self._on_close is not None:
+            await self._on_close()
+
+
+def _unix(value: Any) -> float:
+    """Views carry ISO times (attached) or unix seconds (rows); the panes want seconds."""
+    if value is None:
+        return 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0

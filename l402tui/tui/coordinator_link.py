@@ -1,0 +1,116 @@
+"""Opening the TUI's data source: the coordinator in-process, or a daemon over HTTP.
+
+Both run inside the TUI's event loop, after the first frame is on screen (the
+heavy imports — aiohttp, the coordinator, the Lightning backend — are done in a
+thread so the UI keeps drawing meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from pathlib import Path
+
+from l402tui.config import Config
+from l402tui.tui.api_source import ApiSource
+from l402tui.tui.source import SourceError
+
+HEAVY_MODULES = ("aiohttp.web", "l402tui.coordinator.service", "l402tui.coordinator.app",
+                 "l402tui.coordinator.admin", "l402tui.tui.store_source")
+
+
+def log_to_file(cfg: Config) -> Path:
+    """Send library logging to a file: anything printed to the terminal would tear the UI."""
+    path = cfg.data_dir / "logs" / "tui.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return path
+
+
+async def open_in_process(cfg: Config) -> ApiSource:
+    """Start the coordinator (with its HTTP API and evaluation worker) in this process,
+    on its own event loop in a thread so nothing it does can stall the screen."""
+    await asyncio.to_thread(lambda: [importlib.import_module(m) for m in HEAVY_MODULES])
+    from l402tui.coordinator import seams
+    from l402tui.tui.loop_thread import LoopThread, ThreadedProxy
+    from l402tui.tui.store_source import StoreSource
+
+    thread = LoopThread("coordinator")
+    try:
+        coordinator, runner, where = await thread.run(_start_coordinator(cfg))
+    except BaseException:
+        thread.stop()
+        raise
+    local = await StoreSource.open(cfg.db_path)  # the TUI's own connection, on the TUI's loop
+
+    reviewer = None
+    if seams.has("confirm_gaming"):
+        async def reviewer(submission_id: str, confirmed: bool, note: str) -> None:
+            await thread.run(seams.call("confirm_gaming", coordinator.store, coordinator.backend, cfg,
+                                        submission_id, confirmed, note))
+
+    async def shut_down() -> None:
+        await local.close()
+        try:
+            await thread.run(runner.cleanup())  # stops the worker and the coordinator, and closes it
+        finally:
+            thread.stop()
+
+    return ApiSource(ThreadedProxy(coordinator, thread), description=where, store_source=local,
+                     reviewer=reviewer, on_close=shut_down)
+
+
+async def _start_coordinator(cfg: Config):
+    from aiohttp import web
+
+    from l402tui.coordinator.admin import ensure_admin_macaroon
+    from l402tui.coordinator.app import create_app
+    from l402tui.coordinator.service import Coordinator
+
+    coordinator = await Coordinator.open(cfg)
+    backend = coordinator.backend
+    if backend.name == "sim":
+        # The embedded network needs this node to exist; a real node simply is.
+        await backend.net.create_node(backend.node_name, 0, exist_ok=True)
+    await ensure_admin_macaroon(coordinator.store, cfg.data_dir)
+    runner = web.AppRunner(create_app(coordinator, run_evaluations=True), handle_signals=False, access_log=None)
+    await runner.setup()  # starts the coordinator's background work and the evaluation worker
+    host, port = cfg.get("coordinator.host"), int(cfg.get("coordinator.port"))
+    site = web.TCPSite(runner, host, port, shutdown_timeout=2.0)
+    try:
+        await site.start()
+        sockets = site._server.sockets if site._server else []
+        bound = sockets[0].getsockname()[1] if sockets else port
+        where = f"in-process · http://{host}:{bound} · {backend.name}"
+    except OSError as exc:
+        # Another coordinator (`l402tui serve`?) holds the port: keep going without HTTP.
+        where = f"in-process · no HTTP ({host}:{port}: {exc.strerror or exc}) · {backend.name}"
+    return coordinator, runner, where
+
+
+async def open_attached(url: str, admin_macaroon: Path | None, cfg: Config) -> ApiSource:
+    """A daemon started with `l402tui serve`, through its admin API and event stream."""
+    await asyncio.to_thread(importlib.import_module, "l402tui.coordinator.client")
+    from l402tui.coordinator.client import HttpCoordinatorClient
+
+    path = admin_macaroon or cfg.data_dir / "admin.macaroon"
+    try:
+        client = HttpCoordinatorClient(url, macaroon_path=path)
+    except OSError as exc:
+        raise SourceError(f"cannot read the admin macaroon {path}: {exc.strerror or exc}; "
+                          "pass --admin-macaroon with the path `l402tui serve` printed") from None
+    source = ApiSource(client, description=f"attached · {url}", on_close=client.close)
+    try:
+        await source.list_bounties()  # fail now, with the reason, rather than on the first pane
+    except SourceError:
+        await client.close()
+        raise
+    return source
