@@ -236,8 +236,10 @@ class TokenAuthority:
         self.location = location
         # Verified credentials, keyed by the exact macaroon:preimage text.  Checking a
         # repeat costs a dict hit instead of base64 + HMAC chain + SQLite; the cheap
-        # per-request checks (expiry, scope, revocation) still run every time.
-        self._verified: OrderedDict[str, VerifiedToken] = OrderedDict()
+        # per-request checks (expiry, scope, revocation here) still run every time,
+        # and an entry older than the key cache's TTL is verified afresh so a key
+        # revoked or deleted by another process stops working within that TTL.
+        self._verified: OrderedDict[str, tuple[VerifiedToken, float]] = OrderedDict()
         self._revoked_tokens: set[str] = set()
 
     async def mint(self, txn: Txn, payment_hash: str, bounty_id: str,
@@ -267,14 +269,16 @@ class TokenAuthority:
         """Check a credential for one use; raises TokenRefused with the failed check."""
         now = time.time() if now is None else now
         cache_key = credential.macaroon_b64 + ":" + credential.preimage_hex
-        token = self._verified.get(cache_key)
-        if token is not None:
-            if token.token_id in self._revoked_tokens:
-                self._verified.pop(cache_key, None)
-                raise TokenRefused("revoked", "this token was revoked by the coordinator; buy a new one")
+        hit = self._verified.get(cache_key)
+        fresh = hit is not None and time.monotonic() - hit[1] < self.keys.ttl_s
+        if hit is not None and hit[0].token_id in self._revoked_tokens:
+            self._verified.pop(cache_key, None)
+            raise TokenRefused("revoked", "this token was revoked by the coordinator; buy a new one")
+        if fresh:
+            token = hit[0]
         else:
             token = await self._verify_full(credential)
-            self._verified[cache_key] = token
+            self._verified[cache_key] = (token, time.monotonic())
             if len(self._verified) > 50_000:
                 self._verified.popitem(last=False)
         _check_scope(token, capability=capability, bounty_id=bounty_id, now=now)

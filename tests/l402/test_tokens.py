@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -133,3 +134,20 @@ def test_parse_authorization_schemes():
     with pytest.raises(TokenRefused) as err:
         parse_authorization("L402 abc:nothex")
     assert err.value.reason == "malformed"
+
+
+async def test_revocation_by_another_process_takes_effect_after_the_cache_ttl(store, tmp_path):
+    authority = TokenAuthority(RootKeyStore(store, ttl_s=0.2))
+    minted, pre = await _mint(store, authority)
+    cred = Credential("L402", minted.macaroon_b64, pre)
+    await authority.verify(cred)
+    other = await Store.open(tmp_path / "db.sqlite")  # e.g. an operator's script
+    try:
+        await TokenAuthority(RootKeyStore(other)).revoke(minted.token_id)
+    finally:
+        await other.close()
+    await authority.verify(cred)  # still cached
+    await asyncio.sleep(0.3)
+    with pytest.raises(TokenRefused) as err:
+        await authority.verify(cred)
+    assert err.value.reason == "revoked"
