@@ -82,6 +82,7 @@ class Coordinator:
     async def transaction(self) -> AsyncIterator[Txn]:
         async with self.store.transaction() as txn:
             txn.after_commit.append(self._changed.set)
+            txn.after_commit.append(lambda: _log_events(txn.events))
             yield txn
 
     async def _tick(self) -> None:
@@ -391,3 +392,13 @@ class Coordinator:
                 await asyncio.wait_for(self._changed.wait(), timeout=poll_s)
             except asyncio.TimeoutError:
                 pass
+
+
+_LOGGED_FIELDS = ("status", "reason", "name", "pool_sats", "improvement", "invoice_kind", "amount_sats")
+
+
+def _log_events(events: list[dict[str, Any]]) -> None:
+    """One readable line per committed state change (what `l402tui serve` shows)."""
+    for e in events:
+        fields = " ".join(f"{k}={e['payload'][k]}" for k in _LOGGED_FIELDS if e["payload"].get(k) is not None)
+        log.info("%s %s %s", e["kind"], e["subject_id"] or "", fields)

@@ -60,3 +60,4 @@ def test_serve_binds_loopback_prints_admin_and_stops_gracefully(tmp_path, sig):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert out.rstrip().endswith("stopped")
+    assert re.search(r"INFO +l402tui.coordinator: bounty.status \S+ status=OPEN", err), err
