@@ -113,6 +113,18 @@ class BackendUnavailable(LightningError):
     pass
 
 
+class InvalidRequest(LightningError, ValueError):
+    """Bad input from the caller (malformed hash, amount, invoice string, node name)."""
+
+
+class PaymentRejected(LightningError):
+    """The payee refused the HTLC (wrong amount, unknown invoice, already paid, cancelled)."""
+
+
+class PaymentTimeout(LightningError):
+    """No outcome within ``timeout_s``; the message says whether anything was sent."""
+
+
 class LightningBackend(abc.ABC):
     """Async wallet and invoice operations on one node."""
 
@@ -134,8 +146,12 @@ class LightningBackend(abc.ABC):
         stays with the caller."""
 
     @abc.abstractmethod
-    async def settle_hold(self, preimage: str) -> Invoice:
-        """Settle an ACCEPTED hold invoice; raises WrongPreimage / InvalidState."""
+    async def settle_hold(self, preimage: str, *, payment_hash: str | None = None) -> Invoice:
+        """Settle an ACCEPTED hold invoice; raises WrongPreimage / InvalidState.
+
+        With ``payment_hash`` a preimage that does not hash to it is refused with
+        WrongPreimage naming that invoice; without it, the invoice is found by
+        sha256(preimage)."""
 
     @abc.abstractmethod
     async def cancel_hold(self, payment_hash: str) -> Invoice:
