@@ -15,6 +15,9 @@ The coordinator service calls these after its own transitions commit (see
 
 Every allocation is posted to the ledger in the transaction that records it, and the
 bounty's books are checked before that transaction commits (``ledger.transition``).
+The parts: ``payout_math`` (the rule), ``payout_funding`` (the sponsor's hold),
+``payout_sender`` (sends and claims that never pay twice), ``payout_stakes``,
+``payout_close`` (refunds, SETTLED) and ``stability`` (the 20 %).
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ from typing import Any
 from l402tui.config import Config
 from l402tui.coordinator import ledger, payout_sender, stability
 from l402tui.coordinator.errors import Conflict, Invalid, NotFound, Unavailable
+from l402tui.coordinator.payout_close import close, maybe_settle, on_bounty_closed, refund_rest
+from l402tui.coordinator.payout_funding import (FundingUnavailable, keysend_ok, left_msat, load_bounty,
+                                                load_submission, pool_left, record_funding, settle_funding)
 from l402tui.coordinator.payout_math import bounty_terms, split_payout, verdict_improvement
 from l402tui.coordinator.payout_sender import PayoutsHalted, payout_lock
-from l402tui.lightning.backend import InvoiceState, LightningBackend, LightningError
+from l402tui.coordinator.payout_stakes import book_stake, confirm_gaming, resolve_stake
+from l402tui.lightning.backend import LightningBackend
 from l402tui.store.db import Store, Txn, now
 
 log = logging.getLogger("l402tui.payouts")
@@ -38,117 +45,13 @@ __all__ = ["on_verdict", "on_accepted", "on_bounty_closed", "claim", "claim_refu
 PAYABLE = ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
 
 
-class FundingUnavailable(Conflict):
-    """The funding hold can no longer be settled (cancelled or expired): nothing to pay from."""
-
-    code = "funding_unavailable"
-
-
-async def _bounty(conn: Store | Txn, bounty_id: str) -> dict[str, Any]:
-    row = await conn.fetchone("SELECT * FROM bounties WHERE id = ?", (bounty_id,))
-    if row is None:
-        raise NotFound(f"no bounty {bounty_id!r}", code="unknown_bounty")
-    return row
-
-
-async def _submission(conn: Store | Txn, submission_id: str) -> dict[str, Any]:
-    row = await conn.fetchone("SELECT * FROM submissions WHERE id = ?", (submission_id,))
-    if row is None:
-        raise NotFound(f"no submission {submission_id!r}", code="unknown_submission")
-    return row
-
-
-async def _funding_invoice(conn: Store | Txn, bounty: dict[str, Any]) -> dict[str, Any] | None:
-    if bounty["funding_mode"] == "self" or not bounty["funding_payment_hash"]:
-        return None
-    return await conn.fetchone("SELECT * FROM invoices WHERE payment_hash = ?", (bounty["funding_payment_hash"],))
-
-
-async def _keysend_ok(lightning: LightningBackend) -> bool:
-    try:
-        return (await lightning.status()).supports_keysend
-    except LightningError:
-        return True  # decided again at send time; a failed keysend falls back to /claim
-
-
-# -- funding ------------------------------------------------------------------------
-
-
-async def record_funding(txn: Txn, bounty_id: str) -> bool:
-    """Post the sponsor's funding into the pool (idempotent).  The service may call this in
-    the transaction that opens the bounty; payouts also calls it before it needs the pool."""
-    bounty = await _bounty(txn, bounty_id)
-    invoice = await _funding_invoice(txn, bounty)
-    if invoice is not None:
-        if invoice["status"] not in ("ACCEPTED", "SETTLED"):
-            return False
-        amount = int(invoice["amount_msat"])
-    elif bounty["funding_mode"] == "self" and bounty["status"] not in ("DRAFT", "AWAITING_FUNDING", "CANCELED"):
-        amount = int(bounty["pool_msat"])  # self-funded: the operator reserves the pool itself
-    else:
-        return False
-    return await ledger.post(txn, f"fund:{bounty_id}",
-                             [ledger.Transfer(ledger.sponsor_funding(bounty_id), ledger.pool(bounty_id), amount)],
-                             bounty_id=bounty_id, memo=f"funded ({bounty['funding_mode']})")
-
-
-async def _settle_funding(store: Store, lightning: LightningBackend, bounty: dict[str, Any]) -> None:
-    """Settle the funding hold at the first payout: from here on the coordinator holds the pool."""
-    invoice = await _funding_invoice(store, bounty)
-    if invoice is None or invoice["status"] == "SETTLED":
-        return
-    if invoice["status"] != "ACCEPTED":
-        raise FundingUnavailable(f"bounty {bounty['id']}: the funding invoice is {invoice['status']}, so there is "
-                                 "no held payment to pay out from; the sponsor must fund it again")
-    try:
-        await lightning.settle_hold(invoice["preimage"], payment_hash=invoice["payment_hash"])
-    except LightningError as exc:
-        try:
-            state = (await lightning.lookup_invoice(invoice["payment_hash"])).state
-        except LightningError:
-            raise Unavailable(f"cannot settle the funding hold of {bounty['id']} ({exc}); retried later") from None
-        if state is not InvoiceState.SETTLED:  # settled already by us before a crash is fine
-            async with store.transaction() as txn:
-                await txn.execute("UPDATE invoices SET status = ?, updated_at = ? WHERE payment_hash = ?",
-                                  (state.value, now(), invoice["payment_hash"]))
-                await txn.event("funding.lost", bounty["id"], state=state.value, error=str(exc))
-            raise FundingUnavailable(f"bounty {bounty['id']}: the funding hold is {state.value} ({exc}); "
-                                     "nothing can be paid from it") from None
-    async with ledger.transition(store, bounty["id"]) as txn:
-        if await txn.execute("UPDATE invoices SET status = 'SETTLED', updated_at = ? WHERE payment_hash = ? "
-                             "AND status != 'SETTLED'", (now(), invoice["payment_hash"])):
-            await txn.event("funding.settled", bounty["id"], amount_msat=invoice["amount_msat"],
-                            note="the coordinator now holds the rest of the pool")
-        await record_funding(txn, bounty["id"])
-
-
-async def _left(conn: Store | Txn, bounty: dict[str, Any]) -> int:
-    """What the payout rule may still take: the pool's balance, and never more than ``pool_msat``
-    net of holdbacks returned (the funding's fee margin and forfeited stakes go back to the sponsor)."""
-    pool = ledger.pool(bounty["id"])
-    balance = await ledger.balance(conn, pool)
-    taken = await conn.fetchone(
-        "SELECT COALESCE(-SUM(CASE WHEN txn_id LIKE 'payout:%' THEN amount_msat END), 0) AS gross, "
-        "COALESCE(SUM(CASE WHEN txn_id LIKE 'holdback_forfeit:%' THEN amount_msat END), 0) AS back "
-        "FROM ledger_entries WHERE account = ?", (pool,))
-    return max(0, min(balance, int(bounty["pool_msat"]) - int(taken["gross"]) + int(taken["back"])))
-
-
-async def pool_left(store: Store, bounty_id: str) -> int:
-    """Msat the payout rule can still pay from this bounty (for views)."""
-    bounty = await _bounty(store, bounty_id)
-    if not await ledger.posted(store, f"fund:{bounty_id}"):
-        return int(bounty["pool_msat"]) if bounty["status"] in ("OPEN", "AWAITING_FUNDING", "DRAFT") else 0
-    return await _left(store, bounty)
-
-
 # -- verdicts and payouts ---------------------------------------------------------------
 
 
 async def on_verdict(store: Store, lightning: LightningBackend, cfg: Config, submission_id: str) -> None:
     """Resolve the stake after a verdict: refunded unless flagged (then the sponsor decides)."""
     async with payout_lock(store):
-        sub = await _submission(store, submission_id)
+        sub = await load_submission(store, submission_id)
         if sub["status"] == "FLAGGED":
             async with store.transaction() as txn:
                 if sub["stake_payment_hash"] and not await txn.fetchone(
@@ -158,7 +61,7 @@ async def on_verdict(store: Store, lightning: LightningBackend, cfg: Config, sub
                                     action="the sponsor confirms gaming (stake forfeited) or not (refunded)")
             return
         if sub["status"] in ("REJECTED", *PAYABLE):
-            await _resolve_stake(store, lightning, sub, forfeit=False)
+            await resolve_stake(store, lightning, sub, forfeit=False)
 
 
 async def on_accepted(store: Store, lightning: LightningBackend, cfg: Config, submission_id: str) -> dict[str, Any]:
@@ -167,13 +70,13 @@ async def on_accepted(store: Store, lightning: LightningBackend, cfg: Config, su
         reason = await ledger.halted_reason(store)
         if reason:
             raise PayoutsHalted(f"payouts are halted ({reason}); submission {submission_id} waits")
-        sub = await _submission(store, submission_id)
+        sub = await load_submission(store, submission_id)
         if sub["status"] not in PAYABLE:
             raise Conflict(f"submission {submission_id} is {sub['status']}, not ACCEPTED; nothing to pay",
                            code="not_accepted")
         if not await _allocated(store, submission_id):
             await _allocate(store, lightning, cfg, sub)
-        await _resolve_stake(store, lightning, await _submission(store, submission_id), forfeit=False)
+        await resolve_stake(store, lightning, await load_submission(store, submission_id), forfeit=False)
         row = await store.fetchone("SELECT idempotency_key, status FROM payments WHERE idempotency_key = ?",
                                    (f"payout:{submission_id}",))
         if row is not None and row["status"] == "QUEUED":
@@ -188,7 +91,7 @@ async def _allocated(conn: Store | Txn, submission_id: str) -> bool:
 
 
 async def _allocate(store: Store, lightning: LightningBackend, cfg: Config, sub: dict[str, Any]) -> None:
-    bounty = await _bounty(store, sub["bounty_id"])
+    bounty = await load_bounty(store, sub["bounty_id"])
     if bounty["status"] not in ("OPEN", "CLOSED"):
         async with store.transaction() as txn:
             await txn.event("payout.impossible", sub["id"], bounty_id=bounty["id"],
@@ -198,13 +101,13 @@ async def _allocate(store: Store, lightning: LightningBackend, cfg: Config, sub:
     improvement = verdict_improvement(sub)
     async with store.transaction() as txn:
         await record_funding(txn, bounty["id"])
-    left = await _left(store, bounty)
+    left = await left_msat(store, bounty)
     split = split_payout(pool_msat=terms.pool_msat, left_msat=left, improvement=improvement,
                          target=terms.target_improvement, fee_percent=float(cfg.get("coordinator.fee_percent")),
                          holdback_percent=float(cfg.get("coordinator.holdback_percent")))
     if split.gross_msat > 0:
-        await _settle_funding(store, lightning, bounty)
-    keysend = await _keysend_ok(lightning)
+        await settle_funding(store, lightning, bounty)
+    keysend = await keysend_ok(lightning)
     b = bounty["id"]
     async with ledger.transition(store, b) as txn:
         if await _allocated(txn, sub["id"]):
@@ -223,187 +126,9 @@ async def _allocate(store: Store, lightning: LightningBackend, cfg: Config, sub:
                         gross_msat=split.gross_msat, fee_msat=split.fee_msat, now_msat=split.now_msat,
                         holdback_msat=split.holdback_msat, pool_left_msat=left - split.gross_msat)
     if left - split.gross_msat <= 0 and bounty["status"] == "OPEN":
-        await _close(store, b, "the pool is spent")
+        await close(store, b, "the pool is spent")
     if bounty["status"] == "CLOSED" or left - split.gross_msat <= 0:
-        await _refund_rest(store, lightning, cfg, b)
-
-
-# -- stakes ---------------------------------------------------------------------------
-
-
-async def _resolve_stake(store: Store, lightning: LightningBackend, sub: dict[str, Any], *, forfeit: bool) -> None:
-    """Cancel (refund) or settle (forfeit) the stake hold, and book what actually happened."""
-    if not sub["stake_payment_hash"]:
-        return
-    invoice = await store.fetchone("SELECT * FROM invoices WHERE payment_hash = ?", (sub["stake_payment_hash"],))
-    if invoice is None:
-        return
-    state = invoice["status"]
-    if state == "ACCEPTED":
-        try:
-            if forfeit:
-                await lightning.settle_hold(invoice["preimage"], payment_hash=invoice["payment_hash"])
-                state = "SETTLED"
-            else:
-                await lightning.cancel_hold(invoice["payment_hash"])
-                state = "CANCELED"
-        except LightningError as exc:
-            try:
-                state = (await lightning.lookup_invoice(invoice["payment_hash"])).state.value
-            except LightningError:
-                log.warning("stake of %s unresolved (%s); retried at the next tick", sub["id"], exc)
-                return
-    await _book_stake(store, sub, invoice, state)
-
-
-async def _book_stake(store: Store, sub: dict[str, Any], invoice: dict[str, Any], state: str) -> None:
-    b, s = sub["bounty_id"], sub["id"]
-    async with ledger.transition(store, b) as txn:
-        if state != invoice["status"]:
-            await txn.execute("UPDATE invoices SET status = ?, updated_at = ? WHERE payment_hash = ?",
-                              (state, now(), invoice["payment_hash"]))
-        amount = int(invoice["amount_msat"])
-        if state in ("ACCEPTED", "SETTLED") or (state in ("CANCELED", "EXPIRED") and invoice["status"] == "ACCEPTED"):
-            await ledger.post(txn, f"stake_in:{s}", [ledger.Transfer(ledger.staker(s), ledger.stake(s), amount, s)],
-                              bounty_id=b, memo="stake held")
-        if not await ledger.posted(txn, f"stake_in:{s}"):
-            return
-        if state == "SETTLED" and await ledger.post(
-                txn, f"stake_forfeit:{s}", [ledger.Transfer(ledger.stake(s), ledger.pool(b), amount, s)],
-                bounty_id=b, memo="stake forfeited: gaming confirmed by the sponsor; it joins the pool"):
-            await txn.event("stake.forfeited", s, bounty_id=b, amount_msat=amount)
-        elif state in ("CANCELED", "EXPIRED") and await ledger.post(
-                txn, f"stake_return:{s}", [ledger.Transfer(ledger.stake(s), ledger.unstaked(s), amount, s)],
-                bounty_id=b, memo=f"stake returned ({state.lower()})"):
-            await txn.event("stake.refunded", s, bounty_id=b, amount_msat=amount)
-
-
-async def confirm_gaming(store: Store, lightning: LightningBackend, cfg: Config, submission_id: str,
-                         confirmed: bool, note: str = "") -> None:
-    """The sponsor's word on a FLAGGED submission: gaming confirmed forfeits the stake, else it is refunded."""
-    async with payout_lock(store):
-        sub = await _submission(store, submission_id)
-        if sub["status"] != "FLAGGED":
-            raise Conflict(f"submission {submission_id} is {sub['status']}; only a FLAGGED one awaits the "
-                           "sponsor's decision", code="not_flagged")
-        async with store.transaction() as txn:
-            await txn.event("stake.sponsor_decision", submission_id, bounty_id=sub["bounty_id"],
-                            gaming_confirmed=confirmed, note=note)
-        await _resolve_stake(store, lightning, sub, forfeit=confirmed)
-        if confirmed and await ledger.posted(store, f"stake_forfeit:{submission_id}"):
-            bounty = await _bounty(store, sub["bounty_id"])
-            if bounty["status"] in ("CLOSED", "SETTLED"):
-                await _refund_rest(store, lightning, cfg, bounty["id"])
-
-
-# -- closing and refunds --------------------------------------------------------------
-
-
-async def _close(store: Store, bounty_id: str, reason: str) -> None:
-    """OPEN -> CLOSED, revealing the salts (the service does the same for deadlines and operators)."""
-    async with store.transaction() as txn:
-        if await txn.execute("UPDATE bounties SET status = 'CLOSED', updated_at = ? WHERE id = ? AND status = 'OPEN'",
-                             (now(), bounty_id)):
-            await txn.event("bounty.status", bounty_id, status="CLOSED", reason=reason)
-            await txn.execute("UPDATE heldout_commitments SET revealed_at = ? WHERE bounty_id = ? "
-                              "AND revealed_at IS NULL", (now(), bounty_id))
-            await txn.event("bounty.salt_revealed", bounty_id)
-            await txn.execute("UPDATE timers SET done_at = ? WHERE kind = 'bounty_deadline' AND subject_id = ? "
-                              "AND done_at IS NULL", (now(), bounty_id))
-
-
-async def _refund_rest(store: Store, lightning: LightningBackend, cfg: Config, bounty_id: str) -> None:
-    """Give the sponsor back what is left in the pool: cancel the hold if never settled, else pay it."""
-    bounty = await _bounty(store, bounty_id)
-    if bounty["status"] == "CLOSED" and await _judging(store, bounty_id):
-        return  # submissions made before the close are still judged and paid first; the next tick retries
-    async with store.transaction() as txn:
-        await record_funding(txn, bounty_id)
-    invoice = await _funding_invoice(store, bounty)
-    if invoice is not None and invoice["status"] in ("ACCEPTED", "CANCELED", "EXPIRED"):
-        # Never settled, so nothing was paid out: the whole hold goes back by cancelling it
-        # (or has gone back already, when the node cancelled it before its HTLC expired).
-        if invoice["status"] == "ACCEPTED":
-            try:
-                await lightning.cancel_hold(invoice["payment_hash"])
-            except LightningError as exc:
-                log.warning("cannot cancel the funding hold of %s yet (%s); retried at the next tick", bounty_id, exc)
-                return
-        async with ledger.transition(store, bounty_id) as txn:
-            await txn.execute("UPDATE invoices SET status = 'CANCELED', updated_at = ? WHERE payment_hash = ?",
-                              (now(), invoice["payment_hash"]))
-            amount = min(int(invoice["amount_msat"]), await ledger.balance(txn, ledger.pool(bounty_id)))
-            if await ledger.post(txn, f"refund_cancel:{bounty_id}", [
-                    ledger.Transfer(ledger.pool(bounty_id), ledger.refund(bounty_id), amount)],
-                    bounty_id=bounty_id, memo="funding hold cancelled: the sponsor's payment fails back"):
-                await txn.event("refund.cancelled_hold", bounty_id, amount_msat=amount)
-    left = await ledger.balance(store, ledger.pool(bounty_id))
-    if left <= 0:
-        return
-    keysend = await _keysend_ok(lightning)
-    async with ledger.transition(store, bounty_id) as txn:
-        n = int((await txn.fetchone("SELECT COUNT(*) AS n FROM payments WHERE bounty_id = ? AND purpose = 'refund'",
-                                    (bounty_id,)))["n"])
-        if bounty["funding_mode"] == "self":
-            # The pool was a reservation of the operator's own sats: releasing it is the refund.
-            await ledger.post(txn, f"refund_release:{bounty_id}:{await _count(txn, 'refund_release:' + bounty_id)}",
-                              [ledger.Transfer(ledger.pool(bounty_id), ledger.refund(bounty_id), left)],
-                              bounty_id=bounty_id, memo="self-funded pool released")
-            await txn.event("refund.released", bounty_id, amount_msat=left)
-            return
-        await ledger.post(txn, f"refund_alloc:{bounty_id}:{n}",
-                          [ledger.Transfer(ledger.pool(bounty_id), ledger.owed_sponsor(bounty_id), left)],
-                          bounty_id=bounty_id, memo="what is left goes back to the sponsor")
-        await payout_sender.add(txn, key=f"refund:{bounty_id}:{n}", bounty_id=bounty_id, submission_id=None,
-                                purpose="refund", amount_msat=left, destination=None, keysend=keysend)
-        await txn.event("refund.owed", bounty_id, amount_msat=left,
-                        action="the sponsor claims it with a BOLT11 invoice for exactly this amount")
-
-
-async def _judging(conn: Store | Txn, bounty_id: str) -> bool:
-    """Are submissions of this bounty still waiting for a verdict (or its payout decision)?"""
-    row = await conn.fetchone(
-        "SELECT 1 FROM submissions s WHERE s.bounty_id = ? AND (s.status IN ('RECEIVED', 'AWAITING_STAKE', 'QUEUED', "
-        "'EVALUATING') OR (s.status = 'ACCEPTED' AND NOT EXISTS (SELECT 1 FROM events e WHERE "
-        "e.kind = 'payout.allocated' AND e.subject_id = s.id))) LIMIT 1", (bounty_id,))
-    return row is not None
-
-
-async def _count(txn: Txn, txn_prefix: str) -> int:
-    row = await txn.fetchone("SELECT COUNT(DISTINCT txn_id) AS n FROM ledger_entries WHERE txn_id LIKE ?",
-                             (txn_prefix + ":%",))
-    return int(row["n"])
-
-
-async def _maybe_settle(store: Store, bounty_id: str) -> bool:
-    """CLOSED -> SETTLED once no holdback, pool or stake decision is outstanding."""
-    async with ledger.transition(store, bounty_id) as txn:
-        books = await ledger.bounty_books(txn, bounty_id)
-        open_timers = await txn.fetchone(
-            "SELECT COUNT(*) AS n FROM timers t JOIN submissions s ON s.id = t.subject_id "
-            "WHERE t.kind = ? AND t.done_at IS NULL AND s.bounty_id = ?", (stability.TIMER, bounty_id))
-        flagged = await txn.fetchone(
-            "SELECT COUNT(*) AS n FROM submissions s JOIN invoices i ON i.payment_hash = s.stake_payment_hash "
-            "WHERE s.bounty_id = ? AND s.status = 'FLAGGED' AND i.status = 'ACCEPTED'", (bounty_id,))
-        if (books.held_back or books.pool_left or books.stakes_held or open_timers["n"] or flagged["n"]
-                or await _judging(txn, bounty_id)):
-            return False
-        if await txn.execute("UPDATE bounties SET status = 'SETTLED', updated_at = ? WHERE id = ? AND status = 'CLOSED'",
-                             (now(), bounty_id)):
-            await txn.event("bounty.status", bounty_id, status="SETTLED", **books.as_dict())
-            return True
-    return False
-
-
-async def on_bounty_closed(store: Store, lightning: LightningBackend, cfg: Config, bounty_id: str) -> None:
-    """After OPEN -> CLOSED: refund the rest to the sponsor; SETTLED once holdbacks are resolved."""
-    async with payout_lock(store):
-        bounty = await _bounty(store, bounty_id)
-        if bounty["status"] != "CLOSED":
-            return
-        await _refund_rest(store, lightning, cfg, bounty_id)
-        await payout_sender.process(store, lightning, cfg)
-        await _maybe_settle(store, bounty_id)
+        await refund_rest(store, lightning, cfg, b)
 
 
 # -- claims -----------------------------------------------------------------------------
@@ -456,7 +181,7 @@ async def _claim(store: Store, lightning: LightningBackend, cfg: Config, rows: l
 async def claim(store: Store, lightning: LightningBackend, cfg: Config, submission_id: str, bolt11: str) -> dict[str, Any]:
     """Pay an agent's BOLT11 invoice for exactly one amount owed to ``submission_id``."""
     async with payout_lock(store):
-        await _submission(store, submission_id)
+        await load_submission(store, submission_id)
         rows = await store.fetchall("SELECT * FROM payments WHERE submission_id = ? AND purpose IN "
                                     "('payout', 'holdback') ORDER BY created_at", (submission_id,))
         result = await _claim(store, lightning, cfg, rows, f"submission {submission_id}", bolt11)
@@ -467,11 +192,11 @@ async def claim_refund(store: Store, lightning: LightningBackend, cfg: Config, b
                        bolt11: str) -> dict[str, Any]:
     """Pay the sponsor's BOLT11 invoice for exactly one refund owed on ``bounty_id``."""
     async with payout_lock(store):
-        await _bounty(store, bounty_id)
+        await load_bounty(store, bounty_id)
         rows = await store.fetchall("SELECT * FROM payments WHERE bounty_id = ? AND purpose = 'refund' "
                                     "ORDER BY created_at", (bounty_id,))
         result = await _claim(store, lightning, cfg, rows, f"the sponsor of {bounty_id}", bolt11)
-        await _maybe_settle(store, bounty_id)
+        await maybe_settle(store, bounty_id)
         return {"bounty_id": bounty_id, **result}
 
 
@@ -500,7 +225,7 @@ async def resolve_unknown(store: Store, lightning: LightningBackend, cfg: Config
 
 async def payout_summary(store: Store, submission_id: str) -> dict[str, Any]:
     rows = await store.fetchall("SELECT * FROM payments WHERE submission_id = ? ORDER BY created_at", (submission_id,))
-    sub = await _submission(store, submission_id)
+    sub = await load_submission(store, submission_id)
     return {"submission_id": submission_id, "status": sub["status"],
             "held_back_msat": await ledger.balance(store, ledger.holdback(sub["bounty_id"]),
                                                    submission_id=submission_id),
@@ -526,28 +251,28 @@ async def tick(store: Store, lightning: LightningBackend, cfg: Config, *, at: fl
                 "WHERE i.status = 'ACCEPTED' OR (i.status IN ('SETTLED', 'CANCELED', 'EXPIRED') AND NOT EXISTS "
                 "(SELECT 1 FROM ledger_entries WHERE txn_id IN ('stake_forfeit:' || s.id, 'stake_return:' || s.id)))"):
             if sub["status"] in ("REJECTED", *PAYABLE):
-                await _resolve_stake(store, lightning, sub, forfeit=False)
+                await resolve_stake(store, lightning, sub, forfeit=False)
             else:
                 invoice = await store.fetchone("SELECT * FROM invoices WHERE payment_hash = ?",
                                                (sub["stake_payment_hash"],))
-                await _book_stake(store, sub, invoice, invoice["status"])
+                await book_stake(store, sub, invoice, invoice["status"])
         for sub in await store.fetchall("SELECT id FROM submissions WHERE status = 'ACCEPTED'"):
             if not await _allocated(store, sub["id"]):
                 try:
-                    await _allocate(store, lightning, cfg, await _submission(store, sub["id"]))
+                    await _allocate(store, lightning, cfg, await load_submission(store, sub["id"]))
                 except (FundingUnavailable, Unavailable) as exc:
                     log.warning("payout of %s waits: %s", sub["id"], exc)
         sends = await payout_sender.process(store, lightning, cfg, at=at)
-        decided = await stability.run_due(store, cfg, at=at, keysend=await _keysend_ok(lightning))
+        decided = await stability.run_due(store, cfg, at=at, keysend=await keysend_ok(lightning))
         if decided:
             sends += await payout_sender.process(store, lightning, cfg, at=at)
         settled = 0
         for b in await store.fetchall(
                 "SELECT b.id, b.status FROM bounties b WHERE b.status = 'CLOSED' OR (b.status = 'CANCELED' AND "
                 "(SELECT COALESCE(SUM(amount_msat), 0) FROM ledger_entries WHERE account = 'pool:' || b.id) > 0)"):
-            await _refund_rest(store, lightning, cfg, b["id"])
+            await refund_rest(store, lightning, cfg, b["id"])
             if b["status"] == "CLOSED":
-                settled += await _maybe_settle(store, b["id"])
+                settled += await maybe_settle(store, b["id"])
         if settled:
             await payout_sender.process(store, lightning, cfg, at=at)
         return {"sends": sends, "holdbacks_decided": decided, "settled": settled}
