@@ -17,7 +17,8 @@ BOUNTY = "logparse"
 FAST = [("TIMESTAMP_PARSER = \"strptime\"", "TIMESTAMP_PARSER = \"slicing\""),
         ("DISTINCT_WITH = \"list\"", "DISTINCT_WITH = \"set\""),
         ("LINE_REGEX = \"per_line\"", "LINE_REGEX = \"once\""),
-        ("UNESCAPE = \"loop\"", "UNESCAPE = \"replace\"")]
+        ("UNESCAPE = \"loop\"", "UNESCAPE = \"replace\""),
+        ("SESSIONS_BY = \"scan\"", "SESSIONS_BY = \"group\"")]
 
 
 def faster(work: Path) -> None:

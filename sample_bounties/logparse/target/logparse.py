@@ -18,8 +18,9 @@ Line format (one request per line)::
 Report keys: lines, malformed, levels, status (per class "2xx"...), hosts (requests and
 bytes per host), top_paths (10 most requested path templates: [template, count,
 p95 ms by nearest rank], ties by template), hourly, clients (distinct client
-addresses), users (distinct user= values), slowest ([timestamp, template, ms], the
-first of equal durations).  Templates drop the query, turn numeric segments into
+addresses), users (distinct user= values), sessions (per client, runs of requests
+with no pause longer than 5 minutes, summed over clients), slowest ([timestamp,
+template, ms], the first of equal durations).  Templates drop the query, turn numeric segments into
 ``:id`` and hex segments of 8+ characters into ``:hex`` (also inside ``app.<hex>.js``).
 """
 
@@ -27,16 +28,20 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 # Tunable implementation choices; every option gives identical reports.
 TIMESTAMP_PARSER = "strptime"  # search: choice(strptime, slicing)
 DISTINCT_WITH = "list"  # search: choice(list, set)
 LINE_REGEX = "per_line"  # search: choice(per_line, once)
 UNESCAPE = "loop"  # search: choice(loop, replace)
+SESSIONS_BY = "scan"  # search: choice(scan, group)
 TOP_N = 10  # part of the report format: keep at 10
 
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
+SESSION_GAP_MS = 5 * 60 * 1000  # part of the report format
+EPOCH = datetime(1970, 1, 1)
+EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 def line_pattern() -> str:
@@ -103,9 +108,14 @@ def parse_line(line: str) -> dict | None:
         return None
     ts = m.group(1)
     if TIMESTAMP_PARSER == "strptime":
-        hour = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").strftime("%Y-%m-%dT%H")
+        when = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+        hour = when.strftime("%Y-%m-%dT%H")
+        t_ms = (when - EPOCH) // timedelta(milliseconds=1)
     else:
         hour = ts[:13]
+        day = date(int(ts[0:4]), int(ts[5:7]), int(ts[8:10])).toordinal() - EPOCH_DAY
+        t_ms = (day * 86_400_000 + int(ts[11:13]) * 3_600_000 + int(ts[14:16]) * 60_000
+                + int(ts[17:19]) * 1000 + int(ts[20:23]))
     extras = {}
     for pair in m.group(13).split(" "):
         if pair.split("=")[0] != "":
@@ -114,6 +124,7 @@ def parse_line(line: str) -> dict | None:
     ms = round(value * 1000, 3) if m.group(11) == "s" else round(value, 3)
     return {
         "ts": ts,
+        "t_ms": t_ms,
         "hour": hour,
         "host": m.group(2),
         "level": m.group(3),
@@ -136,6 +147,29 @@ def count_distinct(values: list) -> int:
         if v not in seen:
             seen.append(v)
     return len(seen)
+
+
+def count_sessions(records: list[dict]) -> int:
+    """Sessions summed over clients: a pause of more than SESSION_GAP_MS starts a new one."""
+    if SESSIONS_BY == "group":
+        by_client: dict[str, list[int]] = {}
+        for r in records:
+            by_client.setdefault(r["client"], []).append(r["t_ms"])
+        groups = list(by_client.values())
+    else:
+        clients = []
+        for r in records:
+            if r["client"] not in clients:
+                clients.append(r["client"])
+        groups = [[r["t_ms"] for r in records if r["client"] == c] for c in clients]
+    total = 0
+    for times in groups:
+        times = sorted(times)
+        total += 1
+        for i in range(1, len(times)):
+            if times[i] - times[i - 1] > SESSION_GAP_MS:
+                total += 1
+    return total
 
 
 def analyze(lines: list[str]) -> dict:
@@ -183,5 +217,6 @@ def analyze(lines: list[str]) -> dict:
         "hourly": dict(sorted(hourly.items())),
         "clients": count_distinct([r["client"] for r in records]),
         "users": count_distinct([r["user"] for r in records if r["user"]]),
+        "sessions": count_sessions(records),
         "slowest": [slowest["ts"], slowest["path"], slowest["ms"]] if slowest else None,
     }

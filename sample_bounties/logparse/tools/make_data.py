@@ -29,6 +29,7 @@ SETS = {
     "heldout/b": dict(seed=37, day="2026-07-19", hosts=["api-7", "web-9", "edge-2"], ipv6=0.20,
                       escaped=0.08, lines=2400, files=4),
 }
+SESSION_GAP_MS = 5 * 60 * 1000  # a client's next request after a longer pause starts a new session
 CANARY_LINES = 250  # canary.log.xz: same name in every set, different content
 LEVELS = ["DEBUG", "INFO", "INFO", "INFO", "INFO", "WARN", "ERROR"]
 METHODS = ["GET", "GET", "GET", "GET", "POST", "PUT", "DELETE", "PATCH"]
@@ -147,7 +148,7 @@ def make_file(rng: random.Random, cfg: dict, n_lines: int, start_s: int) -> tupl
             continue
         lines.append(line)
         records.append(dict(ts=ts, host=host, level=level, ip=ip, path=_template(path), status=status,
-                            size=size, ms=round(dur_us / 1000, 3), user=user))
+                            size=size, ms=round(dur_us / 1000, 3), user=user, t_ms=t_ms % 86_400_000))
     return lines, expected_report(records, len(lines), malformed)
 
 
@@ -172,6 +173,13 @@ def expected_report(records: list[dict], n_lines: int, malformed: int) -> dict:
         ms = sorted(by_path[p])
         top.append([p, len(ms), ms[max(0, math.ceil(0.95 * len(ms)) - 1)]])
     slowest = max(records, key=lambda r: r["ms"])  # max() keeps the first of equal durations
+    times: dict[str, list[int]] = {}
+    for r in records:
+        times.setdefault(r["ip"], []).append(r["t_ms"])
+    sessions = 0
+    for ts_list in times.values():
+        ts_list.sort()
+        sessions += 1 + sum(1 for a, b in zip(ts_list, ts_list[1:]) if b - a > SESSION_GAP_MS)
     return {
         "lines": n_lines,
         "malformed": malformed,
@@ -182,6 +190,7 @@ def expected_report(records: list[dict], n_lines: int, malformed: int) -> dict:
         "hourly": dict(sorted(hourly.items())),
         "clients": len({r["ip"] for r in records}),
         "users": len({r["user"] for r in records if r["user"]}),
+        "sessions": sessions,
         "slowest": [slowest["ts"], slowest["path"], slowest["ms"]],
     }
 

@@ -58,13 +58,23 @@ class Analyze(unittest.TestCase):
         self.assertEqual(report["users"], 2)
         self.assertEqual(report["slowest"], ["2026-03-14T12:00:01.123Z", "/api/v1/items/:id", 500.0])
 
+    def test_sessions_split_on_pauses_longer_than_five_minutes_per_client(self):
+        at = lambda t, ip="203.0.113.7": LINE.replace("12:00:01.123", t).replace("203.0.113.7", ip)
+        lines = [at("12:00:00.000"), at("12:05:00.000"), at("12:10:00.001"), at("12:01:00.000", "10.0.0.9")]
+        self.assertEqual(logparse.analyze(lines)["sessions"], 3)  # 5:00.000 is no pause; 5:00.001 is
+        crossing = [at("23:58:00.000"), LINE.replace("2026-03-14T12:00:01.123", "2026-03-15T00:02:00.000")]
+        self.assertEqual(logparse.analyze(crossing)["sessions"], 1)
+
     def test_every_tuning_option_gives_the_same_report(self):
-        lines = [LINE, LINE.replace("203.0.113.7", "10.0.0.1").replace("42", "43")]
+        lines = [LINE, LINE.replace("203.0.113.7", "10.0.0.1").replace("42", "43"),
+                 LINE.replace("12:00:01.123", "12:09:00.000"), '2026-03-14T12:00:01.123Z web-3 INFO 203.0.113.7 '
+                 '"GET / HTTP/1.1" 200 - 1s "Bot \\"x\\"" user=u1']
         baseline = logparse.analyze(lines)
-        saved = {k: getattr(logparse, k) for k in ("TIMESTAMP_PARSER", "DISTINCT_WITH", "LINE_REGEX", "UNESCAPE")}
+        names = ("TIMESTAMP_PARSER", "DISTINCT_WITH", "LINE_REGEX", "UNESCAPE", "SESSIONS_BY")
+        saved = {k: getattr(logparse, k) for k in names}
         try:
             logparse.TIMESTAMP_PARSER, logparse.DISTINCT_WITH = "slicing", "set"
-            logparse.LINE_REGEX, logparse.UNESCAPE = "once", "replace"
+            logparse.LINE_REGEX, logparse.UNESCAPE, logparse.SESSIONS_BY = "once", "replace", "group"
             self.assertEqual(logparse.analyze(lines), baseline)
         finally:
             for k, v in saved.items():
