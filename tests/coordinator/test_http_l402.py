@@ -259,3 +259,31 @@ async def test_per_token_rate_limit(coordinator, bounty_dir, net):
                 assert r.status == 200
     finally:
         await srv.close()
+
+
+async def test_aliases_and_well_known(server, coordinator, bounty_dir):
+    bounty_id = await _open_bounty(coordinator, bounty_dir)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url(server, "/bounties")) as r:
+            assert [b["id"] for b in (await r.json())["bounties"]] == [bounty_id]
+        async with session.get(url(server, f"/bounty/{bounty_id}")) as r:
+            assert (await r.json())["id"] == bounty_id
+        async with session.post(url(server, f"/bounty/{bounty_id}/submit"), json={"diff": diff_text()}) as r:
+            assert r.status == 402 and (await r.json())["capabilities"] == ["submit"]
+        async with session.get(url(server, "/status")) as r:
+            status = await r.json()
+            assert status["lightning"]["backend"] == "sim" and status["bounties"] == {"OPEN": 1}
+        async with session.get(url(server, "/.well-known/l402.json")) as r:
+            prices = {route["path"]: route["price_sats"] for route in (await r.json())["routes"]}
+            assert prices == {"/api/v1/bounties/{id}/package": 21, "/api/v1/bounties/{id}/submissions": 5}
+
+
+def test_client_ip_trusts_forwarded_for_only_when_configured():
+    from aiohttp.test_utils import make_mocked_request
+
+    from l402tui.l402.middleware import L402Gate
+
+    request = make_mocked_request("GET", "/", headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.2"})
+    kwargs = dict(prices_sats={}, token_valid_s=60, per_token_per_minute=1, per_ip_per_minute=1)
+    assert L402Gate(None, None, None, trust_forwarded_for=True, **kwargs).client_ip(request) == "10.0.0.2"
+    assert L402Gate(None, None, None, **kwargs).client_ip(request) != "10.0.0.2"
