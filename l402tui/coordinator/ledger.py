@@ -29,11 +29,14 @@ transaction as the state change they record.
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, AsyncIterator
 
 from l402tui.store.db import Store, Txn, now
+
+log = logging.getLogger("l402tui.payouts")
 
 FEES = "fees:coordinator"
 ROUTING_FEES = "routing_fees:coordinator"
@@ -283,6 +286,7 @@ async def transition(store: Store, bounty_id: str) -> AsyncIterator[Txn]:
 
 async def halt(store: Store, reason: str) -> None:
     """Stop all payouts, persistently and loudly (an event the TUI and the log show)."""
+    log.error("PAYOUTS HALTED: %s", reason)
     async with store.transaction() as txn:
         await txn.event(HALTED_EVENT, None, reason=reason,
                         action="inspect `l402tui wallet ledger`, fix the cause, then resume payouts")

@@ -30,16 +30,16 @@ from typing import Any
 
 from l402tui.config import Config
 from l402tui.coordinator import ledger
-from l402tui.lightning.backend import (BackendUnavailable, FeeLimitExceeded, InsufficientBalance,
+from l402tui.lightning.backend import (BackendUnavailable, FeeLimitExceeded, InsufficientBalance, InvalidRequest,
                                        InvoiceExpired, InvoiceNotFound, LightningBackend, LightningError,
-                                       NoRoute, Payment, PaymentState)
+                                       NoRoute, Payment, PaymentRejected, PaymentState)
 from l402tui.store.db import Store, Txn, now
 
 log = logging.getLogger("l402tui.payouts")
 
 CLAIMABLE = ("AWAITING_CLAIM", "QUEUED", "FAILED")
 # Errors after which nothing was sent, for sure; anything else is looked up first.
-_DEFINITE = (NoRoute, InsufficientBalance, FeeLimitExceeded, InvoiceExpired)
+_DEFINITE = (NoRoute, InsufficientBalance, FeeLimitExceeded, InvoiceExpired, InvalidRequest, PaymentRejected)
 
 _locks: "weakref.WeakKeyDictionary[Store, asyncio.Lock]" = weakref.WeakKeyDictionary()
 

@@ -31,7 +31,7 @@ from l402tui.coordinator.errors import Conflict, Invalid, NotFound, Unavailable
 from l402tui.coordinator.payout_close import close, maybe_settle, on_bounty_closed, refund_rest
 from l402tui.coordinator.payout_funding import (FundingUnavailable, keysend_ok, left_msat, load_bounty,
                                                 load_submission, pool_left, record_funding, settle_funding)
-from l402tui.coordinator.payout_math import bounty_terms, split_payout, verdict_improvement
+from l402tui.coordinator.payout_math import PayoutTermsError, bounty_terms, split_payout, verdict_improvement
 from l402tui.coordinator.payout_sender import PayoutsHalted, payout_lock
 from l402tui.coordinator.payout_stakes import book_stake, confirm_gaming, resolve_stake
 from l402tui.lightning.backend import LightningBackend
@@ -260,8 +260,8 @@ async def tick(store: Store, lightning: LightningBackend, cfg: Config, *, at: fl
             if not await _allocated(store, sub["id"]):
                 try:
                     await _allocate(store, lightning, cfg, await load_submission(store, sub["id"]))
-                except (FundingUnavailable, Unavailable) as exc:
-                    log.warning("payout of %s waits: %s", sub["id"], exc)
+                except (FundingUnavailable, Unavailable, PayoutTermsError) as exc:
+                    log.warning("payout of %s waits: %s", sub["id"], exc)  # one bad row must not stop the rest
         sends = await payout_sender.process(store, lightning, cfg, at=at)
         decided = await stability.run_due(store, cfg, at=at, keysend=await keysend_ok(lightning))
         if decided:

@@ -101,11 +101,10 @@ async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: Bount
         raise Invalid(f"the deadline {spec.deadline_from(created).isoformat()} is already past (or within a "
                       "minute); set reward.deadline or reward.duration_hours later", code="deadline_past")
     if not self_funded and deadline - now > safe_hold_window_s(coord):
-        window_h = safe_hold_window_s(coord) / 3600
         raise Conflict(
-            f"the deadline is {(deadline - now) / 3600:.1f} h away, beyond the {window_h:.1f} h a funding hold "
-            "invoice can safely be held (HTLC expiry); create it self-funded (--self-funded) or shorten "
-            "reward.duration_hours", code="beyond_hold_window")
+            f"the deadline is {_duration(deadline - now)} away, beyond the {_duration(safe_hold_window_s(coord))} "
+            "a funding hold invoice can safely be held (HTLC expiry); create it self-funded (--self-funded) or "
+            "shorten reward.duration_hours", code="beyond_hold_window")
     try:
         package = build_package(spec)
     except PackagingError as exc:
@@ -173,3 +172,11 @@ async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: Bount
 def _new_bounty_id(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:24] or "bounty"
     return f"{slug}-{secrets.token_hex(3)}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

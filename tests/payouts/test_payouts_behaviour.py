@@ -181,3 +181,18 @@ def test_stability_judge_compares_with_the_baseline_on_the_same_set():
     assert not lost.holds and "3.0950%" in lost.reason  # 3.47 % - 25 % of its own 1.5 %
     with pytest.raises(KeyError, match="error"):
         composite_gain(summary, {}, {"error": 1.0})
+
+
+async def test_a_verdict_without_an_improvement_blocks_only_itself(world: World):
+    store, ln, cfg = world.store, world.coordinator, world.cfg
+    b = await world.bounty()
+    bad = await world.submit(b, "agent-1", keysend=True)
+    good = await world.submit(b, "agent-2", keysend=True)
+    async with store.transaction() as txn:
+        await txn.execute("UPDATE submissions SET status = 'ACCEPTED', verdict_json = '{}' WHERE id = ?", (bad,))
+    with pytest.raises(PayoutTermsError, match="no numeric 'improvement'"):
+        await payouts.on_accepted(store, ln, cfg, bad)
+    await world.verdict(good, "ACCEPTED", 0.02)
+    await payouts.tick(store, ln, cfg)  # the service's clock: retries the bad one, pays the good one
+    assert await world.received("agent-2") == 29_600_000
+    assert await world.received("agent-1") == 0
