@@ -210,9 +210,7 @@ class ExperimentLoop:
         if not changed:
             return await self._crash(number, proposal, "the proposer changed nothing", started)
 
-        sha = await asyncio.to_thread(self.ws.stage_candidate, proposal.description)
-        assert sha is not None
-        diff = await asyncio.to_thread(self.ws.diff, sha)
+        sha, diff = await asyncio.to_thread(self._stage, proposal.description, changed)
         try:
             score = await self._evaluate(diff)
         except asyncio.TimeoutError:
@@ -225,25 +223,38 @@ class ExperimentLoop:
         metric = headline(self.spec, score)
         if verdict.better:
             previous = self.best_metric
-            kept = await asyncio.to_thread(self.ws.keep, proposal.description, metric, score.memory_gb)
-            self.best, self.best_commit = score, kept
-            await asyncio.to_thread(self._save_best)
-            row = ResultRow(kept[:7], metric, score.memory_gb, "keep", proposal.description)
-            await asyncio.to_thread(self.log.append, row)
-            self.emit(BestImproved(metric, previous, kept[:7]))
+            row = await asyncio.to_thread(self._keep, proposal.description, score, metric)
+            self.emit(BestImproved(metric, previous, row.commit))
         else:
             row = ResultRow(sha[:7], metric, score.memory_gb, "discard", proposal.description)
-            await asyncio.to_thread(self.log.append, row)
-            await asyncio.to_thread(self.ws.discard)
+            await asyncio.to_thread(self._log_and_reset, row)
         return self._finish(number, row, metric, verdict.reason, started)
 
     async def _crash(self, number: int, proposal: Proposal, reason: str, started: float,
                      sha: str | None = None) -> ResultRow:
-        commit = (sha or self.ws.last_kept())[:7]
+        commit = (sha or self.best_commit or self.ws.baseline)[:7]
         row = ResultRow(commit, 0.0, 0.0, "crash", proposal.description)
-        await asyncio.to_thread(self.log.append, row)
-        await asyncio.to_thread(self.ws.discard)
+        await asyncio.to_thread(self._log_and_reset, row)
         return self._finish(number, row, None, reason, started)
+
+    # Each runs in one worker thread: git and file work in order, off the event loop.
+
+    def _stage(self, description: str, changed: list[str]) -> tuple[str, str]:
+        sha = self.ws.stage_candidate(description, changed)
+        assert sha is not None
+        return sha, self.ws.diff(sha)
+
+    def _keep(self, description: str, score: PublicScore, metric: float) -> ResultRow:
+        kept = self.ws.keep(description, metric, score.memory_gb)  # the commit first: see the module doc
+        self.best, self.best_commit = score, kept
+        self._save_best()
+        row = ResultRow(kept[:7], metric, score.memory_gb, "keep", description)
+        self.log.append(row)
+        return row
+
+    def _log_and_reset(self, row: ResultRow) -> None:
+        self.log.append(row)  # the row first: see the module doc
+        self.ws.discard()
 
     def _finish(self, number: int, row: ResultRow, metric: float | None, reason: str, started: float) -> ResultRow:
         self.history.append(row)

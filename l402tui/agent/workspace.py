@@ -63,6 +63,8 @@ class Workspace:
             raise WorkspaceError(f"{self.root} has no {BASELINE_TAG} tag, so it was not made by "
                                  "l402tui agent; point the agent at an empty folder instead")
         self.target_dir = target_dir.strip("/")
+        self._candidate: str | None = None  # the staged, unjudged commit at HEAD
+        self._untracked: list[str] = []  # seen by the last changed_paths()
 
     # creation -------------------------------------------------------------------------
 
@@ -80,6 +82,12 @@ class Workspace:
         # Files the loop or coding-agent CLIs keep beside the code; never part of a candidate.
         exclude.write_text(f"/{RESULTS_FILE}\n/{SCRATCH}/\n__pycache__/\n*.pyc\n/.aider*\n/.claude/\n",
                            encoding="utf-8")
+        with repo.config_writer() as config:
+            # The loop's commits go through git itself: give them an author, and keep a
+            # user's global signing or hooks out of an unattended loop.
+            config.set_value("user", "name", AGENT.name)
+            config.set_value("user", "email", AGENT.email)
+            config.set_value("commit", "gpgsign", "false")
         files = unpack(package, root)
         repo.index.add(sorted(files))
         message = f"baseline: {description}".rstrip(": ") if description else "baseline"
@@ -139,10 +147,13 @@ class Workspace:
     def changed_paths(self) -> list[str]:
         """Paths (relative to the work tree root) that differ from HEAD, untracked included."""
         raw = self.repo.git.status("--porcelain", "-z", "--untracked-files=all", "--no-renames")
-        out = []
+        out, untracked = [], []
         for entry in raw.split("\0"):
             if len(entry) > 3:
                 out.append(entry[3:])
+                if entry.startswith("??"):
+                    untracked.append(entry[3:])
+        self._untracked = untracked
         return sorted(set(out))
 
     def spec(self) -> BountySpec:
@@ -176,45 +187,56 @@ class Workspace:
 
     # the experiment rhythm ------------------------------------------------------------
 
-    def stage_candidate(self, description: str) -> str | None:
-        """Commit every change in the work tree as a candidate; None when nothing changed."""
-        changed = self.changed_paths()
+    def stage_candidate(self, description: str, changed: list[str] | None = None) -> str | None:
+        """Commit every change in the work tree as a candidate; None when nothing changed.
+
+        ``changed`` is :meth:`changed_paths` if the caller has just read it (saves a git call)."""
+        changed = self.changed_paths() if changed is None else changed
         if not changed:
             return None
-        present = [p for p in changed if (self.root / p).exists()]
-        gone = [p for p in changed if not (self.root / p).exists()]
-        index = self.repo.index
-        if present:
-            index.add(present)
-        if gone:
-            index.remove(gone, working_tree=False)
-        commit = index.commit(CANDIDATE_PREFIX + _one_line(description), author=AGENT, committer=AGENT)
-        return commit.hexsha
+        if self._untracked:
+            self.repo.git.add("--all", "--", *self._untracked)
+        self.repo.git.commit("-q", "--all", "--no-verify", "-m", CANDIDATE_PREFIX + _one_line(description))
+        self._candidate = self._head_sha()
+        self._untracked = []  # they are in the candidate now; a reset removes them
+        return self._candidate
 
     def keep(self, description: str, metric: float, memory_gb: float) -> str:
-        """Turn the candidate at HEAD into a kept commit whose message records the metric."""
-        head = self.repo.head.commit
-        if not head.message.startswith(CANDIDATE_PREFIX):
-            raise WorkspaceError("keep() needs a staged candidate at HEAD; call stage_candidate() first")
+        """Turn the candidate at HEAD into a kept commit whose message records the metric
+        (same tree, same parent: an amend)."""
+        if self._candidate is None or self._head_sha() != self._candidate:
+            if not self.repo.head.commit.message.startswith(CANDIDATE_PREFIX):
+                raise WorkspaceError("keep() needs a staged candidate at HEAD; call stage_candidate() first")
         message = f"{_one_line(description)}\n\nMetric: {metric:.6f}\nMemory-GB: {memory_gb:.1f}\n"
-        commit = git.Commit.create_from_tree(self.repo, head.tree, message, parent_commits=head.parents,
-                                             head=True, author=AGENT, committer=AGENT)
-        return commit.hexsha
+        self.repo.git.commit("-q", "--amend", "--no-verify", "-m", message)
+        self._candidate = None
+        return self._head_sha()
 
     def discard(self) -> None:
         """Hard reset to the last kept commit and delete untracked files in the work tree."""
-        self.repo.head.reset(self.last_kept(), index=True, working_tree=True)
-        # gitpython has no native clean; scratch and results.tsv are excluded, -x is not
-        # used, so they survive while stray outputs of the candidate go.
-        self.repo.git.clean("-fdq")
+        if self._candidate is not None and self._head_sha() == self._candidate:
+            target = "HEAD~1"  # the candidate's parent is the last kept commit
+        else:
+            target = self.last_kept()
+        self.repo.git.reset("-q", "--hard", target)
+        if self._untracked:
+            # Scratch and results.tsv are excluded and -x is not used, so they survive.
+            self.repo.git.clean("-fdq")
+            self._untracked = []
+        self._candidate = None
 
     def recover(self) -> bool:
         """After a crash or kill: back to the last kept commit.  True if anything was undone."""
         dirty = bool(self.changed_paths())
         candidate = self.head() != self.last_kept()
         if dirty or candidate:
+            self._candidate = None
             self.discard()
         return dirty or candidate
+
+    def _head_sha(self) -> str:
+        # Reads the ref files only; no object lookup.
+        return git.SymbolicReference.dereference_recursive(self.repo, "HEAD")
 
     def diff(self, rev: str = "HEAD") -> str:
         """Unified diff of target/ from the baseline to ``rev``, paths relative to target/."""
