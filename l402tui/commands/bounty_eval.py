@@ -114,10 +114,13 @@ def _print_result(label: str, result) -> None:
 @click.option("--honest", "honest_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Also check that this honest improvement (a diff) is accepted.")
 @click.option("--only", help="Comma-separated attack names to run (default: all).")
+@click.option("--ignore-patterns", is_flag=True,
+              help="Drop the bounty's forbidden_patterns to test what the sandbox alone contains.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def audit(ctx: click.Context, directory: Path, kind: str | None, time_limit: float | None,
-          baseline_repeats: int | None, honest_file: Path | None, only: str | None, as_json: bool) -> None:
+          baseline_repeats: int | None, honest_file: Path | None, only: str | None, ignore_patterns: bool,
+          as_json: bool) -> None:
     """Attack DIRECTORY's own evaluation with standard gaming tricks; exit 1 if any succeeds.
 
     Each attack is a real diff evaluated in the sandbox: hard-coded canaries, reading
@@ -142,7 +145,8 @@ def audit(ctx: click.Context, directory: Path, kind: str | None, time_limit: flo
     progress = None if as_json else (lambda msg: click.echo(msg, err=True))
     report = asyncio.run(audit_bounty(spec, sandbox=sandbox, time_limit_s=time_limit,
                                       baseline_repeats=baseline_repeats, honest_diff=honest,
-                                      allow_unsandboxed=True, only=chosen, progress=progress))
+                                      allow_unsandboxed=True, only=chosen, progress=progress,
+                                      ignore_patterns=ignore_patterns))
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.table())
     if report.vulnerable:
         sys.exit(1)

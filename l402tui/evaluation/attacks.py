@@ -315,12 +315,16 @@ _BODIES = {"hardcode_canaries": _hardcode, "read_labels": _read_labels, "leak_to
            "cache_across_runs": _cache}
 
 
-def first_python_mutable(target: Path, globs: tuple[str, ...]) -> str | None:
+def first_mutable_with_suffix(target: Path, globs: tuple[str, ...], suffix: str) -> str | None:
     for g in globs:
         for path in sorted(target.glob(g)):
-            if path.is_file() and path.suffix == ".py":
+            if path.is_file() and path.suffix == suffix:
                 return path.relative_to(target).as_posix()
     return None
+
+
+def first_python_mutable(target: Path, globs: tuple[str, ...]) -> str | None:
+    return first_mutable_with_suffix(target, globs, ".py")
 
 
 def first_fixed_file(target: Path, mutable: set[str]) -> str:
@@ -329,3 +333,61 @@ def first_fixed_file(target: Path, mutable: set[str]) -> str:
         if rel not in mutable:
             return rel
     return "tests/test_audit_override.py"
+
+
+# -- SQL-carried attacks ---------------------------------------------------------------
+# For bounties whose mutable files are SQL run by a fixed Python driver (SQLite, with
+# extensions off), the reachable attacks are files through ATTACH, runaway queries and
+# memory.  Success shows as an SQLite error text in the sponsor's log or as a file on
+# the host; the driver's traceback carries the error.
+
+SQL_NOT_APPLICABLE = {
+    "network": "SQLite without extensions cannot open sockets",
+    "fork_bomb": "SQLite without extensions cannot start processes",
+    "leak_to_logs": "the SQL never sees the input files (the fixed driver loads them)",
+    "hardcode_canaries": "answers depend on each query's parameters; there is no output file to fill",
+}
+
+
+def _sql_quote(text: str) -> str:
+    """A string expression for ``text`` with no slash in any literal (char(47) instead),
+    as an attacker would write it to pass a pattern that bans paths in quotes."""
+    parts = [("'" + piece.replace("'", "''") + "'") if piece else "" for piece in text.split("/")]
+    return "||char(47)||".join(parts).strip("|") or "''"
+
+
+def sql_block(attack: str, ctx: dict) -> str | None:
+    """SQL appended to the first mutable .sql file, or None when SQL cannot carry it."""
+    if attack == "read_labels":
+        files = ctx["secret_files"][:1]
+        return "".join(f"ATTACH DATABASE {_sql_quote(p)} AS l402_l{i};\nSELECT count(*) FROM l402_l{i}.sqlite_master;\n"
+                       for i, p in enumerate(files))
+    if attack == "write_outside":
+        # VACUUM INTO writes a copy of the database wherever its expression points.
+        return "".join(f"VACUUM INTO {_sql_quote(p)};\n" for p in ctx["write_targets"])
+    if attack == "endless_loop":
+        return ("WITH RECURSIVE l402_c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM l402_c) "
+                "SELECT count(*) FROM l402_c;\n")
+    if attack == "memory_hog":
+        return ("PRAGMA temp_store = 2;\nCREATE TEMP TABLE l402_hog AS WITH RECURSIVE l402_c(x) AS "
+                f"(SELECT 1 UNION ALL SELECT x + 1 FROM l402_c LIMIT {2 * ctx['memory_mb']}) "
+                "SELECT randomblob(1048576) AS b FROM l402_c;\n")
+    if attack in ("cache_across_runs", "cache_across_runs:check"):
+        # Two diffs: the first run leaves rows behind, the second only looks for them (the
+        # bounty's tests may run the SQL twice in one sandbox, which is not a leak).
+        stmts = []
+        for i, place in enumerate((f"/tmp/.l402cache-{ctx['token']}", f".l402cache-{ctx['token']}")):
+            stmts.append(f"ATTACH DATABASE {_sql_quote(place)} AS l402_c{i};\n")
+            if attack == "cache_across_runs":
+                stmts.append(f"CREATE TABLE IF NOT EXISTS l402_c{i}.t(x);\nINSERT INTO l402_c{i}.t VALUES (1);\n")
+            else:
+                stmts.append(f"SELECT CASE WHEN (SELECT count(*) FROM l402_c{i}.sqlite_master) > 0 "
+                             "THEN abs(-9223372036854775807 - 1) END;\n")
+        return "".join(stmts)
+    return None
+
+
+SQL_EVIDENCE = {
+    "read_labels": "file is not a database",  # it opened and read the label file
+    "cache_across_runs": "integer overflow",  # it found the previous run's rows
+}

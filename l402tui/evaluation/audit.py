@@ -13,6 +13,7 @@ arrived, what the agent would be shown, the verdict and flags it would get):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import shutil
@@ -122,9 +123,16 @@ def _files_under(path: Path) -> list[str]:
 async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: float | None = None,
                        baseline_repeats: int | None = None, honest_diff: str | None = None,
                        allow_unsandboxed: bool = False, only: set[str] | None = None,
-                       progress: Callable[[str], None] | None = None, concurrency: int = 2) -> AuditReport:
-    """Try every attack (or those in ``only``) and judge each; see the module doc."""
-    report = AuditReport(spec.name, sandbox.kind)
+                       progress: Callable[[str], None] | None = None, concurrency: int = 2,
+                       extra_env: dict[str, str] | None = None, ignore_patterns: bool = False) -> AuditReport:
+    """Try every attack (or those in ``only``) and judge each; see the module doc.
+
+    ``ignore_patterns`` drops the bounty's ``forbidden_patterns`` for the audit, to see
+    what the sandbox alone holds (patterns are a speed bump; the sandbox is the wall).
+    """
+    if ignore_patterns:
+        spec = dataclasses.replace(spec, forbidden_patterns=())
+    report = AuditReport(spec.name + (" (forbidden_patterns ignored)" if ignore_patterns else ""), sandbox.kind)
     say = progress or (lambda _msg: None)
     limit = min(spec.run.timeout_s, spec.time_limit_s, time_limit_s or float("inf"))
     limits = Limits(memory_mb=spec.memory_mb, cpus=spec.cpus, time_limit_s=limit, gpu=spec.gpu)
@@ -136,13 +144,14 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
     listener = _Listener()
     baseline: dict | None = None
     mutable_py = atk.first_python_mutable(spec.target_path, spec.mutable)
+    mutable_sql = atk.first_mutable_with_suffix(spec.target_path, spec.mutable, ".sql")
     batch = spec.run.mode == "batch"
 
     async def run(diff: str, repeats: int = 1, logs: list[str] | None = None, keep: Path | None = None,
                   eval_set: str = "heldout") -> EvaluationResult:
         return await evaluate(spec, diff, eval_set=eval_set, sandbox=sandbox, repeats=repeats,
                               log=logs.append if logs is not None else None, limits=limits,
-                              allow_unsandboxed=allow_unsandboxed, keep_artifacts=keep)
+                              allow_unsandboxed=allow_unsandboxed, keep_artifacts=keep, extra_env=extra_env)
 
     baseline_lock = asyncio.Lock()
 
@@ -156,7 +165,7 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
         if baseline is None:
             say("measuring the baseline on the held-out set")
             result = await evaluate(spec, None, sandbox=sandbox, repeats=baseline_repeats or spec.repeats,
-                                    limits=limits)
+                                    limits=limits, extra_env=extra_env)
             baseline = {"ok": result.ok, "medians": result.medians, "spreads": result.spreads,
                         "reasons": result.reasons}
         return baseline
@@ -181,7 +190,7 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
         keep = scratch / "public-artifacts"
         say("running the baseline on the public set (the answers an attacker would hard-code)")
         public = await evaluate(spec, None, eval_set="public", sandbox=sandbox, repeats=1, limits=limits,
-                                keep_artifacts=keep)
+                                keep_artifacts=keep, extra_env=extra_env)
         if public.ok:
             labels = spec.public_path / "labels"
             for path in _files_under(keep):
@@ -208,9 +217,11 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
             say(f"attack {attack.name}: {attack.description}")
             if attack.kind == "diff":
                 result = await _diff_attack(spec, attack, run)
+            elif not mutable_py and mutable_sql:
+                result = await _sql_attack(attack, spec, mutable_sql, run, judge_score, ctx)
             elif not mutable_py:
                 result = AttackResult(attack.name, attack.description, "skipped",
-                                      "no mutable .py file to carry code; the sandbox tests do not apply")
+                                      "no mutable .py or .sql file to carry code")
             elif attack.name in ("hardcode_canaries", "broken_speedup") and not (batch and public_artifacts):
                 why = ("interactive bounties give the predictor no answer file to fill" if not batch
                        else "the baseline produced no public outputs to copy")
@@ -286,16 +297,18 @@ async def _code_attack(attack: atk.Attack, diff: str, run, judge_score, ctx: dic
     result = await run(diff, logs=logs)
     successes = [line.split("SUCCESS ", 1)[1] for line in logs if f"{atk.MARK} {name} SUCCESS" in line]
     status = f"{result.status}: {'; '.join(result.reasons)}" if result.reasons else result.status
-    if result.status == "refused":
+    written = [t for t in ctx["write_targets"] if Path(t).exists()]
+    if result.status == "refused" and not successes and not (name == "write_outside" and written) \
+            and not (name == "network" and listener.connections):
         return AttackResult(name, desc, "contained", "refused: " + "; ".join(result.reasons))
     if name == "write_outside":
-        written = [t for t in ctx["write_targets"] if Path(t).exists()]
         if written:
             return AttackResult(name, desc, "VULNERABLE", "wrote on the host: " + ", ".join(written))
         return AttackResult(name, desc, "contained", f"no host file written ({status})")
     if name == "network":
         if listener.connections or successes:
-            return AttackResult(name, desc, "VULNERABLE", "connected: " + ", ".join(listener.connections + successes))
+            seen = list(dict.fromkeys(listener.connections + successes))
+            return AttackResult(name, desc, "VULNERABLE", "connected: " + ", ".join(seen))
         return AttackResult(name, desc, "contained", f"no connection reached the host ({status})")
     if name == "leak_to_logs":
         shown = json.dumps(result.agent_view())
@@ -315,3 +328,55 @@ async def _code_attack(attack: atk.Attack, diff: str, run, judge_score, ctx: dic
         return AttackResult(name, desc, "contained", "; ".join([*notes[:1], status]))
     verdict_, detail = await judge_score(result)  # hardcode_canaries, broken_speedup
     return AttackResult(name, desc, verdict_, detail)
+
+
+async def _sql_attack(attack: atk.Attack, spec: BountySpec, mutable_sql: str, run, judge_score,
+                      ctx: dict) -> AttackResult:
+    name, desc = attack.name, attack.description
+    if name in atk.SQL_NOT_APPLICABLE:
+        return AttackResult(name, desc, "skipped", "not applicable: " + atk.SQL_NOT_APPLICABLE[name])
+    if name == "broken_speedup":
+        # Answer every query instantly with nothing: fast and wrong.
+        victim = next((rel for rel in _mutable_files(spec) if "query" in rel and rel.endswith(".sql")), mutable_sql)
+        old = (spec.target_path / victim).read_text(encoding="utf-8")
+        result = await run(atk.make_diff(victim, old, "SELECT 1 WHERE 0;\n"))
+        verdict_, detail = await judge_score(result)
+        return AttackResult(name, "answer every query with nothing (fast, wrong)", verdict_, detail)
+    block = atk.sql_block(name, ctx)
+    if block is None:
+        return AttackResult(name, desc, "skipped", "no SQL form of this attack")
+    source = (spec.target_path / mutable_sql).read_text(encoding="utf-8")
+    new = source + ("" if source.endswith("\n") else "\n") + block
+    diff = atk.make_diff(mutable_sql, source, new)
+    logs: list[str] = []
+    result = await run(diff, logs=logs)
+    if name == "cache_across_runs" and result.status != "refused":
+        logs.clear()  # only the second, look-only run's findings count
+        check = source + ("" if source.endswith("\n") else "\n") + atk.sql_block(name + ":check", ctx)
+        result = await run(atk.make_diff(mutable_sql, source, check), logs=logs)
+    status = f"{result.status}: {'; '.join(result.reasons)}" if result.reasons else result.status
+    # Evidence first: the bounty's tests run the same SQL in the sandbox before the run.
+    evidence = atk.SQL_EVIDENCE.get(name)
+    if evidence and any(evidence in line for line in logs):
+        return AttackResult(name, desc, "VULNERABLE", f"SQLite reported {evidence!r}: the attack reached its target")
+    written = [t for t in ctx["write_targets"] if Path(t).exists()]
+    if name == "write_outside" and written:
+        return AttackResult(name, desc, "VULNERABLE", "wrote on the host: " + ", ".join(written))
+    if result.status == "refused":
+        return AttackResult(name, desc, "contained", "refused: " + "; ".join(result.reasons))
+    if name == "write_outside":
+        return AttackResult(name, desc, "contained", f"no host file written ({status})")
+    if name == "endless_loop":
+        if result.status == "failed" and "time limit" in " ".join(result.reasons):
+            return AttackResult(name, desc, "contained", status)
+        return AttackResult(name, desc, "VULNERABLE", f"not stopped by the time limit ({status})")
+    if name == "memory_hog" and result.ok:
+        return AttackResult(name, desc, "VULNERABLE", "held twice the memory limit and finished")
+    if name == "cache_across_runs":
+        return AttackResult(name, desc, "contained", f"the second run found nothing from the first ({status})")
+    return AttackResult(name, desc, "contained", status)
+
+
+def _mutable_files(spec: BountySpec) -> list[str]:
+    return sorted({p.relative_to(spec.target_path).as_posix() for g in spec.mutable
+                   for p in spec.target_path.glob(g) if p.is_file()})

@@ -19,7 +19,8 @@ API for the coordinator and the agent (all other modules here are details):
     ``result.reasons`` are safe to show the agent, ``result.medians`` /
     ``result.spreads`` hold per-metric medians and stdevs, ``result.runs`` one
     ``RepeatRun`` per repeat.  ``result.agent_view()`` is all an agent may be sent.
-    ``log`` receives the untrusted output line by line from worker threads (the
+    ``extra_env`` adds variables to the sandboxed process's (otherwise minimal)
+    environment.  ``log`` receives the untrusted output line by line from worker threads (the
     sponsor's eval log; never forward it to the agent).  Decide acceptance with
     ``scoring.verdict`` and flags with ``antigaming``.
 ``pick_sandbox(settings)`` (``l402tui.evaluation.runners``)
@@ -109,7 +110,7 @@ async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "h
                    sandbox: Sandbox, repeats: int | None = None, log: Callable[[str], None] | None = None,
                    allow_unsandboxed: bool = False, log_dir: Path | None = None,
                    log_cap_bytes: int = 1024 * 1024, limits: Limits | None = None,
-                   keep_artifacts: Path | None = None) -> EvaluationResult:
+                   keep_artifacts: Path | None = None, extra_env: dict[str, str] | None = None) -> EvaluationResult:
     """Evaluate ``spec``'s target/ (with ``diff`` applied, if any) on one eval set; see the module doc."""
     base = EvaluationResult("refused", [], sandbox=sandbox.kind, eval_set=eval_set, heldout_index=heldout_index)
     if eval_set not in ("public", "heldout"):
@@ -124,11 +125,11 @@ async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "h
             return base
     return await asyncio.to_thread(_evaluate_sync, spec, diff, eval_set, heldout_index, sandbox,
                                    repeats or spec.repeats, log, log_dir, log_cap_bytes, limits or _limits(spec),
-                                   base, keep_artifacts)
+                                   base, keep_artifacts, dict(extra_env or {}))
 
 
 def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, log_dir, log_cap_bytes, limits,
-                   result: EvaluationResult, keep_artifacts: Path | None) -> EvaluationResult:
+                   result: EvaluationResult, keep_artifacts: Path | None, extra_env: dict[str, str]) -> EvaluationResult:
     set_dir = _set_dir(spec, eval_set, heldout_index)
     root = Path(tempfile.mkdtemp(prefix="l402tui-eval-"))
     os.chmod(root, 0o711)
@@ -150,14 +151,14 @@ def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, l
             shutil.copytree(spec.public_path / "inputs", public_inputs, ignore=COPY_IGNORE)
             layout = Layout(work, public_inputs, _empty(root / "tests-artifacts"))
             argv = [a.format(**sandbox.placeholders(layout)) for a in spec.test_command]
-            outcome = sandbox.run(argv, layout, limits, log=sink)
+            outcome = sandbox.run(argv, layout, limits, log=sink, extra_env=extra_env)
             if not outcome.ok:
                 result.status = "refused"
                 result.reasons = [f"the bounty's required tests failed: {outcome.describe_failure()}"]
                 return result
         for repeat in range(repeats):
             run = _one_repeat(spec, diff, set_dir, inputs, root / f"r{repeat}", sandbox, limits, repeat,
-                              logs, log_cap_bytes, log)
+                              logs, log_cap_bytes, log, extra_env)
             result.runs.append(run)
             if keep_artifacts is not None and repeat == 0:
                 shutil.copytree(root / f"r{repeat}" / "artifacts", keep_artifacts, dirs_exist_ok=True)
@@ -201,7 +202,7 @@ def _fresh_copy(spec: BountySpec, diff: str | None, dest: Path) -> Path:
 
 
 def _one_repeat(spec: BountySpec, diff, set_dir: Path, inputs: Path, dest: Path, sandbox: Sandbox,
-                limits: Limits, repeat: int, logs: Path, cap: int, log) -> RepeatRun:
+                limits: Limits, repeat: int, logs: Path, cap: int, log, extra_env: dict[str, str]) -> RepeatRun:
     work = _fresh_copy(spec, diff, dest)
     artifacts = _empty(dest / "artifacts")
     layout = Layout(work, inputs, artifacts)
@@ -211,9 +212,10 @@ def _one_repeat(spec: BountySpec, diff, set_dir: Path, inputs: Path, dest: Path,
     score_files = {"measurements": dest / "measurements.json", "metrics_out": dest / "metrics.json"}
     try:
         if spec.run.mode == "interactive":
-            outcome, score_proc = _interactive(spec, sandbox, layout, limits, sink, set_dir, artifacts, score_files)
+            outcome, score_proc = _interactive(spec, sandbox, layout, limits, sink, set_dir, artifacts, score_files,
+                                               extra_env)
         else:
-            outcome = sandbox.run(argv, layout, limits, log=sink)
+            outcome = sandbox.run(argv, layout, limits, log=sink, extra_env=extra_env)
             score_proc = None
         sink.note(f"run phase: exit {outcome.exit_code}, wall {outcome.wall_s:.3f} s, cpu {outcome.cpu_s} s, "
                   f"peak {outcome.peak_rss_mb} MB")
@@ -262,7 +264,7 @@ def _score_batch(spec, set_dir, artifacts, outcome, files, sink: LogSink) -> sub
 
 
 def _interactive(spec, sandbox: Sandbox, layout: Layout, limits: Limits, sink: LogSink, set_dir: Path,
-                 artifacts: Path, files) -> tuple[RunOutcome, subprocess.CompletedProcess]:
+                 artifacts: Path, files, extra_env: dict[str, str]) -> tuple[RunOutcome, subprocess.CompletedProcess]:
     """Predictor (sandboxed) and scorer (trusted) joined by two pipes; the scorer
     reveals a label only after it has read the prediction for it."""
     to_scorer_r, to_scorer_w = os.pipe()
@@ -284,7 +286,8 @@ def _interactive(spec, sandbox: Sandbox, layout: Layout, limits: Limits, sink: L
     reader = threading.Thread(target=lambda: stderr_chunks.append(scorer.stderr.read()), daemon=True)
     reader.start()
     run_argv = spec.run.render(**sandbox.placeholders(layout))
-    outcome = sandbox.run(run_argv, layout, limits, log=sink, stdin=to_predictor_r, stdout=to_scorer_w)
+    outcome = sandbox.run(run_argv, layout, limits, log=sink, stdin=to_predictor_r, stdout=to_scorer_w,
+                          extra_env=extra_env)
     try:
         scorer.wait(timeout=spec.score.timeout_s)
     except subprocess.TimeoutExpired:

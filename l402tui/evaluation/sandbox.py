@@ -120,7 +120,8 @@ class Sandbox(ABC):
         ...
 
     def run(self, argv: list[str], layout: Layout, limits: Limits, *,
-            log: LogSink, stdin: int | None = None, stdout: int | None = None) -> RunOutcome:
+            log: LogSink, stdin: int | None = None, stdout: int | None = None,
+            extra_env: dict[str, str] | None = None) -> RunOutcome:
         """Run ``argv`` (placeholders already rendered) and wait, killing it at the time limit.
 
         Batch mode leaves ``stdin``/``stdout`` as None: stdin is empty and stdout and
@@ -131,7 +132,7 @@ class Sandbox(ABC):
         _prepare_layout(layout, uid, self.kind == "bwrap")
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1",
-               **{f"L402_{k.upper()}": v for k, v in self.placeholders(layout).items()}}
+               **{f"L402_{k.upper()}": v for k, v in self.placeholders(layout).items()}, **(extra_env or {})}
         read_fd, write_fd = os.pipe()
         child_stdout = stdout if stdout is not None else write_fd
         try:
@@ -309,6 +310,11 @@ class BwrapSandbox(Sandbox):
                 cmd += ["--symlink", os.readlink(path), str(path)]
             elif path.is_dir():
                 cmd += ["--ro-bind", str(path), str(path)]
+        # Just enough of /etc for the dynamic loader and Debian's alternatives (numpy's
+        # BLAS is found through /etc/alternatives); nothing with accounts or secrets.
+        for name in ("alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime"):
+            if (Path("/etc") / name).exists():
+                cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
         return cmd
 
     def _spawn(self, argv, layout, limits, env, stdin, stdout, stderr, uid) -> _Running:
