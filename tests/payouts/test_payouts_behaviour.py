@@ -79,11 +79,13 @@ async def test_closing_before_any_payout_cancels_the_funding_hold(world: World):
     store, ln, cfg = world.store, world.coordinator, world.cfg
     before = await world.balance("sponsor")
     b = await world.bounty()
-    assert await world.balance("sponsor") < before  # held
+    during = await world.balance("sponsor")
+    assert during <= before - 107_500_000  # held
     async with store.transaction() as txn:
         await txn.execute("UPDATE bounties SET status = 'CLOSED' WHERE id = ?", (b,))
     await payouts.on_bounty_closed(store, ln, cfg, b)
-    assert await world.balance("sponsor") == before  # the HTLC failed back, fees included
+    after = await world.balance("sponsor")
+    assert after - during >= 107_500_000 and after <= before  # the HTLC failed back to the sponsor
     books = await world.books(b)
     assert books.refunded == books.funded == 107_500_000 and books.problems == []
     assert (await store.fetchone("SELECT status FROM bounties WHERE id = ?", (b,)))["status"] == "SETTLED"
