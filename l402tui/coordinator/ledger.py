@@ -240,8 +240,8 @@ async def bounty_books(conn: Store | Txn, bounty_id: str) -> BountyBooks:
         account = refund(bounty_id) if r["purpose"] == "refund" else paid(r["submission_id"])
         # Only what payments sent; a refund by cancelling the funding hold has no payment row.
         on_books = await conn.fetchone(
-            "SELECT COALESCE(SUM(amount_msat), 0) AS b FROM ledger_entries WHERE account = ? "
-            "AND txn_id LIKE 'sent:%'", (account,))
+            "SELECT COALESCE(SUM(amount_msat), 0) AS b FROM ledger_entries WHERE bounty_id = ? AND account = ? "
+            "AND txn_id LIKE 'sent:%'", (bounty_id, account))
         if int(on_books["b"]) != int(r["s"]):
             books.problems.append(f"payments marked COMPLETE total {r['s']} msat for {account} but the "
                                   f"ledger shows {on_books['b']} msat")
