@@ -3,7 +3,8 @@
 The arithmetic is the coordinator's (:mod:`l402tui.evaluation.scoring`): the composite
 gain over the current best, guards against the baseline.  The agent's bar differs: it
 is only the noise, k·σ, with σ the standard error of the difference between the two
-scores, each an average of the bounty's repeats: sqrt(σ_best²/n + σ_candidate²/n).
+scores, each taken over the bounty's repeats: sqrt(σ_best²/n + σ_candidate²/n), where
+each σ is estimated robustly (:func:`robust_spread`).
 The bounty's ``min_improvement`` is for submitting, not for keeping a step (small kept
 steps add up).
 """
@@ -11,6 +12,7 @@ steps add up).
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 from l402tui.agent.public_eval import PublicScore
@@ -31,6 +33,20 @@ def headline(spec: BountySpec, score: PublicScore) -> float:
     return score.metrics[spec.primary_metric.name]
 
 
+def robust_spread(score: PublicScore) -> dict[str, float]:
+    """Per-metric σ estimated as 1.4826 × the median absolute deviation of the repeats.
+
+    On a busy machine one repeat in three can take twice as long; the sample stdev then
+    swamps any real gain, while the MAD ignores the one outlier.  Without the per-repeat
+    values (or with fewer than 3) the harness's stdev is used."""
+    out = dict(score.spread)
+    for name, values in score.samples.items():
+        if len(values) >= 3:
+            med = statistics.median(values)
+            out[name] = 1.4826 * statistics.median(abs(v - med) for v in values)
+    return out
+
+
 def judge(spec: BountySpec, candidate: PublicScore, best: PublicScore, k_sigma: float,
           baseline: PublicScore | None = None) -> Judgement:
     missing = [m.name for m in spec.metrics if m.name not in candidate.metrics]
@@ -38,8 +54,8 @@ def judge(spec: BountySpec, candidate: PublicScore, best: PublicScore, k_sigma: 
         return Judgement(False, 0.0, 0.0, f"metric(s) {', '.join(missing)} were not reported")
     gain = composite_gain(spec, candidate.metrics, best.metrics)
     # σ of the difference of two averages of n repeats each: sqrt(σb²/nb + σc²/nc).
-    sb = noise_sigma(spec, best.metrics, best.spread)
-    sc = noise_sigma(spec, candidate.metrics, candidate.spread)
+    sb = noise_sigma(spec, best.metrics, robust_spread(best))
+    sc = noise_sigma(spec, candidate.metrics, robust_spread(candidate))
     margin = k_sigma * math.sqrt(sb * sb / max(best.repeats, 1) + sc * sc / max(candidate.repeats, 1))
     unit = "" if spec.target_kind == "absolute" else "%"
     fmt = (lambda v: f"{v:+.4g}") if unit == "" else (lambda v: f"{v:+.3%}")

@@ -10,6 +10,10 @@ agent's own code on the agent's own machine.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -36,6 +40,7 @@ class PublicScore:
     spread: dict[str, float] = field(default_factory=dict)  # sample stdev per metric (0 for one repeat)
     repeats: int = 1
     peak_rss_mb: float = 0.0  # largest run-phase peak RSS over the repeats, measured from outside
+    samples: dict[str, list[float]] = field(default_factory=dict)  # per metric, one value per repeat
 
     @property
     def memory_gb(self) -> float:
@@ -67,13 +72,40 @@ class HarnessEvaluator:
         if candidate.time_limit_s is not None:
             limit = min(limit, candidate.time_limit_s)
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        result = await harness.evaluate(
-            spec, candidate.diff or None, eval_set="public", sandbox=self.sandbox, repeats=repeats,
-            allow_unsandboxed=True, log=tail.append,
-            limits=Limits(memory_mb=spec.memory_mb, cpus=spec.cpus, time_limit_s=limit, gpu=spec.gpu))
+        started = time.time()
+        try:
+            result = await harness.evaluate(
+                spec, candidate.diff or None, eval_set="public", sandbox=self.sandbox, repeats=repeats,
+                allow_unsandboxed=True, log=tail.append,
+                limits=Limits(memory_mb=spec.memory_mb, cpus=spec.cpus, time_limit_s=limit, gpu=spec.gpu))
+        except asyncio.CancelledError:
+            # The harness works in a thread that cannot be cancelled; end the processes it
+            # started so the thread (and Ctrl-C) does not wait for the run to finish.
+            _kill_children_since(started)
+            raise
         if not result.ok:
             reason = "; ".join(result.reasons) or f"evaluation {result.status}"
             output = " | ".join(line.strip() for line in tail if line.strip() and "[harness]" not in line)
             raise EvalFailed(f"{reason}{f' (last output: {output})' if output and result.status == 'failed' else ''}")
         peak = max((r.peak_rss_mb or 0.0) for r in result.runs) if result.runs else 0.0
-        return PublicScore(dict(result.medians), dict(result.spreads), len(result.runs), peak)
+        samples = {name: [r.metrics[name] for r in result.runs if name in r.metrics] for name in result.medians}
+        return PublicScore(dict(result.medians), dict(result.spreads), len(result.runs), peak, samples)
+
+
+def _kill_children_since(started: float) -> None:
+    import psutil
+
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            if child.create_time() < started - 1.0:
+                continue  # older than this evaluation: not ours to end
+            if os.getpgid(child.pid) == child.pid:
+                os.killpg(child.pid, signal.SIGKILL)  # a sandboxed run leads its own group
+            else:
+                child.kill()
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue

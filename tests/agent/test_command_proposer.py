@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from l402tui.agent.loop import ExperimentLoop
-from l402tui.agent.proposers import TEMPLATES, CommandProposer, ProposalContext, ProposerFailed, program_md
+from l402tui.agent.proposers import TEMPLATES, CommandProposer, ProposalContext, program_md
 from l402tui.agent.results import ResultRow
 from l402tui.agent.workspace import Workspace
 

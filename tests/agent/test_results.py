@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from l402tui.agent.results import HEADER, ResultRow, ResultsFormatError, ResultsLog

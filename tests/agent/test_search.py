@@ -6,7 +6,6 @@ from l402tui.agent.proposers import ProposalContext, ProposerFailed
 from l402tui.agent.results import ResultRow
 from l402tui.agent.search import MarkError, SearchProposer, parse_marks
 from l402tui.agent.workspace import Workspace
-from l402tui.bounty import load_bounty
 
 SOURCE = '''\
 LR = 0.01  # search: float(0.0001, 1.0, log)
