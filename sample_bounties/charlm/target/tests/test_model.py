@@ -67,7 +67,7 @@ class GradientTests(unittest.TestCase):
 
 class TrainingTests(unittest.TestCase):
     def test_training_beats_uniform_and_predictions_are_distributions(self):
-        predictor = model.train(TEXT, time.monotonic() + 1.0, log=lambda _msg: None)
+        predictor = model.train(TEXT, time.process_time() + 1.0, log=lambda _msg: None)
         bits = 0.0
         for i in range(100):
             p = predictor.predict(TEXT[:i])
