@@ -164,6 +164,23 @@ class PayoutsMachine(RuleBasedStateMachine):
         inv = self.run(self.w.agents[self.sub_agent[sub]].create_invoice(amount, "claim"))
         self.call("claim", sub, inv.bolt11)
 
+    @rule(sub=subs)
+    def claim_while_the_clock_ticks(self, sub):
+        """The /claim handler and the service's tick at the same moment, on one store."""
+        rows = self.run(self.w.store.fetchall(
+            "SELECT amount_msat FROM payments WHERE submission_id = ? AND status = 'AWAITING_CLAIM'", (sub,)))
+        if not rows:
+            return
+        inv = self.run(self.w.agents[self.sub_agent[sub]].create_invoice(rows[0]["amount_msat"], "claim"))
+
+        async def both():
+            args = (self.w.store, self.ln, self.w.cfg)
+            return await asyncio.gather(payouts.claim(*args, sub, inv.bolt11), payouts.claim(*args, sub, inv.bolt11),
+                                        payouts.tick(*args, at=self.clock), return_exceptions=True)
+        for result in self.run(both()):
+            if isinstance(result, BaseException) and not isinstance(result, CoordinatorError):
+                raise result
+
     @rule(b=bounties)
     def sponsor_claims_refund(self, b):
         rows = self.run(self.w.store.fetchall(
