@@ -6,7 +6,7 @@ import pytest
 
 from tests.lightning.harness import SimHarness
 
-BACKENDS = ["sim"]  # cln joins once its fake lightningd lands
+BACKENDS = ["sim", "cln"]
 
 
 @pytest.fixture(params=BACKENDS)
