@@ -81,10 +81,11 @@ async def _start_coordinator(cfg: Config):
         # The embedded network needs this node to exist; a real node simply is.
         await backend.net.create_node(backend.node_name, 0, exist_ok=True)
     await ensure_admin_macaroon(coordinator.store, cfg.data_dir)
-    runner = web.AppRunner(create_app(coordinator, run_evaluations=True), handle_signals=False, access_log=None)
+    runner = web.AppRunner(create_app(coordinator, run_evaluations=True), handle_signals=False, access_log=None,
+                           shutdown_timeout=2.0)
     await runner.setup()  # starts the coordinator's background work and the evaluation worker
     host, port = cfg.get("coordinator.host"), int(cfg.get("coordinator.port"))
-    site = web.TCPSite(runner, host, port, shutdown_timeout=2.0)
+    site = web.TCPSite(runner, host, port)
     try:
         await site.start()
         sockets = site._server.sockets if site._server else []

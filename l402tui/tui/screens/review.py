@@ -35,6 +35,7 @@ class ReviewScreen(ModalScreen[str | None]):
         super().__init__()
         self.source = source
         self.submission = submission
+        self.diff_text: str | None = None  # what is shown, once loaded
 
     def compose(self) -> ComposeResult:
         s = self.submission
@@ -67,6 +68,7 @@ class ReviewScreen(ModalScreen[str | None]):
             return
         if len(diff) > MAX_DIFF_CHARS:
             diff = diff[:MAX_DIFF_CHARS] + f"\n… cut at {MAX_DIFF_CHARS:,} characters"
+        self.diff_text = diff
         diff_widget.update(Syntax(diff or "(empty diff)", "diff", theme="ansi_dark", word_wrap=False,
                                   background_color="default"))
 
