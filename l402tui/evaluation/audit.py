@@ -243,13 +243,9 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
         chosen = [a for a in atk.ATTACKS if not only or a.name in only]
         report.results = list(await asyncio.gather(*(one(a) for a in chosen)))
         if honest_diff is not None:
-            say("honest improvement")
-            verdict_, detail = await judge_score(await run(honest_diff, repeats=baseline_repeats or spec.repeats))
-            # For the honest diff, being accepted is the good outcome.
-            good = verdict_ == "VULNERABLE"
-            report.honest = AttackResult("honest_improvement", "a real improvement must be accepted",
-                                         "accepted" if good else "VULNERABLE",
-                                         detail if good else f"an honest improvement was not accepted: {detail}")
+            say("honest improvement (baseline and candidate measured back to back, no attack running)")
+            # The bounty's own repeats: one noisy run must not decide that nobody can win.
+            report.honest = await _honest(spec, honest_diff, sandbox, limits, spec.repeats, extra_env)
     finally:
         listener.close()
         for target in ctx["write_targets"]:
@@ -380,3 +376,23 @@ async def _sql_attack(attack: atk.Attack, spec: BountySpec, mutable_sql: str, ru
 def _mutable_files(spec: BountySpec) -> list[str]:
     return sorted({p.relative_to(spec.target_path).as_posix() for g in spec.mutable
                    for p in spec.target_path.glob(g) if p.is_file()})
+
+
+async def _honest(spec: BountySpec, diff: str, sandbox: Sandbox, limits: Limits, repeats: int,
+                  extra_env: dict[str, str] | None) -> AttackResult:
+    """A real improvement must still be accepted: the audit's guard against a bounty so
+    locked down that nobody can win it."""
+    name, desc = "honest_improvement", "a real improvement must be accepted"
+    base = await evaluate(spec, None, sandbox=sandbox, repeats=repeats, limits=limits, extra_env=extra_env)
+    if not base.ok:
+        return AttackResult(name, desc, "VULNERABLE", "the baseline itself failed: " + "; ".join(base.reasons))
+    cand = await evaluate(spec, diff, sandbox=sandbox, repeats=repeats, limits=limits, extra_env=extra_env,
+                          allow_unsandboxed=True)
+    if not cand.ok:
+        return AttackResult(name, desc, "VULNERABLE", f"the honest diff {cand.status}: " + "; ".join(cand.reasons))
+    v = verdict(spec, cand.medians, baseline_medians=base.medians, baseline_spreads=base.spreads)
+    flag = canary_flag(r.metrics for r in cand.runs)
+    if v.accepted and flag is None:
+        return AttackResult(name, desc, "accepted", f"accepted with improvement {v.improvement:.2%}")
+    why = "; ".join(v.reasons) or (flag.reason if flag else "")
+    return AttackResult(name, desc, "VULNERABLE", f"an honest improvement was not accepted: {why}")
