@@ -49,10 +49,10 @@ async def refund_rest(store: Store, lightning: LightningBackend, cfg: Config, bo
                 log.warning("cannot cancel the funding hold of %s yet (%s); retried at the next tick", bounty_id, exc)
                 return
         async with ledger.transition(store, bounty_id) as txn:
-            await txn.execute("UPDATE invoices SET status = 'CANCELED', updated_at = ? WHERE payment_hash = ?",
-                              (now(), invoice["payment_hash"]))
+            await txn.execute("UPDATE invoices SET status = 'CANCELED', updated_at = ? WHERE payment_hash = ? "
+                              "AND status = 'ACCEPTED'", (now(), invoice["payment_hash"]))
             amount = min(int(invoice["amount_msat"]), await ledger.balance(txn, ledger.pool(bounty_id)))
-            if await ledger.post(txn, f"refund_cancel:{bounty_id}", [
+            if amount > 0 and await ledger.post(txn, f"refund_cancel:{bounty_id}", [
                     ledger.Transfer(ledger.pool(bounty_id), ledger.refund(bounty_id), amount)],
                     bounty_id=bounty_id, memo="funding hold cancelled: the sponsor's payment fails back"):
                 await txn.event("refund.cancelled_hold", bounty_id, amount_msat=amount)
