@@ -237,6 +237,10 @@ class ExperimentLoop:
         await asyncio.to_thread(self._log_and_reset, row)
         return self._finish(number, row, None, reason, started)
 
+    def _recover_after_cancel(self) -> None:
+        self.ws.reopen()
+        self.ws.recover()
+
     # Each runs in one worker thread: git and file work in order, off the event loop.
 
     def _stage(self, description: str, changed: list[str]) -> tuple[str, str]:
@@ -294,7 +298,7 @@ class ExperimentLoop:
                     break
                 await self.step()
         except asyncio.CancelledError:
-            await asyncio.shield(asyncio.to_thread(self.ws.recover))
+            await asyncio.shield(asyncio.to_thread(self._recover_after_cancel))
             raise
         finally:
             self._session.best_metric = self.best_metric

@@ -101,11 +101,9 @@ def _kill_children_since(started: float) -> None:
         return
     for child in children:
         try:
-            if child.create_time() < started - 1.0:
-                continue  # older than this evaluation: not ours to end
-            if os.getpgid(child.pid) == child.pid:
-                os.killpg(child.pid, signal.SIGKILL)  # a sandboxed run leads its own group
-            else:
-                child.kill()
+            # The harness starts every run in a session of its own; anything else (git's
+            # helper processes, say) is not the evaluation's to end.
+            if child.create_time() >= started - 1.0 and os.getsid(child.pid) == child.pid:
+                os.killpg(child.pid, signal.SIGKILL)
         except (psutil.Error, ProcessLookupError, PermissionError):
             continue

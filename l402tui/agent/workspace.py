@@ -225,6 +225,12 @@ class Workspace:
             self._untracked = []
         self._candidate = None
 
+    def reopen(self) -> None:
+        """Fresh git handles.  A Ctrl-C reaches the whole process group, gitpython's
+        long-lived ``git cat-file`` helpers included; the old handles would hit a broken pipe."""
+        self.repo.close()
+        self.repo = git.Repo(self.root)
+
     def recover(self) -> bool:
         """After a crash or kill: back to the last kept commit.  True if anything was undone."""
         dirty = bool(self.changed_paths())
