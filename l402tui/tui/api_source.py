@@ -29,6 +29,7 @@ class ApiSource(CoordinatorSource):
         self.api = api
         self.description = description
         self.local = store_source  # in-process only: logs, diffs, timers
+        self.has_eval_logs = store_source is not None
         self.reviewer = reviewer
         self._on_close = on_close
         self._metrics: dict[str, str] = {}  # bounty id -> headline metric name

@@ -159,6 +159,9 @@ class L402App(AppActions, App):
     def on_source_ready(self, message: SourceReady) -> None:
         self.source = message.source
         self.main_screen.query_one(StatusLine).set(source=message.source.description, problem="")
+        pane = self.main_screen.query_one(EvalLogPane)
+        pane.logs_here = message.source.has_eval_logs
+        pane.redraw_title()
         self.reload(set(TABS) | {"evaluations"})
         self._follow_events()
 

@@ -120,6 +120,8 @@ class CoordinatorSource(abc.ABC):
     description: str = ""
     #: whether sponsor actions (create, fund, review, close) can be carried out
     can_act: bool = False
+    #: whether evaluation logs can be read (they never leave the coordinator's machine)
+    has_eval_logs: bool = True
 
     # --- reads -------------------------------------------------------------------
     @abc.abstractmethod

@@ -26,6 +26,7 @@ class EvalLogPane(Vertical):
         super().__init__(id=id, classes=classes)
         self.max_bytes = max_bytes
         self.evaluation: EvaluationRow | None = None
+        self.logs_here = True  # False when attached: the logs stay on the coordinator's machine
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-title")
@@ -50,7 +51,10 @@ class EvalLogPane(Vertical):
     def redraw_title(self) -> None:
         title = Text("Eval log", style="bold")
         e = self.evaluation
-        if e is None:
+        if not self.logs_here:
+            title.append("  evaluation logs stay on the coordinator's machine (they may hold held-out data);"
+                         " run the TUI there to follow them", style="dim")
+        elif e is None:
             title.append("  no evaluation yet: logs appear here while a submission is evaluated", style="dim")
         else:
             title.append(f"  #{e.id} {e.kind}")

@@ -1,0 +1,87 @@
+"""`l402tui --attach URL`: the same UI against a running `l402tui serve` (a real
+subprocess on loopback), through the admin API and the event stream."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from l402tui.cli import main
+from l402tui.config import load_config
+from l402tui.tui.app import L402App
+from l402tui.tui.launch import source_factory
+from tests.agent.agent_fixtures import make_bounty
+from tests.tui.conftest import FixedGpu, FixedHost, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    data = tmp_path / "daemon"
+    env = {**os.environ, "L402TUI_LIGHTNING__SIM_BLOCK_INTERVAL_S": "120"}
+    proc = subprocess.Popen([sys.executable, "-m", "l402tui.cli", "--data-dir", str(data), "serve", "--port", "0",
+                             "--no-evaluate"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    url = macaroon = None
+    deadline = time.monotonic() + 60
+    lines = []
+    while time.monotonic() < deadline and (url is None or macaroon is None):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if m := re.search(r"listening on (http://\S+)", line):
+            url = m.group(1)
+        if m := re.search(r"admin macaroon:\s+(\S+)", line):
+            macaroon = m.group(1)
+    if url is None or macaroon is None:
+        proc.kill()
+        pytest.fail("l402tui serve did not start:\n" + "".join(lines))
+    yield url, macaroon, data
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+async def test_attached_ui_shows_the_daemons_bounties_and_follows_its_events(daemon, tmp_path):
+    url, macaroon, data = daemon
+    cfg = load_config().with_overrides({"paths.data_dir": str(tmp_path / "client")})
+    app = L402App(source_factory(cfg, url, macaroon), gpu=FixedGpu(False), host=FixedHost(),
+                  export_dir=tmp_path / "exports", reload_delay_s=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.source is not None, "attaching", timeout=20)
+        assert app.source.description == f"attached · {url}"
+        # A sponsor action through the admin API: create (self-funded), seen through the event stream.
+        await pilot.press("c")
+        app.screen.query_one("#path").value = str(make_bounty(tmp_path / "guess"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.report is not None, "validation")
+        await pilot.click("#create-self")
+        rows = lambda: app.main_screen.query_one("#bounties-table").records  # noqa: E731
+        await wait_for(pilot, lambda: any(b.name == "guess" and b.status == "OPEN" for b in rows()),
+                       "the daemon's new bounty", timeout=60)
+        assert "bounty" in app.main_screen.query_one("#status").last_event
+        # What only lives beside the daemon's database is refused with the reason, not faked.
+        pane = app.main_screen.query_one("#eval-log")
+        assert pane.evaluation is None and not pane.logs_here
+
+
+def test_attach_refuses_a_bad_url_or_a_missing_macaroon_before_opening(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["--attach", "localhost:8402", "tui"])
+    assert result.exit_code == 1 and "give the daemon's URL, e.g. http://127.0.0.1:8402" in result.output
+    result = runner.invoke(main, ["--attach", "http://127.0.0.1:9", "--admin-macaroon", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "no such file" in result.output
+
+
+def test_an_unknown_keymap_id_stops_the_tui_with_the_known_ids(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[tui]\nkeymap = { toggle_agnet = "ctrl+a" }\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "tui", "--read-only"])
+    assert result.exit_code == 1
+    assert "unknown binding id(s) 'toggle_agnet'" in result.output and "toggle_agent" in result.output
