@@ -115,3 +115,23 @@ async def test_the_cli_works_for_a_coordinator_in_another_process(world, cfg, tm
     spent_sats = int(text.rsplit(" sats spent on the coordinator", 1)[0].rsplit("\n", 1)[1])
     assert claimed_sats > 0 and spent_sats >= 26
     assert (await wallet.status()).balance_msat > before
+
+
+async def test_a_package_that_does_not_match_its_published_hash_is_refused(world):
+    async with CoordinatorClient(world["url"], world["net"].node("agent-1"), spend_cap_sats=100) as client:
+        listed = await client.bounty(world["bounty_id"])
+        assert listed.status == "OPEN" and len(listed.package_sha256) == 64
+        with pytest.raises(RemoteError, match="but the coordinator published 0+; not using it"):
+            await client.download(world["bounty_id"], "0" * 64)
+
+
+async def test_an_unreachable_coordinator_says_so(cfg):
+    from l402tui.lightning.sim import SimNetwork
+
+    net = SimNetwork.from_config(cfg)
+    try:
+        async with CoordinatorClient("http://127.0.0.1:9", net.node("agent-1"), spend_cap_sats=1) as client:
+            with pytest.raises(RemoteError, match=r"cannot reach http://127.0.0.1:9 .*is `l402tui serve` running"):
+                await client.bounties()
+    finally:
+        await net.close()
