@@ -9,6 +9,8 @@ import os
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pymacaroons import Macaroon
 
 from l402tui.l402.tokens import (
@@ -151,3 +153,26 @@ async def test_revocation_by_another_process_takes_effect_after_the_cache_ttl(st
     with pytest.raises(TokenRefused) as err:
         await authority.verify(cred)
     assert err.value.reason == "revoked"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sets(st.sampled_from(["download", "submit"])), min_size=1, max_size=4))
+def test_appended_capability_caveats_never_widen(appended):
+    """However caveats are appended, the token grants the last set only if each step narrowed."""
+    from l402tui.l402.tokens import encode_identifier, read_caveats
+
+    mac = Macaroon(location="t", identifier=encode_identifier(b"\1" * 32, b"\2" * 32), key="k" * 64,
+                   version=2)
+    mac.add_first_party_caveat("bounties_capabilities=download,submit")
+    allowed = {"download", "submit"}
+    narrowing = True
+    for caps in appended:
+        mac.add_first_party_caveat("bounties_capabilities=" + ",".join(sorted(caps)))
+        narrowing = narrowing and caps <= allowed
+        allowed = caps if narrowing else allowed
+    if narrowing:
+        assert read_caveats(mac).capabilities == appended[-1]
+    else:
+        with pytest.raises(TokenRefused) as err:
+            read_caveats(mac)
+        assert err.value.reason == "caveat_not_narrowing"
