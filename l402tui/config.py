@@ -83,6 +83,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "theme": "l402-dark",
         "animation": False,
         "keymap": {},  # binding id -> key, e.g. {"toggle_agent" = "ctrl+a"}
+        "agent_bounty": "",  # side-panel agent works on this bounty id; empty: the first OPEN one with pool left
+        "agent_local_dir": "",  # or offline on this bounty folder (no coordinator, no payments)
     },
 }
 

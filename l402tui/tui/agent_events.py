@@ -40,6 +40,7 @@ class AgentLogLine:
 class AgentStateChanged:
     state: str  # one of AGENT_STATES
     detail: str = ""
+    minimize: bool | None = None  # the metric's direction, once the loop knows it
 
 
 AgentEvent = Union[AgentExperiment, AgentStep, AgentLogLine, AgentStateChanged]

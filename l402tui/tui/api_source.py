@@ -25,8 +25,10 @@ class ApiSource(CoordinatorSource):
     can_act = True
 
     def __init__(self, api: Any, *, description: str, store_source: StoreSource | None = None,
-                 reviewer: Reviewer | None = None, on_close: Callable[[], Awaitable[None]] | None = None):
+                 reviewer: Reviewer | None = None, on_close: Callable[[], Awaitable[None]] | None = None,
+                 http_url: str | None = None):
         self.api = api
+        self.http_url = http_url  # where agents reach this coordinator (the side panel's agent too)
         self.description = description
         self.local = store_source  # in-process only: logs, diffs, timers
         self.has_eval_logs = store_source is not None

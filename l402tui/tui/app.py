@@ -70,7 +70,9 @@ class L402App(AppActions, App):
     def __init__(self, source_factory: SourceFactory, *, theme: str = DEFAULT_THEME,
                  keymap: dict[str, str] | None = None, user_theme_dir: Path | None = None,
                  export_dir: Path | None = None, log_cap_bytes: int = 1024 * 1024,
-                 agent: AgentController | None = None, gpu: GpuSampler | None = None,
+                 agent: AgentController | None = None,
+                 agent_factory: Callable[[CoordinatorSource], AgentController | None] | None = None,
+                 gpu: GpuSampler | None = None,
                  host: HostSampler | None = None, clock: Callable[[], float] = time.time,
                  telemetry_interval_s: float = 1.0, log_poll_s: float = 0.5, reload_delay_s: float = 0.2,
                  animation: bool = False):
@@ -81,6 +83,7 @@ class L402App(AppActions, App):
         self.export_dir = export_dir or Path.cwd()
         self.log_cap_bytes = log_cap_bytes
         self.agent = agent
+        self.agent_factory = agent_factory  # builds the panel's agent once the source (and its URL) is known
         self.gpu_sampler = gpu or GpuSampler()
         self.host_sampler = host or HostSampler()
         self.clock = clock
@@ -139,8 +142,7 @@ class L402App(AppActions, App):
         self._sample_telemetry()
         self.set_interval(self.telemetry_interval_s, self._sample_telemetry)
         if self.agent is not None:
-            self.main_screen.query_one(AgentPanel).attach(self.agent.description, self.agent.minimize)
-            self._follow_agent()
+            self._attach_agent()
         self.main_screen.query_one("#bounties-table").focus()
 
     def on_resize(self) -> None:
@@ -164,6 +166,10 @@ class L402App(AppActions, App):
         pane.redraw_title()
         self.reload(set(TABS) | {"evaluations"})
         self._follow_events()
+        if self.agent is None and self.agent_factory is not None:
+            self.agent = self.agent_factory(message.source)
+            if self.agent is not None:
+                self._attach_agent()
 
     def on_source_failed(self, message: SourceFailed) -> None:
         text = f"{message.what} failed: {message.error}"
@@ -334,6 +340,10 @@ class L402App(AppActions, App):
         self.main_screen.query_one(TelemetryPane).update_readings(message.gpu, message.host)
 
     # --- the agent -----------------------------------------------------------------------
+    def _attach_agent(self) -> None:
+        self.main_screen.query_one(AgentPanel).attach(self.agent.description, self.agent.minimize)
+        self._follow_agent()
+
     @work(exclusive=True, group="agent-events", exit_on_error=False)
     async def _follow_agent(self) -> None:
         try:
@@ -349,5 +359,8 @@ class L402App(AppActions, App):
 
     async def on_unmount(self) -> None:
         self.gpu_sampler.close()
+        close_agent = getattr(self.agent, "close", None)
+        if close_agent is not None:
+            await close_agent()
         if self.source is not None:
             await self.source.close()

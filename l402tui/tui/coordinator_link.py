@@ -45,7 +45,7 @@ async def open_in_process(cfg: Config) -> ApiSource:
 
     thread = LoopThread("coordinator")
     try:
-        coordinator, runner, where = await thread.run(_start_coordinator(cfg))
+        coordinator, runner, where, url = await thread.run(_start_coordinator(cfg))
     except BaseException:
         thread.stop()
         raise
@@ -65,7 +65,7 @@ async def open_in_process(cfg: Config) -> ApiSource:
             thread.stop()
 
     return ApiSource(ThreadedProxy(coordinator, thread), description=where, store_source=local,
-                     reviewer=reviewer, on_close=shut_down)
+                     reviewer=reviewer, on_close=shut_down, http_url=url)
 
 
 async def _start_coordinator(cfg: Config):
@@ -86,15 +86,17 @@ async def _start_coordinator(cfg: Config):
     await runner.setup()  # starts the coordinator's background work and the evaluation worker
     host, port = cfg.get("coordinator.host"), int(cfg.get("coordinator.port"))
     site = web.TCPSite(runner, host, port)
+    url = None
     try:
         await site.start()
         sockets = site._server.sockets if site._server else []
         bound = sockets[0].getsockname()[1] if sockets else port
-        where = f"in-process · http://{host}:{bound} · {backend.name}"
+        url = f"http://{host}:{bound}"
+        where = f"in-process · {url} · {backend.name}"
     except OSError as exc:
         # Another coordinator (`l402tui serve`?) holds the port: keep going without HTTP.
         where = f"in-process · no HTTP ({host}:{port}: {exc.strerror or exc}) · {backend.name}"
-    return coordinator, runner, where
+    return coordinator, runner, where, url
 
 
 async def open_attached(url: str, admin_macaroon: Path | None, cfg: Config) -> ApiSource:
@@ -108,7 +110,7 @@ async def open_attached(url: str, admin_macaroon: Path | None, cfg: Config) -> A
     except OSError as exc:
         raise SourceError(f"cannot read the admin macaroon {path}: {exc.strerror or exc}; "
                           "pass --admin-macaroon with the path `l402tui serve` printed") from None
-    source = ApiSource(client, description=f"attached · {url}", on_close=client.close)
+    source = ApiSource(client, description=f"attached · {url}", on_close=client.close, http_url=url)
     try:
         await source.list_bounties()  # fail now, with the reason, rather than on the first pane
     except SourceError:

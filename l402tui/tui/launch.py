@@ -54,6 +54,7 @@ def build_app(cfg: Config, attach: str | None = None, admin_macaroon: Path | Non
     log_to_file(cfg)
     return L402App(
         source_factory(cfg, attach, admin_macaroon, read_only=read_only),
+        agent_factory=lambda source: agent_for(cfg, source),
         theme=tui["theme"],
         keymap=keymap,
         user_theme_dir=cfg.data_dir / "themes",
@@ -61,3 +62,24 @@ def build_app(cfg: Config, attach: str | None = None, admin_macaroon: Path | Non
         log_cap_bytes=cfg.get("evaluation.log_cap_bytes"),
         animation=tui["animation"],
     )
+
+
+def agent_for(cfg: Config, source: CoordinatorSource):
+    """The side panel's agent: offline on tui.agent_local_dir, else against the coordinator
+    the TUI shows (in-process or attached); none for the read-only view."""
+    from l402tui.tui.agent_controller import LoopAgentController, local_loop_factory, remote_loop_factory
+
+    raw = cfg.get("agent.workdir")
+    agents_dir = Path(raw).expanduser() if raw else cfg.data_dir / "agents"
+    local = cfg.get("tui.agent_local_dir")
+    if local:
+        folder = Path(local).expanduser()
+        return LoopAgentController(local_loop_factory(folder, agents_dir / f"{folder.name}-local"),
+                                   description=f"offline on {folder} · search proposer")
+    url = getattr(source, "http_url", None)
+    if not url:
+        return None
+    bounty = cfg.get("tui.agent_bounty") or None
+    return LoopAgentController(remote_loop_factory(cfg, url, bounty, agents_dir),
+                               description=f"{bounty or 'first open bounty'} at {url} · search proposer · "
+                                           f"wallet {cfg.get('agent.node')}")

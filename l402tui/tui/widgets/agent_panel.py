@@ -73,6 +73,8 @@ class AgentPanel(Vertical):
             self.step = event.text
         elif isinstance(event, AgentStateChanged):
             self.state, self.detail = event.state, event.detail
+            if event.minimize is not None:
+                self.minimize = event.minimize
         self.redraw()
 
     def redraw(self) -> None:
