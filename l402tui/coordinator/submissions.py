@@ -57,7 +57,7 @@ def load_frozen_spec(source_dir: str) -> BountySpec:
 
 
 def basic_diff_problems(spec: BountySpec, diff: str, max_bytes: int) -> list[str]:
-    """Cheap refusals before a submission takes a queue slot; the harness re-checks everything."""
+    """Cheap refusals for builds without the evaluation harness's ``check_diff``."""
     problems: list[str] = []
     size = len(diff.encode("utf-8"))
     if size > max_bytes:
@@ -91,10 +91,15 @@ async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str,
     if claimed_score is not None and not isinstance(claimed_score, (int, float)):
         raise Invalid("'claimed_score' must be a number (your public-set score)", code="invalid_request")
     spec = load_frozen_spec(bounty["source_dir"])
-    problems = basic_diff_problems(spec, diff, int(coord.cfg.get("coordinator.max_diff_bytes")))
+    max_bytes = int(coord.cfg.get("coordinator.max_diff_bytes"))
     check_diff = _optional("l402tui.evaluation.harness", "check_diff")
-    if not problems and check_diff is not None:
-        problems = list(check_diff(spec, diff))
+    if check_diff is not None:
+        # The harness's checks are the authority (the same ones run before evaluating).
+        size = len(diff.encode("utf-8"))
+        problems = [f"the diff is {size} bytes; the limit is {max_bytes}"] if size > max_bytes else []
+        problems += list(check_diff(spec, diff))
+    else:
+        problems = basic_diff_problems(spec, diff, max_bytes)
     if problems:
         raise Invalid("the diff was refused: " + "; ".join(problems), code="diff_refused",
                       details={"problems": problems})

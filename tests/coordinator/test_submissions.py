@@ -153,3 +153,13 @@ async def test_real_evaluation_worker_drives_baseline_and_verdict(coordinator, b
     verdict = await coordinator.submission(sub["id"])
     assert verdict["status"] == "ACCEPTED", verdict
     assert verdict["verdict"]["metrics"]["error"] == 1.0
+
+
+def test_fallback_diff_checks_without_the_harness(bounty_dir):
+    from l402tui.bounty import load_bounty
+
+    spec = load_bounty(bounty_dir)
+    assert submissions.basic_diff_problems(spec, diff_text(), 10_000) == []
+    problems = submissions.basic_diff_problems(spec, diff_text().replace("solve.py", "x.py"), 100)
+    assert any("x.py: not a mutable file" in p for p in problems) and any("limit is 100" in p for p in problems)
+    assert "not a unified diff" in submissions.basic_diff_problems(spec, "hello", 1000)[0]
