@@ -1,0 +1,1 @@
+"""`l402tui demo`: a sponsor, two agents and a coordinator on a simulated Lightning network."""

@@ -1,0 +1,113 @@
+"""The demo's world: a data dir, a simulated Lightning network with a sponsor and
+two agents, and copies of the sample bounties with demo-sized deadlines.
+
+Everything here is real — the coordinator, the sandboxes, the evaluation harness,
+the agents' loops and the BOLT11/L402 payments — only the Lightning network is the
+embedded simulation, and time scales are shortened (holdback about a minute).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from l402tui.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SAMPLES_DIR = ROOT / "sample_bounties"
+
+SPONSOR = "sponsor"
+COORDINATOR = "coordinator"
+AGENTS = ("agent-1", "agent-2")
+SPONSOR_SATS = 2_000_000
+AGENT_SATS = 20_000
+DEMO_BOUNTIES = ("logparse", "sqlquery")
+DEMO_DURATION_HOURS = 2  # within the funding hold window below
+BLOCK_INTERVAL_S = 60.0  # 144-block HTLCs then last ~2.4 h, so a 2 h bounty can be escrowed
+HOLDBACK_S = 60
+
+
+class DemoError(RuntimeError):
+    """The demo cannot start; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    cfg: Config
+    bounty_dirs: tuple[Path, ...]
+    url: str
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def demo_config(base: Config, data_dir: Path, *, port: int | None = None,
+                holdback_s: float = HOLDBACK_S) -> Config:
+    """The user's config with the demo's time scales and an isolated data dir.
+
+    Sandbox choice, prices and fees stay as configured, so the demo shows what the
+    operator's own setup would do."""
+    port = port or free_port()
+    return base.with_overrides({
+        "paths.data_dir": str(data_dir),
+        "lightning.backend": "sim",
+        "lightning.node": COORDINATOR,
+        "lightning.sim_block_interval_s": BLOCK_INTERVAL_S,
+        "coordinator.host": "127.0.0.1",
+        "coordinator.port": port,
+        "coordinator.holdback_seconds": int(holdback_s),
+        "coordinator.submissions_per_day": 50,
+        "agent.node": AGENTS[0],
+        "tui.agent_bounty": "",
+    }, source="demo")
+
+
+def copy_bounty(sample: str, dest_root: Path) -> Path:
+    """Copy a sample bounty as the demo sponsor posts it: same code and data, a 2 h deadline."""
+    source = SAMPLES_DIR / sample
+    if not (source / "bounty.toml").is_file():
+        raise DemoError(f"sample bounty {source} is missing; run the demo from a checkout of l402tui")
+    dest = dest_root / sample
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    toml = (dest / "bounty.toml").read_text(encoding="utf-8")
+    toml, n = re.subn(r"(?m)^duration_hours\s*=.*$", f"duration_hours = {DEMO_DURATION_HOURS}", toml)
+    if n != 1:
+        raise DemoError(f"{source}/bounty.toml has no single reward.duration_hours line to shorten for the demo")
+    (dest / "bounty.toml").write_text(toml, encoding="utf-8")
+    return dest
+
+
+def prepare(base: Config, data_dir: Path, *, bounties: tuple[str, ...] = DEMO_BOUNTIES, fresh: bool = True,
+            port: int | None = None, holdback_s: float = HOLDBACK_S) -> DemoPlan:
+    """Lay out the data dir and the sponsor's bounty folders (synchronous, before any loop)."""
+    if fresh and data_dir.exists():
+        marker = data_dir / ".l402tui-demo"
+        if not marker.exists() and any(data_dir.iterdir()):
+            raise DemoError(f"{data_dir} is not empty and is not a previous demo's folder; pick another --data-dir")
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / ".l402tui-demo").write_text("made by `l402tui demo`; safe to delete\n")
+    cfg = demo_config(base, data_dir, port=port, holdback_s=holdback_s)
+    sponsor_dir = data_dir / "sponsor"
+    dirs = tuple(copy_bounty(name, sponsor_dir) for name in bounties)
+    return DemoPlan(cfg, dirs, f"http://127.0.0.1:{cfg.get('coordinator.port')}")
+
+
+async def open_network(cfg: Config):
+    """The sim network with the demo's nodes funded (idempotent)."""
+    from l402tui.lightning.sim import SimNetwork
+
+    net = SimNetwork.from_config(cfg)
+    await net.create_node(COORDINATOR, 0, exist_ok=True)
+    await net.create_node(SPONSOR, SPONSOR_SATS * 1000, exist_ok=True)
+    for name in AGENTS:
+        await net.create_node(name, AGENT_SATS * 1000, exist_ok=True)
+    return net
