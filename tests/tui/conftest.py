@@ -37,6 +37,39 @@ class FixedGpu:
         return None
 
 
+class RecordedAgent:
+    """Replays events recorded from a loop run, for screenshots that must not change
+    between runs (the real loop drives the panel in test_pilot_agent.py)."""
+
+    description = "b_logparse01 at http://127.0.0.1:8402 · search proposer · wallet agent-1"
+    minimize = False
+
+    def __init__(self):
+        from l402tui.tui.agent_events import AgentExperiment, AgentLogLine, AgentStateChanged, AgentStep
+
+        runs = [(0.812, "keep", "baseline"), (0.83, "keep", "THRESHOLD 0.5 -> 0.62"),
+                (0.82, "discard", "WINDOW 16 -> 9"), (None, "crash", "MODE plain -> regex (exit 1)"),
+                (0.845, "keep", "WINDOW 16 -> 24"), (0.861, "keep", "THRESHOLD 0.62 -> 0.71")]
+        self.recorded = [AgentStateChanged("running", "logparse · f1 (maximize)", minimize=False)]
+        for i, (metric, status, what) in enumerate(runs):
+            self.recorded.append(AgentExperiment(f"c0ffee{i}", metric, status, what, NOW - 600 + 100 * i))
+        self.recorded += [AgentLogLine("best 0.845 -> 0.861 at c0ffee5"), AgentStep("experiment 7: WINDOW 24 -> 31")]
+
+    async def start(self):
+        return None
+
+    async def pause(self):
+        return None
+
+    async def stop(self):
+        return None
+
+    async def events(self):
+        for event in self.recorded:
+            yield event
+        await asyncio.Event().wait()  # a live loop keeps its stream open
+
+
 @pytest.fixture
 def seeded_db(tmp_path) -> Path:
     db = tmp_path / "data" / "l402tui.sqlite"
@@ -63,7 +96,7 @@ def make_app(tmp_path):
     return build
 
 
-async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     """Let the app run until ``condition()`` holds (workers report back asynchronously)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout

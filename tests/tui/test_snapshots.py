@@ -58,6 +58,18 @@ def test_agent_panel_without_a_loop(snap_compare, make_app, seeded_db, theme):
 
 
 @pytest.mark.parametrize("theme", THEMES)
+def test_agent_panel_with_a_running_loop(snap_compare, make_app, seeded_db, theme):
+    from tests.tui.conftest import RecordedAgent
+
+    async def shown(pilot):
+        panel = pilot.app.main_screen.query_one("#agent")
+        await wait_for(pilot, lambda: len(panel.experiments) == 6 and panel.step, "the recorded events")
+
+    assert snap_compare(make_app(seeded_db, theme=theme, agent=RecordedAgent()), terminal_size=BIG, press=["a"],
+                        run_before=_ready(shown))
+
+
+@pytest.mark.parametrize("theme", THEMES)
 def test_keys_screen(snap_compare, make_app, seeded_db, theme):
     assert snap_compare(make_app(seeded_db, theme=theme), terminal_size=BIG, press=["question_mark"],
                         run_before=_ready())

@@ -98,7 +98,8 @@ class AgentPanel(Vertical):
         text = Text()
         text.append(self.state.upper(), style=STATE_STYLES.get(self.state, ""))
         if self.detail:
-            text.append(f" · {self.detail}", style="dim")
+            text.append(" ")
+            text.append(f"· {self.detail}", style="dim")
         text.append(f"\n{self.description}\n", style="dim")
         text.append(f"{n} experiments · {kept} kept · {crashed} crashed\n")
         text.append(f"{rate:.1f} experiments/hour\n")
