@@ -328,7 +328,10 @@ def first_python_mutable(target: Path, globs: tuple[str, ...]) -> str | None:
 
 
 def first_fixed_file(target: Path, mutable: set[str]) -> str:
-    for path in sorted(p for p in target.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    """A file the diff may not touch, preferring code (tests, the run script) to data."""
+    files = sorted((p for p in target.rglob("*") if p.is_file() and "__pycache__" not in p.parts),
+                   key=lambda p: (p.suffix != ".py", "test" not in p.name, p.as_posix()))
+    for path in files:
         rel = path.relative_to(target).as_posix()
         if rel not in mutable:
             return rel

@@ -4,6 +4,9 @@ and an honest improvement is still accepted."""
 
 from __future__ import annotations
 
+import pytest
+
+from conftest import make_runner
 from l402tui.evaluation.audit import audit_bounty
 from l402tui.evaluation.sandbox import LocalSandbox
 from tinybounty import ECHO_FIX, FIX_DIFF
@@ -26,10 +29,10 @@ async def test_every_attack_is_contained_or_flagged(isolated, sums):
                                             "the code appears to hard-code public-set answers")
     assert details["edit_scorer"] == ("refused: path escapes or is unsafe: ../scorer/score.py leaves the target "
                                       "tree (uses ..)")
-    assert details["edit_tests"] == "refused: solve.py is not a mutable file; this bounty allows changes to: sumlib.py"
+    assert details["edit_tests"] == ("refused: test_sumlib.py is not a mutable file; this bounty allows changes "
+                                     "to: sumlib.py")
     assert details["memory_hog"] == "failed: repeat 1 of 1: the run exceeded its memory limit and was killed"
-    assert details["endless_loop"] == ("failed: repeat 1 of 1: the run exceeded its time limit and was killed "
-                                       "after 2.0 s")
+    assert details["endless_loop"] == "failed: repeat 1 of 1: the run exceeded its time limit (2 s) and was killed"
     assert details["fork_bomb"].startswith("fork_bomb refused after ")
     assert details["leak_to_logs"].startswith("printed data stayed in the sponsor's eval log")
     assert report.honest.verdict == "accepted"
@@ -54,7 +57,11 @@ async def test_without_isolation_the_escapes_succeed_and_are_reported(sums):
     assert not list((sums.heldout_path(0) / "labels").glob("escape-*"))
 
 
-async def test_interactive_bounty(isolated, echo):
+@pytest.mark.parametrize("runner", [pytest.param("bwrap", marks=pytest.mark.bwrap),
+                                    # docker's run of this is ~14 s; sample_bounties/charlm covers it (slow)
+                                    pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])])
+async def test_interactive_bounty(runner, echo):
+    isolated = make_runner(runner)
     report = await audit_bounty(echo, sandbox=isolated, time_limit_s=2, baseline_repeats=1,
                                 honest_diff=ECHO_FIX, allow_unsandboxed=True)
     verdicts = _verdicts(report)

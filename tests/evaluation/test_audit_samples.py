@@ -71,7 +71,9 @@ EXPECTED = {
 async def test_sample_bounty_resists_every_attack(isolated, name):
     spec = load_bounty(SAMPLES / name)
     env = CHARLM_ENV if name == "charlm" else None
-    report = await audit_bounty(spec, sandbox=isolated, time_limit_s=min(spec.time_limit_s, 30), baseline_repeats=1,
+    # Time limits above what the honest run needs on a busy 2-core host, well below the bounty's.
+    limit = {"logparse": 10, "sqlquery": 10, "charlm": 20}[name]
+    report = await audit_bounty(spec, sandbox=isolated, time_limit_s=limit, baseline_repeats=1,
                                 honest_diff=honest_diff(name, spec), allow_unsandboxed=True, extra_env=env,
                                 ignore_patterns=name == "sqlquery")
     print(report.table())
