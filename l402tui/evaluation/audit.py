@@ -156,7 +156,6 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
     baseline_lock = asyncio.Lock()
 
     async def baseline_medians() -> dict:
-        nonlocal baseline
         async with baseline_lock:
             return await _measure() if baseline is None else baseline
 

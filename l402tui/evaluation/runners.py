@@ -14,8 +14,9 @@ import subprocess
 import tempfile
 from typing import Any
 
-from l402tui.evaluation.sandbox import (SANDBOX_KINDS, BwrapSandbox, DockerSandbox, LocalSandbox, RunnerStatus,
-                                        Sandbox, SandboxUnavailable)
+from l402tui.evaluation.docker_sandbox import DockerSandbox
+from l402tui.evaluation.sandbox import (SANDBOX_KINDS, BwrapSandbox, LocalSandbox, RunnerStatus, Sandbox,
+                                        SandboxUnavailable)
 
 DEFAULT_IMAGE = "l402tui-base:bookworm"
 

@@ -1,6 +1,6 @@
 """Where untrusted code runs: one interface, three runners, picked automatically.
 
-- ``docker``: a throw-away container (no network, read-only root, non-root user,
+- ``docker`` (``docker_sandbox.py``): a throw-away container (no network, read-only root, non-root user,
   all capabilities dropped, memory/CPU/pids limits, wall-clock limit), only from an
   image already in the local engine (``--pull never``: a missing image is refused,
   never fetched).  CPU time and peak memory come from the container's cgroup.
@@ -17,7 +17,6 @@ Every runner measures wall time, CPU time and peak RSS from outside the sandbox
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import os
 import resource
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from l402tui.evaluation.cgroups import CgroupAccount, remove_later
 from l402tui.evaluation.untrusted_log import LogSink
 
 SANDBOX_KINDS = ("docker", "bwrap", "local")
@@ -231,7 +231,7 @@ class _Running:
                 outcome.killed_reason = "the run exceeded its memory limit and was killed"
             # The figures are read; the group empties a few ms after the reap, and
             # waiting for that is not the caller's time.
-            _remove_later(self.cgroup)
+            remove_later(self.cgroup)
         elif self.unmeasured:
             outcome.cpu_s = outcome.peak_rss_mb = None
         return outcome
@@ -356,236 +356,3 @@ class BwrapSandbox(Sandbox):
             running.unmeasured = True
         return running
 
-
-class DockerSandbox(Sandbox):
-    """Containers started with the docker CLI (pipes work for interactive runs the same
-    way as batch ones); the engine and image are checked with the docker SDK first."""
-
-    kind = "docker"
-    startup_allowance_s = 30.0
-
-    def __init__(self, image: str, docker: str | None = None):
-        self.image = image
-        self.docker = docker or shutil.which("docker")
-        if not self.docker:
-            raise SandboxUnavailable("the docker CLI is not installed: run scripts/docker-setup.sh")
-
-    def _sandbox_uid(self) -> int | None:
-        return _next_uid() if os.geteuid() == 0 else None
-
-    def _spawn(self, argv, layout, limits, env, stdin, stdout, stderr, uid) -> _Running:
-        name = f"l402tui-eval-{uuid.uuid4().hex[:12]}"
-        cgroup = CgroupAccount(f"l402tui-{name}")
-        cmd = [self.docker, "run", "--name", name, "--pull", "never", "--network", "none",
-               "--memory", f"{limits.memory_mb}m", "--memory-swap", f"{limits.memory_mb}m",
-               "--cpus", f"{limits.cpus:g}", "--pids-limit", str(limits.pids),
-               "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m",
-               "--user", f"{uid or 65534}:{uid or 65534}", "--cap-drop", "ALL",
-               "--security-opt", "no-new-privileges", "--ulimit", f"fsize={limits.file_size_mb * 1024 * 1024}",
-               "--ulimit", "core=0", "--cgroup-parent", f"/{cgroup.name}",
-               "-v", f"{layout.workdir}:{MOUNTS['workdir']}:rw",
-               "-v", f"{layout.inputs}:{MOUNTS['inputs']}:ro",
-               "-v", f"{layout.artifacts}:{MOUNTS['artifacts']}:rw",
-               "-w", MOUNTS["workdir"]]
-        if limits.gpu:
-            cmd += ["--gpus", "all"]
-        if stdin != subprocess.DEVNULL:
-            cmd.append("-i")
-        for key, value in env.items():
-            cmd += ["-e", f"{key}={value}"]
-        # The time limit starts inside the container, so a slow container start on a
-        # busy host is not charged to the code; the outer timer is only a backstop.
-        cmd += [self.image, "timeout", "--signal=KILL", f"{limits.time_limit_s:g}", *argv]
-        proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True)
-        docker = self.docker
-
-        def kill_container() -> None:
-            subprocess.run([docker, "kill", name], capture_output=True, timeout=30)
-
-        running = _DockerRunning(proc, self.kind, kill_container, name, docker, cgroup)
-        running.time_limit_s = limits.time_limit_s
-        return running
-
-
-class _DockerRunning(_Running):
-    def __init__(self, proc, runner, on_kill, name: str, docker: str, cgroup: "CgroupAccount"):
-        super().__init__(proc, runner, on_kill)
-        # Kept apart from the base class's cgroup: the engine owns the container's
-        # group, and it is read only after the container is gone.
-        self.name, self.docker, self.parent_cgroup = name, docker, cgroup
-
-    def wait(self) -> RunOutcome:
-        outcome = super().wait()  # rusage of the CLI is meaningless; replaced below
-        inspect = subprocess.run([self.docker, "inspect", "--format",
-                                  "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.StartedAt}} {{.State.FinishedAt}}",
-                                  self.name], capture_output=True, text=True, timeout=30)
-        subprocess.run([self.docker, "rm", "-f", self.name], capture_output=True, timeout=30)
-        outcome.cpu_s, outcome.peak_rss_mb = self.parent_cgroup.read_and_remove()
-        parts = inspect.stdout.split()
-        if inspect.returncode != 0 or len(parts) != 4:
-            outcome.killed_reason = "the container could not be started (is the image present?)"
-            outcome.exit_code = outcome.exit_code or 125
-            return outcome
-        outcome.exit_code = int(parts[0])
-        started, finished = _docker_time(parts[2]), _docker_time(parts[3])
-        if started and finished and finished >= started:
-            outcome.wall_s = finished - started  # the engine's clock, without container start-up
-        if parts[1] == "true":
-            outcome.killed_reason = "the run exceeded its memory limit and was killed"
-        elif outcome.exit_code == 137 and outcome.wall_s >= self.time_limit_s * 0.98:
-            outcome.timed_out = True  # SIGKILL from `timeout` inside the container
-        return outcome
-
-
-def _docker_time(text: str) -> float | None:
-    import datetime as dt
-
-    # RFC 3339 with nanoseconds; Python parses at most microseconds.
-    head, _, frac = text.rstrip("Z").partition(".")
-    try:
-        base = dt.datetime.fromisoformat(head).replace(tzinfo=dt.timezone.utc)
-    except ValueError:
-        return None
-    return base.timestamp() + (float("0." + frac) if frac.isdigit() else 0.0)
-
-
-class CgroupAccount:
-    """A cgroup (v1 cpuacct/memory/pids, or v2) around one run.
-
-    For docker it is the ``--cgroup-parent``: parents keep the CPU time and memory
-    high-water mark of their children after the container's own cgroup is gone.  For
-    bwrap (root only) the run joins it directly, which also gives a real total memory
-    limit and a pids limit; rlimits alone cannot stop a fork bomb run by root.
-    """
-
-    ROOT = Path("/sys/fs/cgroup")
-    V1 = ("cpuacct", "memory", "pids")
-
-    def __init__(self, name: str):
-        self.name = name
-        self.dirs: list[Path] = []
-
-    @classmethod
-    def v1(cls) -> bool:
-        return (cls.ROOT / "memory" / "memory.max_usage_in_bytes").exists()
-
-    @classmethod
-    def usable(cls) -> bool:
-        return os.geteuid() == 0 and (cls.v1() or (cls.ROOT / "cgroup.controllers").exists())
-
-    def create(self, limits: Limits) -> bool:
-        """Make the group with limits; False (and nothing left behind) if the kernel refuses."""
-        try:
-            if self.v1():
-                for ctrl in self.V1:
-                    d = self.ROOT / ctrl / self.name
-                    d.mkdir()
-                    self.dirs.append(d)
-                mem = str(limits.memory_mb * 1024 * 1024)
-                (self.ROOT / "memory" / self.name / "memory.limit_in_bytes").write_text(mem)
-                memsw = self.ROOT / "memory" / self.name / "memory.memsw.limit_in_bytes"
-                if memsw.exists():
-                    memsw.write_text(mem)
-                (self.ROOT / "pids" / self.name / "pids.max").write_text(str(limits.pids))
-            else:
-                d = self.ROOT / self.name
-                d.mkdir()
-                self.dirs.append(d)
-                (d / "memory.max").write_text(str(limits.memory_mb * 1024 * 1024))
-                (d / "memory.swap.max").write_text("0")
-                (d / "pids.max").write_text(str(limits.pids))
-        except OSError:
-            self.read_and_remove()
-            return False
-        return True
-
-    def join(self) -> None:
-        """Move the calling process in (used from a child before it execs)."""
-        pid = str(os.getpid())
-        for d in self.dirs:
-            (d / "cgroup.procs").write_text(pid)
-
-    def kill_all(self) -> None:
-        for d in self.dirs:
-            procs = d / "cgroup.procs"
-            try:
-                pids = [int(p) for p in procs.read_text().split()]
-            except OSError:
-                continue
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-    def oom_killed(self) -> bool:
-        try:
-            if self.v1():
-                control = (self.ROOT / "memory" / self.name / "memory.oom_control").read_text()
-                return any(line.split()[0] == "oom_kill" and int(line.split()[1]) > 0
-                           for line in control.splitlines())
-            events = (self.ROOT / self.name / "memory.events").read_text()
-            return any(line.split()[0] == "oom_kill" and int(line.split()[1]) > 0 for line in events.splitlines())
-        except (OSError, ValueError, IndexError):
-            return False
-
-    def read(self) -> tuple[float | None, float | None]:
-        cpu = mem = None
-        try:
-            if self.v1():
-                cpu_file = self.ROOT / "cpuacct" / self.name / "cpuacct.usage"
-                mem_file = self.ROOT / "memory" / self.name / "memory.max_usage_in_bytes"
-                if cpu_file.exists():
-                    cpu = int(cpu_file.read_text()) / 1e9
-                if mem_file.exists():
-                    mem = int(mem_file.read_text()) / (1024 * 1024)
-            else:
-                base = self.ROOT / self.name
-                stat = base / "cpu.stat"
-                if stat.exists():
-                    for line in stat.read_text().splitlines():
-                        if line.startswith("usage_usec"):
-                            cpu = int(line.split()[1]) / 1e6
-                if (base / "memory.peak").exists():
-                    mem = int((base / "memory.peak").read_text()) / (1024 * 1024)
-        except (OSError, ValueError):
-            pass
-        return cpu, mem
-
-    def read_and_remove(self) -> tuple[float | None, float | None]:
-        cpu, mem = self.read()
-        self.remove()
-        return cpu, mem
-
-    def remove(self) -> None:
-        # A group can only be removed once empty; killed processes take a moment to go.
-        for _ in range(400):
-            self.kill_all()
-            for path in [*self.ROOT.glob(f"*/{self.name}"), self.ROOT / self.name]:
-                _rmdir_quietly(path)
-            if not any(p.exists() for p in [*self.ROOT.glob(f"*/{self.name}"), self.ROOT / self.name]):
-                return
-            time.sleep(0.005)
-
-
-_pending_removals: set[threading.Thread] = set()
-
-
-def _remove_later(cgroup: CgroupAccount) -> None:
-    thread = threading.Thread(target=cgroup.remove, daemon=True)
-    _pending_removals.add(thread)
-    thread.start()
-
-
-@atexit.register
-def _finish_removals() -> None:
-    # A short-lived CLI must not exit leaving empty cgroups behind.
-    for thread in list(_pending_removals):
-        thread.join(timeout=3)
-
-
-def _rmdir_quietly(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass

@@ -11,7 +11,8 @@ import pytest
 
 from l402tui.bounty import load_bounty
 from l402tui.evaluation.runners import DEFAULT_IMAGE, bwrap_status, docker_status
-from l402tui.evaluation.sandbox import BwrapSandbox, DockerSandbox, LocalSandbox
+from l402tui.evaluation.docker_sandbox import DockerSandbox
+from l402tui.evaluation.sandbox import BwrapSandbox, LocalSandbox
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tinybounty  # noqa: E402

@@ -8,8 +8,6 @@ import textwrap
 import threading
 from pathlib import Path
 
-import pytest
-
 from l402tui.evaluation.sandbox import Layout, Limits
 from l402tui.evaluation.untrusted_log import LogSink
 

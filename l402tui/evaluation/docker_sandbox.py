@@ -1,0 +1,102 @@
+"""The docker runner: throw-away hardened containers from a local image, never pulled."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import uuid
+
+from l402tui.evaluation.cgroups import CgroupAccount
+from l402tui.evaluation.sandbox import MOUNTS, RunOutcome, Sandbox, SandboxUnavailable, _next_uid, _Running
+
+
+class DockerSandbox(Sandbox):
+    """Containers started with the docker CLI (pipes work for interactive runs the same
+    way as batch ones); the engine and image are checked with the docker SDK first."""
+
+    kind = "docker"
+    startup_allowance_s = 30.0
+
+    def __init__(self, image: str, docker: str | None = None):
+        self.image = image
+        self.docker = docker or shutil.which("docker")
+        if not self.docker:
+            raise SandboxUnavailable("the docker CLI is not installed: run scripts/docker-setup.sh")
+
+    def _sandbox_uid(self) -> int | None:
+        return _next_uid() if os.geteuid() == 0 else None
+
+    def _spawn(self, argv, layout, limits, env, stdin, stdout, stderr, uid) -> _Running:
+        name = f"l402tui-eval-{uuid.uuid4().hex[:12]}"
+        cgroup = CgroupAccount(f"l402tui-{name}")
+        cmd = [self.docker, "run", "--name", name, "--pull", "never", "--network", "none",
+               "--memory", f"{limits.memory_mb}m", "--memory-swap", f"{limits.memory_mb}m",
+               "--cpus", f"{limits.cpus:g}", "--pids-limit", str(limits.pids),
+               "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m",
+               "--user", f"{uid or 65534}:{uid or 65534}", "--cap-drop", "ALL",
+               "--security-opt", "no-new-privileges", "--ulimit", f"fsize={limits.file_size_mb * 1024 * 1024}",
+               "--ulimit", "core=0", "--cgroup-parent", f"/{cgroup.name}",
+               "-v", f"{layout.workdir}:{MOUNTS['workdir']}:rw",
+               "-v", f"{layout.inputs}:{MOUNTS['inputs']}:ro",
+               "-v", f"{layout.artifacts}:{MOUNTS['artifacts']}:rw",
+               "-w", MOUNTS["workdir"]]
+        if limits.gpu:
+            cmd += ["--gpus", "all"]
+        if stdin != subprocess.DEVNULL:
+            cmd.append("-i")
+        for key, value in env.items():
+            cmd += ["-e", f"{key}={value}"]
+        # The time limit starts inside the container, so a slow container start on a
+        # busy host is not charged to the code; the outer timer is only a backstop.
+        cmd += [self.image, "timeout", "--signal=KILL", f"{limits.time_limit_s:g}", *argv]
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True)
+        docker = self.docker
+
+        def kill_container() -> None:
+            subprocess.run([docker, "kill", name], capture_output=True, timeout=30)
+
+        running = _DockerRunning(proc, self.kind, kill_container, name, docker, cgroup)
+        running.time_limit_s = limits.time_limit_s
+        return running
+
+
+class _DockerRunning(_Running):
+    def __init__(self, proc, runner, on_kill, name: str, docker: str, cgroup: "CgroupAccount"):
+        super().__init__(proc, runner, on_kill)
+        # Kept apart from the base class's cgroup: the engine owns the container's
+        # group, and it is read only after the container is gone.
+        self.name, self.docker, self.parent_cgroup = name, docker, cgroup
+
+    def wait(self) -> RunOutcome:
+        outcome = super().wait()  # rusage of the CLI is meaningless; replaced below
+        inspect = subprocess.run([self.docker, "inspect", "--format",
+                                  "{{.State.ExitCode}} {{.State.OOMKilled}} {{.State.StartedAt}} {{.State.FinishedAt}}",
+                                  self.name], capture_output=True, text=True, timeout=30)
+        subprocess.run([self.docker, "rm", "-f", self.name], capture_output=True, timeout=30)
+        outcome.cpu_s, outcome.peak_rss_mb = self.parent_cgroup.read_and_remove()
+        parts = inspect.stdout.split()
+        if inspect.returncode != 0 or len(parts) != 4:
+            outcome.killed_reason = "the container could not be started (is the image present?)"
+            outcome.exit_code = outcome.exit_code or 125
+            return outcome
+        outcome.exit_code = int(parts[0])
+        started, finished = _docker_time(parts[2]), _docker_time(parts[3])
+        if started and finished and finished >= started:
+            outcome.wall_s = finished - started  # the engine's clock, without container start-up
+        if parts[1] == "true":
+            outcome.killed_reason = "the run exceeded its memory limit and was killed"
+        elif outcome.exit_code == 137 and outcome.wall_s >= self.time_limit_s * 0.98:
+            outcome.timed_out = True  # SIGKILL from `timeout` inside the container
+        return outcome
+
+
+def _docker_time(text: str) -> float | None:
+    # RFC 3339 with nanoseconds; Python parses at most microseconds.
+    head, _, frac = text.rstrip("Z").partition(".")
+    try:
+        base = dt.datetime.fromisoformat(head).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+    return base.timestamp() + (float("0." + frac) if frac.isdigit() else 0.0)
