@@ -50,12 +50,19 @@ async def _report(cfg: Config, bounty_id: str | None, show_entries: bool) -> dic
 @click.option("--bounty", "bounty_id", help="Only this bounty.")
 @click.option("--entries", "show_entries", is_flag=True, help="Also list every ledger entry.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
-def ledger(cfg: Config, bounty_id: str | None, show_entries: bool, as_json: bool) -> None:
+@click.pass_context
+def ledger(ctx: click.Context, bounty_id: str | None, show_entries: bool, as_json: bool) -> None:
     """Where every bounty's sats are: funded, paid, owed, held back, refunded, fees.
 
     Exits 1 if the books do not balance or payouts are halted.
     """
+    root = ctx.find_root().obj
+    if isinstance(root, Config):
+        cfg = root
+    else:  # invoked on its own (tests, embedding): the usual defaults < file < env
+        from l402tui.config import load_config
+
+        cfg = load_config()
     report = asyncio.run(_report(cfg, bounty_id, show_entries))
     bad = bool(report["halted"] or report["problems"] or any(b["books"]["problems"] for b in report["bounties"]))
     if as_json:

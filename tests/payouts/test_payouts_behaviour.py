@@ -151,6 +151,10 @@ def test_wallet_ledger_prints_the_books(tmp_path):
     assert result.exit_code == 0, result.output
     assert "funded" in result.output and "107,500 sat" in result.output
     assert "29,600 sat" in result.output and "7,400 sat" in result.output and "books balance" in result.output
+    from l402tui.cli import main  # the real entry point: `l402tui --data-dir D wallet ledger`
+
+    via_cli = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "wallet", "ledger", "--bounty", b])
+    assert via_cli.exit_code == 0 and via_cli.output == result.output
     data = json.loads(CliRunner().invoke(ledger_cmd, ["--json", "--entries"], obj=cfg).output)
     assert data["bounties"][0]["books"]["paid"] == 29_600_000
     assert sum(e["amount_msat"] for e in data["entries"]) == 0
