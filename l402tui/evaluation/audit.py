@@ -206,6 +206,7 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
         "token": token, "port": listener.port, "hosts": _host_addresses(), "memory_mb": spec.memory_mb,
         "public_artifacts": public_artifacts,
         "secret_files": (_files_under(heldout / "labels") + _files_under(spec.scorer_path))[:40],
+        "label_files": _files_under(heldout / "labels")[:20],
         "write_targets": [str(escape_dir / f"escape-{token}"), str(spec.scorer_path / f"escape-{token}"),
                           str(heldout / "labels" / f"escape-{token}"), f"/tmp/l402audit-escape-{token}"],
     }
@@ -221,6 +222,9 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
             elif not mutable_py:
                 result = AttackResult(attack.name, attack.description, "skipped",
                                       "no mutable .py or .sql file to carry code")
+            elif attack.name == "symlink_labels" and not batch:
+                result = AttackResult(attack.name, attack.description, "skipped",
+                                      "interactive bounties are scored over a pipe, not from output files")
             elif attack.name in ("hardcode_canaries", "broken_speedup") and not (batch and public_artifacts):
                 why = ("interactive bounties give the predictor no answer file to fill" if not batch
                        else "the baseline produced no public outputs to copy")
@@ -321,7 +325,7 @@ async def _code_attack(attack: atk.Attack, diff: str, run, judge_score, ctx: dic
             return AttackResult(name, desc, "VULNERABLE", "; ".join(successes[:3]))
         notes = [line.split(f"{atk.MARK} ", 1)[1] for line in logs if f"{atk.MARK} {name}" in line]
         return AttackResult(name, desc, "contained", "; ".join([*notes[:1], status]))
-    verdict_, detail = await judge_score(result)  # hardcode_canaries, broken_speedup
+    verdict_, detail = await judge_score(result)  # hardcode_canaries, broken_speedup, symlink_labels
     return AttackResult(name, desc, verdict_, detail)
 
 

@@ -33,6 +33,7 @@ import asyncio
 import json
 import os
 import shutil
+import stat
 import statistics
 import subprocess
 import tempfile
@@ -222,12 +223,38 @@ def _one_repeat(spec: BountySpec, diff, set_dir: Path, inputs: Path, dest: Path,
         if not outcome.ok:
             raise _PhaseFailed(outcome.describe_failure())
         if score_proc is None:
-            score_proc = _score_batch(spec, set_dir, artifacts, outcome, score_files, sink)
+            scored = _trusted_copy(artifacts, dest / "scored-artifacts")
+            score_proc = _score_batch(spec, set_dir, scored, outcome, score_files, sink)
         metrics = _collect_metrics(spec, score_proc, score_files["metrics_out"], outcome, sink)
     except _PhaseFailed as exc:
         return RepeatRun(repeat, {}, 0.0, None, None, None, str(sink.path), ok=False, reason=str(exc))
     return RepeatRun(repeat, metrics, outcome.wall_s, outcome.cpu_s, outcome.peak_rss_mb, outcome.exit_code,
                      str(sink.path))
+
+
+def _trusted_copy(artifacts: Path, dest: Path) -> Path:
+    """Copy the run's outputs for the scorer, refusing anything but plain files and
+    folders.  The trusted scorer runs on the host: an output that is a symlink to the
+    held-out labels would otherwise be scored as perfect answers."""
+    dest.mkdir()
+    for dirpath, dirnames, filenames in os.walk(artifacts, followlinks=False):
+        here = Path(dirpath)
+        rel = here.relative_to(artifacts)
+        for name in [*dirnames, *filenames]:
+            path = here / name
+            mode = path.lstat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                kind = "a symlink" if stat.S_ISLNK(mode) else "a special file"
+                raise _PhaseFailed(f"the run left {kind} in its outputs ({(rel / name).as_posix()}); outputs must be "
+                                   "plain files")
+        for name in dirnames:
+            (dest / rel / name).mkdir()
+        for name in filenames:
+            # O_NOFOLLOW: the file cannot be swapped for a link between the check and the copy.
+            fd = os.open(here / name, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as src, open(dest / rel / name, "wb") as out:
+                shutil.copyfileobj(src, out)
+    return dest
 
 
 def _score_values(spec: BountySpec, set_dir: Path, artifacts: Path, files: dict[str, Path]) -> dict[str, str]:

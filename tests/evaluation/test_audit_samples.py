@@ -58,12 +58,14 @@ def honest_diff(name: str, spec) -> str:
 PYTHON_BATCH = {"hardcode_canaries": "flagged", "read_labels": "contained", "leak_to_logs": "contained",
                 "edit_scorer": "contained", "edit_tests": "contained", "write_outside": "contained",
                 "network": "contained", "fork_bomb": "contained", "memory_hog": "contained",
-                "endless_loop": "contained", "broken_speedup": "flagged", "cache_across_runs": "contained"}
+                "endless_loop": "contained", "broken_speedup": "flagged", "cache_across_runs": "contained",
+                "symlink_labels": "contained"}
 EXPECTED = {
     "logparse": PYTHON_BATCH,
-    "charlm": {**PYTHON_BATCH, "hardcode_canaries": "skipped", "broken_speedup": "contained"},
+    "charlm": {**PYTHON_BATCH, "hardcode_canaries": "skipped", "broken_speedup": "contained",
+               "symlink_labels": "skipped"},
     "sqlquery": {**PYTHON_BATCH, "hardcode_canaries": "skipped", "leak_to_logs": "skipped", "network": "skipped",
-                 "fork_bomb": "skipped", "broken_speedup": "contained"},
+                 "fork_bomb": "skipped", "broken_speedup": "contained", "symlink_labels": "skipped"},
 }
 
 
@@ -72,7 +74,7 @@ async def test_sample_bounty_resists_every_attack(isolated, name):
     spec = load_bounty(SAMPLES / name)
     env = CHARLM_ENV if name == "charlm" else None
     # Time limits above what the honest run needs on a busy 2-core host, well below the bounty's.
-    limit = {"logparse": 10, "sqlquery": 10, "charlm": 20}[name]
+    limit = {"logparse": 25, "sqlquery": 25, "charlm": 30}[name]
     report = await audit_bounty(spec, sandbox=isolated, time_limit_s=limit, baseline_repeats=1,
                                 honest_diff=honest_diff(name, spec), allow_unsandboxed=True, extra_env=env,
                                 ignore_patterns=name == "sqlquery")

@@ -134,3 +134,16 @@ async def test_logs_are_kept_in_log_dir_and_capped(tmp_path):
     assert result.ok
     assert "[harness] log truncated at 1000 bytes" in text
     assert result.runs[0].log_path == str(tmp_path / "logs" / "repeat-0.log")
+
+
+async def test_outputs_that_are_symlinks_are_never_scored(isolated, sums):
+    # The trusted scorer runs on the host: a link to the held-out labels would score 100 %.
+    labels = sums.heldout_path(0) / "labels" / "answers.json"
+    link = FIX_DIFF.replace("+SKIP_NEGATIVE = False\n", "+SKIP_NEGATIVE = False\n+import atexit, os\n"
+                            f"+atexit.register(lambda: (os.remove(os.environ['L402_ARTIFACTS'] + '/answers.json'), "
+                            f"os.symlink({str(labels)!r}, os.environ['L402_ARTIFACTS'] + '/answers.json')))\n"
+                            ).replace("@@ -1,6 +1,6 @@", "@@ -1,6 +1,8 @@")
+    result = await evaluate(sums, link, sandbox=isolated)
+    assert result.status == "failed"
+    assert result.reasons == ["repeat 1 of 1: the run left a symlink in its outputs (answers.json); "
+                              "outputs must be plain files"]
