@@ -122,9 +122,10 @@ async def _allocate(store: Store, lightning: LightningBackend, cfg: Config, sub:
                                 keysend=keysend)
         if split.holdback_msat > 0:
             await stability.schedule(txn, sub["id"], now() + stability.holdback_seconds(cfg, bounty))
+        extra = {"reason": "the pool is spent; nothing is left to pay"} if split.gross_msat == 0 else {}
         await txn.event("payout.allocated", sub["id"], bounty_id=b, improvement=improvement,
                         gross_msat=split.gross_msat, fee_msat=split.fee_msat, now_msat=split.now_msat,
-                        holdback_msat=split.holdback_msat, pool_left_msat=left - split.gross_msat)
+                        holdback_msat=split.holdback_msat, pool_left_msat=left - split.gross_msat, **extra)
     if left - split.gross_msat <= 0 and bounty["status"] == "OPEN":
         await close(store, b, "the pool is spent")
     if bounty["status"] == "CLOSED" or left - split.gross_msat <= 0:

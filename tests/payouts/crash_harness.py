@@ -35,6 +35,7 @@ class CrashRun:
     problems: list[str] = field(default_factory=list)
     sends_on_node: int = 0
     payments_complete: int = 0
+    payments_owed: int = 0  # payout rows (a submission accepted after the pool is spent has none)
     kills_with_send_in_flight: int = 0  # a row was PENDING: killed between the record and the outcome
     kills_mid_payouts: int = 0  # some but not all payouts done when killed
 
@@ -80,7 +81,8 @@ def run_with_kills(data_dir: Path, rng: random.Random, *, max_kills: int = 6, wi
             out, err = proc.communicate(timeout=max(1.0, timeout_s - (time.monotonic() - start)))
         except subprocess.TimeoutExpired:
             proc.kill()
-            raise RuntimeError("the worker did not finish in time") from None
+            out, err = proc.communicate()
+            raise RuntimeError(f"the worker did not finish in {timeout_s} s: {out[-1000:]} {err[-3000:]}") from None
         if "DONE" in out:
             break
         if time.monotonic() - start > timeout_s:
@@ -113,7 +115,8 @@ async def verify(data_dir: Path, run: CrashRun) -> CrashRun:
         for s in subs:
             allocated = await store.fetchone("SELECT 1 FROM events WHERE kind = 'payout.allocated' AND subject_id = ?",
                                              (s["id"],))
-            if allocated is None or s["status"] not in ("PAID_PARTIAL", "PAID_FULL"):
+            owed = await store.scalar("SELECT COUNT(*) FROM payments WHERE submission_id = ?", (s["id"],))
+            if allocated is None or (owed and s["status"] not in ("PAID_PARTIAL", "PAID_FULL")):
                 run.lost_submissions += 1
         for agent in AGENTS:
             on_books = 0
@@ -128,6 +131,7 @@ async def verify(data_dir: Path, run: CrashRun) -> CrashRun:
             "SELECT COUNT(*) FROM payments WHERE payer = 'coordinator' AND state = 'COMPLETE'").fetchone()[0])
         run.sends_on_node = int(sends)
         run.payments_complete = int(await store.scalar("SELECT COUNT(*) FROM payments WHERE status = 'COMPLETE'"))
+        run.payments_owed = int(await store.scalar("SELECT COUNT(*) FROM payments WHERE purpose = 'payout'"))
         if run.sends_on_node != run.payments_complete:
             run.double_payments += 1
             run.problems.append(f"the node completed {sends} payments for {run.payments_complete} payment rows")

@@ -41,8 +41,10 @@ async def main(data_dir: Path) -> int:
                     await payouts.claim(w.store, w.coordinator, w.cfg, row["submission_id"], invoice.bolt11)
                 except CoordinatorError as exc:
                     print(f"claim refused: {exc}", flush=True)
+            # Done when every submission has its payout decided (a spent pool decides 0) and paid.
             left = await w.store.scalar(
-                "SELECT COUNT(*) FROM submissions s WHERE s.status = 'ACCEPTED' OR EXISTS (SELECT 1 FROM payments p "
+                "SELECT COUNT(*) FROM submissions s WHERE NOT EXISTS (SELECT 1 FROM events e WHERE "
+                "e.kind = 'payout.allocated' AND e.subject_id = s.id) OR EXISTS (SELECT 1 FROM payments p "
                 "WHERE p.submission_id = s.id AND p.status != 'COMPLETE')")
             if left == 0:
                 print("DONE", flush=True)
