@@ -248,7 +248,10 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
         if honest_diff is not None:
             say("honest improvement (baseline and candidate measured back to back, no attack running)")
             # The bounty's own repeats: one noisy run must not decide that nobody can win.
-            report.honest = await _honest(spec, honest_diff, sandbox, limits, spec.repeats, extra_env)
+            # ...and the bounty's own time limit: the audit's cap only hurries the attacks.
+            full = Limits(memory_mb=spec.memory_mb, cpus=spec.cpus,
+                          time_limit_s=min(spec.run.timeout_s, spec.time_limit_s), gpu=spec.gpu)
+            report.honest = await _honest(spec, honest_diff, sandbox, full, spec.repeats, extra_env)
     finally:
         listener.close()
         for target in ctx["write_targets"]:
