@@ -5,10 +5,11 @@ One experiment (:meth:`ExperimentLoop.step`):
 1. the proposer edits the mutable files in the work tree;
 2. edits outside the mutable globs, or no edit at all, are a ``crash`` (the coordinator
    would reject such a diff anyway);
-3. the change is committed as a candidate and evaluated with the bounty's repeats,
-   inside a per-experiment time budget; a failure or timeout is a ``crash``;
-4. if it beats the best by more than the noise margin (``judge``) the candidate becomes
-   a kept commit with the metric in its message, else the tree is hard-reset;
+3. the change, read as one diff against the baseline, is evaluated with the bounty's
+   repeats inside a per-experiment time budget; a failure or timeout is a ``crash``;
+4. if it beats the best by more than the noise margin (``judge``) it is committed with
+   the metric in its message; else it is committed as a candidate (for its hash) and
+   the tree is hard-reset to the last kept commit;
 5. a row goes to ``results.tsv``.
 
 Order matters for kill -9: a kept commit is written before its row (resume adds a
@@ -30,7 +31,7 @@ from l402tui.agent.judge import headline, judge
 from l402tui.agent.proposers import Proposal, ProposalContext, Proposer, ProposerFailed
 from l402tui.agent.public_eval import Candidate, EvalFailed, Evaluator, HarnessEvaluator, PublicScore
 from l402tui.agent.results import ResultRow, ResultsLog
-from l402tui.agent.workspace import Workspace
+from l402tui.agent.workspace import Change, Workspace
 from l402tui.bounty.spec import BountySpec
 from l402tui.evaluation.diffcheck import is_mutable
 
@@ -201,40 +202,36 @@ class ExperimentLoop:
             return await self._crash(number, proposal, str(exc), started)
         self.emit(ExperimentStarted(number, proposal.description))
 
-        changed = await asyncio.to_thread(self.ws.changed_paths)
+        change = await asyncio.to_thread(self.ws.read_change)
         prefix = self.ws.target_dir + "/"
-        outside = [p for p in changed if not (p.startswith(prefix) and is_mutable(self.spec, p[len(prefix):]))]
+        outside = [p for p in change.paths if not (p.startswith(prefix) and is_mutable(self.spec, p[len(prefix):]))]
         if outside:
             return await self._crash(number, proposal, "edited files outside the mutable set "
                                      f"({', '.join(self.spec.mutable)}): {', '.join(outside[:5])}", started)
-        if not changed:
+        if not change.is_new:
             return await self._crash(number, proposal, "the proposer changed nothing", started)
-
-        sha, diff = await asyncio.to_thread(self._stage, proposal.description, changed)
         try:
-            score = await self._evaluate(diff)
+            score = await self._evaluate(change.target_diff)
         except asyncio.TimeoutError:
             return await self._crash(number, proposal, "the evaluation did not finish in time (a stuck "
-                                     "scorer?)", started, sha)
+                                     "scorer?)", started, evaluated=True)
         except EvalFailed as exc:
-            return await self._crash(number, proposal, str(exc), started, sha)
+            return await self._crash(number, proposal, str(exc), started, evaluated=True)
 
         verdict = judge(self.spec, score, self.best, self.k_sigma, self.baseline)
         metric = headline(self.spec, score)
         if verdict.better:
             previous = self.best_metric
-            row = await asyncio.to_thread(self._keep, proposal.description, score, metric)
+            row = await asyncio.to_thread(self._keep, change, proposal.description, score, metric)
             self.emit(BestImproved(metric, previous, row.commit))
         else:
-            row = ResultRow(sha[:7], metric, score.memory_gb, "discard", proposal.description)
-            await asyncio.to_thread(self._log_and_reset, row)
+            row = await asyncio.to_thread(self._reject, "discard", proposal.description, metric, score.memory_gb,
+                                          True)
         return self._finish(number, row, metric, verdict.reason, started)
 
-    async def _crash(self, number: int, proposal: Proposal, reason: str, started: float,
-                     sha: str | None = None) -> ResultRow:
-        commit = (sha or self.best_commit or self.ws.baseline)[:7]
-        row = ResultRow(commit, 0.0, 0.0, "crash", proposal.description)
-        await asyncio.to_thread(self._log_and_reset, row)
+    async def _crash(self, number: int, proposal: Proposal, reason: str, started: float, *,
+                     evaluated: bool = False) -> ResultRow:
+        row = await asyncio.to_thread(self._reject, "crash", proposal.description, 0.0, 0.0, evaluated)
         return self._finish(number, row, None, reason, started)
 
     def _recover_after_cancel(self) -> None:
@@ -243,22 +240,22 @@ class ExperimentLoop:
 
     # Each runs in one worker thread: git and file work in order, off the event loop.
 
-    def _stage(self, description: str, changed: list[str]) -> tuple[str, str]:
-        sha = self.ws.stage_candidate(description, changed)
-        assert sha is not None
-        return sha, self.ws.diff(sha)
-
-    def _keep(self, description: str, score: PublicScore, metric: float) -> ResultRow:
-        kept = self.ws.keep(description, metric, score.memory_gb)  # the commit first: see the module doc
+    def _keep(self, change: Change, description: str, score: PublicScore, metric: float) -> ResultRow:
+        kept = self.ws.keep(change, description, metric, score.memory_gb)  # the commit first: see the module doc
         self.best, self.best_commit = score, kept
         self._save_best()
         row = ResultRow(kept[:7], metric, score.memory_gb, "keep", description)
         self.log.append(row)
         return row
 
-    def _log_and_reset(self, row: ResultRow) -> None:
-        self.log.append(row)  # the row first: see the module doc
-        self.ws.discard()
+    def _reject(self, status: str, description: str, metric: float, memory_gb: float, evaluated: bool) -> ResultRow:
+        """Log a discard or crash and reset.  An evaluated candidate is committed first so
+        its row names a commit that holds it; otherwise the row names the last kept one."""
+        sha = self.ws.commit_candidate(description) if evaluated else (self.best_commit or self.ws.baseline)
+        row = ResultRow(sha[:7], metric, memory_gb, status, description)
+        self.log.append(row)  # the row before the reset: see the module doc
+        self.ws.discard(clean=not evaluated)
+        return row
 
     def _finish(self, number: int, row: ResultRow, metric: float | None, reason: str, started: float) -> ResultRow:
         self.history.append(row)

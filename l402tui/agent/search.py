@@ -29,7 +29,7 @@ from l402tui.agent.proposers import Proposal, ProposalContext, ProposerFailed
 MARK_RE = re.compile(r"#\s*search:\s*(float|int|choice)\s*\((.*)\)\s*$")
 NUMBER_RE = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.])")
 TOKEN_RE = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[A-Za-z_]\w*""")
-NAME_RE = re.compile(r"^\s*(?:['\"]?)([A-Za-z_][\w.]*)")
+NAME_TOKEN_RE = re.compile(r"""'([^'\\]*)'|"([^"\\]*)"|([A-Za-z_][\w.]*)""")
 STRATEGIES = ("hill", "random")
 MAX_TRIES = 20
 
@@ -82,8 +82,6 @@ def parse_marks(path: Path, rel: str) -> list[Mark]:
         code = line[:m.start()]
         where = f"{rel}:{i + 1}"
         args = _split_args(args_text)
-        name_m = NAME_RE.match(code)
-        name = name_m.group(1) if name_m else f"{rel}:{i + 1}"
         if kind in ("float", "int"):
             flags = [a for a in args if not NUMBER_RE.fullmatch(a)]
             nums = [a for a in args if NUMBER_RE.fullmatch(a)]
@@ -99,7 +97,8 @@ def parse_marks(path: Path, rel: str) -> list[Mark]:
             if not found:
                 raise MarkError(f"{where}: no number before the mark to search over")
             value = found[-1]
-            marks.append(Mark(path, i, name, kind, low, high, log, (), value.span(), value.group(0)))
+            marks.append(Mark(path, i, _label(code, value.start(), rel, i), kind, low, high, log, (), value.span(),
+                              value.group(0)))
         else:
             if len(args) < 2:
                 raise MarkError(f"{where}: choice needs at least two options, e.g. choice(\"a\", \"b\")")
@@ -108,9 +107,18 @@ def parse_marks(path: Path, rel: str) -> list[Mark]:
             if not spans:
                 raise MarkError(f"{where}: none of the options {', '.join(args)} appears before the mark")
             value = spans[-1]
-            marks.append(Mark(path, i, name, kind, options=tuple(args), span=value.span(),
+            marks.append(Mark(path, i, _label(code, value.start(), rel, i), kind, options=tuple(args),
+                              span=value.span(),
                               value_text=value.group(0)))
     return marks
+
+
+def _label(code: str, value_start: int, rel: str, line_index: int) -> str:
+    """What the mark sets: the last name (or quoted key) before the value, as in
+    ``LR = 0.01``, ``{"hidden": 64}``, ``f(scale=2.5e-3)``, ``PRAGMA cache_size = 40``."""
+    names = [m.group(1) or m.group(2) or m.group(3) for m in NAME_TOKEN_RE.finditer(code[:value_start])]
+    names = [n for n in names if n]
+    return names[-1] if names else f"{rel}:{line_index + 1}"
 
 
 def format_value(mark: Mark, value: float | str) -> str:

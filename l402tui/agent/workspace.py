@@ -2,11 +2,15 @@
 
 Layout: the unpacked package (``bounty.toml``, ``target/``, ``public/``, ``scorer/``) is
 committed as the *baseline* on its own branch and tagged.  An experiment follows
-autoresearch's rhythm: the proposer edits files, :meth:`Workspace.stage_candidate`
-commits them as a *candidate*, the loop evaluates that commit, then either
-:meth:`keep` re-commits the same tree with the metric in the message (the branch
-advances) or :meth:`discard` hard-resets to the last kept commit.  So the branch holds
-only the baseline and kept commits, and every experiment still has a hash to look at.
+autoresearch's rhythm: the proposer edits files; :meth:`Workspace.read_change` reads
+the edit as one diff against the baseline, which the loop evaluates; then either
+:meth:`keep` commits it with the metric in the message (the branch advances) or
+:meth:`commit_candidate` + :meth:`discard` record it as a commit off the branch and
+hard-reset to the last kept one.  So the branch holds only the baseline and kept
+commits, and every evaluated experiment has a hash to look at.
+
+Per experiment that is two git processes when kept (diff, commit) and three when not
+(diff, commit, reset): the loop is meant to cost no more than a shell loop doing the same.
 
 A kill at any moment leaves one of a few states, and :meth:`recover` returns each to
 the last kept commit.  ``results.tsv`` and scratch space live in the work tree root but
@@ -18,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ from pathlib import Path
 import git
 from git import Actor
 
+from l402tui.agent.diffs import diff_paths, rerooted
 from l402tui.bounty import BountySpec, load_bounty
 from l402tui.bounty.package import unpack
 from l402tui.bounty.spec import SPEC_FILE
@@ -39,6 +45,16 @@ _TRAILER_RE = re.compile(r"^(Metric|Memory-GB): (\S+)$", re.MULTILINE)
 
 class WorkspaceError(Exception):
     """The work tree cannot be used as asked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """The work tree against the baseline (see :meth:`Workspace.read_change`)."""
+
+    full_diff: str  # paths from the work tree root
+    paths: tuple[str, ...]  # every file that differs from the baseline
+    target_diff: str  # target/ only, paths relative to it: what the harness applies
+    is_new: bool  # differs from the last kept commit (False: the proposer changed nothing)
 
 
 @dataclass(frozen=True)
@@ -63,19 +79,35 @@ class Workspace:
             raise WorkspaceError(f"{self.root} has no {BASELINE_TAG} tag, so it was not made by "
                                  "l402tui agent; point the agent at an empty folder instead")
         self.target_dir = target_dir.strip("/")
-        self._candidate: str | None = None  # the staged, unjudged commit at HEAD
-        self._untracked: list[str] = []  # seen by the last changed_paths()
+        self._candidate: str | None = None  # a rejected candidate committed at HEAD, about to be dropped
+        self._kept_full_diff: str | None = None  # baseline..last kept, to tell "no change" from a change
 
     # creation -------------------------------------------------------------------------
 
     @classmethod
     def create(cls, root: Path, package: bytes, *, branch: str, target_dir: str = "target",
                description: str = "") -> "Workspace":
-        """Unpack ``package`` into an empty ``root`` and commit it as the baseline."""
+        """Unpack ``package`` into an empty ``root`` and commit it as the baseline.
+
+        Built in a sibling folder and renamed into place at the end, so an interrupted
+        creation leaves no half-made work tree behind (a rerun starts afresh)."""
         root = Path(root)
         if root.exists() and any(root.iterdir()):
             raise WorkspaceError(f"{root} is not empty; pick a new folder or open the existing work tree")
-        root.mkdir(parents=True, exist_ok=True)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{root.name}.creating-", dir=root.parent))
+        try:
+            cls._build(building, package, branch, description)
+            if root.exists():
+                root.rmdir()  # empty, checked above
+            os.rename(building, root)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        return cls(root, target_dir)
+
+    @staticmethod
+    def _build(root: Path, package: bytes, branch: str, description: str) -> None:
         repo = git.Repo.init(root, initial_branch=branch)
         exclude = Path(repo.git_dir) / "info" / "exclude"
         exclude.parent.mkdir(parents=True, exist_ok=True)
@@ -89,11 +121,13 @@ class Workspace:
             config.set_value("user", "email", AGENT.email)
             config.set_value("commit", "gpgsign", "false")
         files = unpack(package, root)
-        repo.index.add(sorted(files))
+        # `git add` in a subprocess rather than repo.index.add: the latter chdir()s the whole
+        # process, which breaks when two agents create work trees at once in threads.
+        repo.git.add("--", *sorted(files))
         message = f"baseline: {description}".rstrip(": ") if description else "baseline"
         commit = repo.index.commit(message, author=AGENT, committer=AGENT)
         repo.create_tag(BASELINE_TAG, ref=commit)
-        return cls(root, target_dir)
+        repo.close()
 
     @classmethod
     def open_or_create(cls, root: Path, package: bytes, *, branch: str, target_dir: str = "target",
@@ -147,14 +181,7 @@ class Workspace:
     def changed_paths(self) -> list[str]:
         """Paths (relative to the work tree root) that differ from HEAD, untracked included."""
         raw = self.repo.git.status("--porcelain", "-z", "--untracked-files=all", "--no-renames")
-        out, untracked = [], []
-        for entry in raw.split("\0"):
-            if len(entry) > 3:
-                out.append(entry[3:])
-                if entry.startswith("??"):
-                    untracked.append(entry[3:])
-        self._untracked = untracked
-        return sorted(set(out))
+        return sorted({entry[3:] for entry in raw.split("\0") if len(entry) > 3})
 
     def spec(self) -> BountySpec:
         """The bounty as shipped, rooted at a pristine copy of the baseline (in scratch).
@@ -187,43 +214,62 @@ class Workspace:
 
     # the experiment rhythm ------------------------------------------------------------
 
-    def stage_candidate(self, description: str, changed: list[str] | None = None) -> str | None:
-        """Commit every change in the work tree as a candidate; None when nothing changed.
+    def read_change(self) -> Change:
+        """The work tree against the baseline, in one ``git diff`` (new files in target/
+        are added to the index first so the diff shows them)."""
+        untracked = self._untracked_in_target()
+        if untracked:
+            self.repo.git.add("--", *untracked)
+        full = self.repo.git.diff(self.baseline, "--no-color", "--no-ext-diff", "--no-renames",
+                                  strip_newline_in_stdout=False)
+        prefix = self.target_dir + "/"
+        return Change(full, tuple(diff_paths(full)), rerooted(full, prefix), full != self._kept_diff())
 
-        ``changed`` is :meth:`changed_paths` if the caller has just read it (saves a git call)."""
-        changed = self.changed_paths() if changed is None else changed
-        if not changed:
-            return None
-        if self._untracked:
-            self.repo.git.add("--all", "--", *self._untracked)
-        self.repo.git.commit("-q", "--all", "--no-verify", "-m", CANDIDATE_PREFIX + _one_line(description))
-        self._candidate = self._head_sha()
-        self._untracked = []  # they are in the candidate now; a reset removes them
-        return self._candidate
-
-    def keep(self, description: str, metric: float, memory_gb: float) -> str:
-        """Turn the candidate at HEAD into a kept commit whose message records the metric
-        (same tree, same parent: an amend)."""
-        if self._candidate is None or self._head_sha() != self._candidate:
-            if not self.repo.head.commit.message.startswith(CANDIDATE_PREFIX):
-                raise WorkspaceError("keep() needs a staged candidate at HEAD; call stage_candidate() first")
+    def keep(self, change: Change, description: str, metric: float, memory_gb: float) -> str:
+        """Commit the work tree as a kept experiment, the metric in the message; the branch advances."""
         message = f"{_one_line(description)}\n\nMetric: {metric:.6f}\nMemory-GB: {memory_gb:.1f}\n"
-        self.repo.git.commit("-q", "--amend", "--no-verify", "-m", message)
-        self._candidate = None
+        self.repo.git.commit("-q", "--all", "--no-verify", "-m", message)
+        self._kept_full_diff = change.full_diff
         return self._head_sha()
 
-    def discard(self) -> None:
-        """Hard reset to the last kept commit and delete untracked files in the work tree."""
+    def commit_candidate(self, description: str) -> str:
+        """Commit the work tree as a judged-and-rejected candidate (so its row has a hash to
+        look at); :meth:`discard` then drops it from the branch."""
+        self.repo.git.commit("-q", "--all", "--no-verify", "--allow-empty", "-m",
+                             CANDIDATE_PREFIX + _one_line(description))
+        self._candidate = self._head_sha()
+        return self._candidate
+
+    def discard(self, clean: bool = False) -> None:
+        """Hard reset to the last kept commit (files the candidate added go with it); with
+        ``clean``, also delete untracked files anywhere in the work tree (after an edit that
+        was never read, such as a failed proposer's)."""
         if self._candidate is not None and self._head_sha() == self._candidate:
-            target = "HEAD~1"  # the candidate's parent is the last kept commit
+            self.repo.git.reset("-q", "--hard", "HEAD~1")  # the candidate's parent is the last kept
         else:
-            target = self.last_kept()
-        self.repo.git.reset("-q", "--hard", target)
-        if self._untracked:
-            # Scratch and results.tsv are excluded and -x is not used, so they survive.
-            self.repo.git.clean("-fdq")
-            self._untracked = []
+            self.repo.git.reset("-q", "--hard", "HEAD")
+        if clean:
+            self.repo.git.clean("-fdq")  # results.tsv and scratch are excluded; -x is not given
         self._candidate = None
+
+    def _kept_diff(self) -> str:
+        if self._kept_full_diff is None:
+            self._kept_full_diff = self.repo.git.diff(self.baseline, self.last_kept(), "--no-color",
+                                                      "--no-ext-diff", "--no-renames", strip_newline_in_stdout=False)
+        return self._kept_full_diff
+
+    def _untracked_in_target(self) -> list[str]:
+        tracked = {path for path, _stage in self.repo.index.entries}
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.target):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for name in filenames:
+                if name.endswith(".pyc"):
+                    continue
+                rel = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
+                if rel not in tracked:
+                    found.append(rel)
+        return found
 
     def reopen(self) -> None:
         """Fresh git handles.  A Ctrl-C reaches the whole process group, gitpython's
@@ -232,12 +278,16 @@ class Workspace:
         self.repo = git.Repo(self.root)
 
     def recover(self) -> bool:
-        """After a crash or kill: back to the last kept commit.  True if anything was undone."""
+        """After a crash or kill: back to the last kept commit, with no stray files.
+        True if anything was undone."""
         dirty = bool(self.changed_paths())
-        candidate = self.head() != self.last_kept()
+        last_kept = self.last_kept()
+        candidate = self.head() != last_kept
         if dirty or candidate:
-            self._candidate = None
-            self.discard()
+            self.repo.git.reset("-q", "--hard", last_kept)
+            # results.tsv and scratch are excluded and -x is not given, so they survive.
+            self.repo.git.clean("-fdq")
+        self._candidate = self._kept_full_diff = None
         return dirty or candidate
 
     def _head_sha(self) -> str:

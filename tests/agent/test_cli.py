@@ -50,6 +50,9 @@ def test_ctrl_c_during_an_evaluation_stops_at_once_and_cleanly(bounty_dir, tmp_p
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     me = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
+    results = ws / "results.tsv"
+    while not (results.exists() and "baseline" in results.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the baseline row is written: the first experiment comes next
     while time.monotonic() < deadline:
         sleeping = [p for p in me.children(recursive=True) if "predict.py" in cmdline(p)]
         if sleeping:

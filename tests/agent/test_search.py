@@ -23,10 +23,18 @@ def test_marks_find_the_last_literal_before_the_comment(tmp_path):
     path.write_text(SOURCE)
     marks = parse_marks(path, "m.py")
     assert [(m.name, m.kind, m.value_text) for m in marks] == [
-        ("LR", "float", "0.01"), ("CONFIG", "int", "64"), ("ACT", "choice", '"relu"'),
-        ("FLAG", "choice", "True"), ("def", "float", "2.5e-3")]
+        ("LR", "float", "0.01"), ("hidden", "int", "64"), ("ACT", "choice", '"relu"'),
+        ("FLAG", "choice", "True"), ("scale", "float", "2.5e-3")]
     assert marks[0].log and (marks[0].low, marks[0].high) == (0.0001, 1.0)
     assert marks[2].options == ("relu", "gelu", "tanh")
+
+
+def test_sql_marks_name_the_setting(tmp_path):
+    path = tmp_path / "settings.sql"
+    path.write_text("PRAGMA cache_size = 40;  -- # search: int(10, 100000, log)\n"
+                    "CREATE INDEX idx_1 ON orders(status);  -- # search: choice(status, day)\n")
+    marks = parse_marks(path, "settings.sql")
+    assert [(m.name, m.value_text) for m in marks] == [("cache_size", "40"), ("orders", "status")]
 
 
 @pytest.mark.parametrize("line,message", [
@@ -58,7 +66,6 @@ async def test_same_seed_same_proposals_and_edits_stay_valid_python(tmp_path, pa
             descriptions.append(proposal.description)
             source = (ws.target / "model.py").read_text()
             compile(source, "model.py", "exec")
-            ws.stage_candidate(proposal.description)
             ws.discard()
         texts.append(descriptions)
     assert texts[0] == texts[1]

@@ -32,19 +32,27 @@ def test_create_commits_the_package_as_the_tagged_baseline(ws, package):
         Workspace.create(ws.root, package, branch="x")
 
 
+def test_a_failed_creation_leaves_nothing_behind(tmp_path):
+    with pytest.raises(Exception):
+        Workspace.create(tmp_path / "ws", b"not a tarball", branch="b")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_keep_puts_the_metric_in_the_message_and_discard_resets(ws):
     set_guess(ws, 1.5)
-    candidate = ws.stage_candidate("GUESS 1.5")
-    assert ws.head() == candidate and ws.last_kept() == ws.baseline
-    kept = ws.keep("GUESS 1.5", 1.5, 0.04)
-    assert kept != candidate and ws.head() == kept
+    change = ws.read_change()
+    assert change.paths == ("target/model.py",) and change.is_new
+    kept = ws.keep(change, "GUESS 1.5", 1.5, 0.04)
+    assert ws.head() == kept == ws.last_kept()
     message = ws.repo.commit(kept).message
     assert message.startswith("GUESS 1.5\n") and "Metric: 1.500000" in message and "Memory-GB: 0.0" in message
-    assert ws.repo.commit(kept).tree == ws.repo.commit(candidate).tree
+    assert not ws.read_change().is_new  # nothing changed since the keep
 
     set_guess(ws, 9.0)
     (ws.target / "stray.txt").write_text("output of a bad idea")
-    bad = ws.stage_candidate("GUESS 9")
+    change = ws.read_change()
+    assert change.paths == ("target/model.py", "target/stray.txt")
+    bad = ws.commit_candidate("GUESS 9")
     ws.discard()
     assert ws.head() == kept
     assert "GUESS = 1.5" in (ws.target / "model.py").read_text()
@@ -58,20 +66,21 @@ def test_results_and_scratch_survive_resets(ws):
     ws.results_path.write_text("commit\tmetric\tmemory_gb\tstatus\tdescription\n")
     (ws.scratch / "best.json").write_text("{}")
     set_guess(ws, 2.0)
-    ws.stage_candidate("x")
-    ws.discard()
+    (ws.root / "notes.txt").write_text("left by a failed proposer")
+    ws.discard(clean=True)
     assert ws.results_path.exists() and (ws.scratch / "best.json").exists()
+    assert not (ws.root / "notes.txt").exists() and ws.changed_paths() == []
 
 
-def test_diff_is_relative_to_target_and_applies_to_a_fresh_copy(ws, bounty_dir, tmp_path):
+def test_the_diff_is_rerooted_at_target_and_applies_to_a_fresh_copy(ws, bounty_dir, tmp_path):
     set_guess(ws, 2.5)
     (ws.target / "extra.py").write_text("X = 1\n")
-    ws.stage_candidate("two files")
-    ws.keep("two files", 0.5, 0.0)
+    change = ws.read_change()
+    assert "--- a/model.py\n+++ b/model.py\n" in change.target_diff
+    assert "+++ b/extra.py" in change.target_diff and "target/" not in change.target_diff
+    ws.keep(change, "two files", 0.5, 0.0)
     diff = ws.diff()
-    assert "--- a/model.py\n+++ b/model.py\n" in diff
-    assert "+++ b/extra.py" in diff and "target/" not in diff
-    assert diff.endswith("\n")
+    assert diff == change.target_diff and diff.endswith("\n")
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(bounty_dir / "target"), str(copy)], check=True)
     subprocess.run(["git", "apply", "-"], input=diff.encode(), cwd=copy, check=True)
@@ -79,13 +88,20 @@ def test_diff_is_relative_to_target_and_applies_to_a_fresh_copy(ws, bounty_dir, 
     assert (copy / "extra.py").read_text() == "X = 1\n"
 
 
+def test_changes_outside_target_are_seen(ws):
+    (ws.root / "scorer" / "score.py").write_text("print('{\"error\": 0}')\n")
+    change = ws.read_change()
+    assert change.paths == ("scorer/score.py",) and change.target_diff == ""
+
+
 def test_recover_undoes_a_half_done_experiment(ws):
     set_guess(ws, 1.0)
-    ws.stage_candidate("kept")
-    kept = ws.keep("kept", 2.0, 0.0)
+    kept = ws.keep(ws.read_change(), "kept", 2.0, 0.0)
     set_guess(ws, 7.0)
-    ws.stage_candidate("killed during its evaluation")
+    ws.read_change()
+    ws.commit_candidate("killed before its reset")
     set_guess(ws, 8.0)  # and a dirty tree on top
+    (ws.root / "stray.txt").write_text("x")
     assert ws.recover() is True
     assert ws.head() == kept and ws.changed_paths() == []
     assert ws.recover() is False
