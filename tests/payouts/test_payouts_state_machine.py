@@ -310,6 +310,6 @@ class PayoutsMachine(RuleBasedStateMachine):
 
 
 PayoutsMachine.TestCase.settings = settings(
-    max_examples=20, stateful_step_count=40, deadline=None,
+    max_examples=15, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_payouts_state_machine = PayoutsMachine.TestCase
