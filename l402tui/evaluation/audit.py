@@ -327,6 +327,8 @@ async def _code_attack(attack: atk.Attack, diff: str, run, judge_score, ctx: dic
         if successes:
             return AttackResult(name, desc, "VULNERABLE", "; ".join(successes[:3]))
         notes = [line.split(f"{atk.MARK} ", 1)[1] for line in logs if f"{atk.MARK} {name}" in line]
+        if name == "read_labels":
+            notes = ["no label, scorer file or other process was readable"]
         return AttackResult(name, desc, "contained", "; ".join([*notes[:1], status]))
     verdict_, detail = await judge_score(result)  # hardcode_canaries, broken_speedup, symlink_labels
     return AttackResult(name, desc, verdict_, detail)
