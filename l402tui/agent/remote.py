@@ -111,6 +111,13 @@ class CoordinatorClient:
         response = await self._call("GET", "/api/v1/bounties", "listing bounties")
         return [RemoteBounty.from_view(v) for v in response.json().get("bounties", [])]
 
+    async def first_open_bounty(self) -> RemoteBounty:
+        """The first OPEN bounty with pool left (for an agent started without --bounty)."""
+        for bounty in await self.bounties():
+            if bounty.status == "OPEN" and bounty.pool_left_sats > 0:
+                return bounty
+        raise RemoteError(f"{self.base} has no OPEN bounty with pool left; try again later")
+
     async def bounty(self, bounty_id: str) -> RemoteBounty:
         response = await self._call("GET", f"/api/v1/bounties/{bounty_id}", f"reading bounty {bounty_id}")
         return RemoteBounty.from_view(response.json())

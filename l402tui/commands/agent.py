@@ -206,11 +206,9 @@ async def _run_remote(cfg, url, bounty_id, workdir, proposer, evaluator, setting
     try:
         async with CoordinatorClient(url, wallet, spend_cap_sats=int(cfg.get("agent.spend_cap_sats"))) as client:
             if not bounty_id:
-                open_ones = [b for b in await client.bounties() if b.status == "OPEN" and b.pool_left_sats > 0]
-                if not open_ones:
-                    raise click.ClickException(f"{url} has no OPEN bounty with pool left; try again later")
-                bounty_id = open_ones[0].id
-                click.echo(f"working on {bounty_id} ({open_ones[0].name}), {open_ones[0].pool_left_sats} sats left")
+                chosen = await client.first_open_bounty()
+                bounty_id = chosen.id
+                click.echo(f"working on {bounty_id} ({chosen.name}), {chosen.pool_left_sats} sats left")
             root = workdir or _agents_dir(cfg) / bounty_id
             session = AgentSession(client, bounty_id, root, proposer, evaluator=evaluator, settings=settings,
                                    on_event=on_event)
