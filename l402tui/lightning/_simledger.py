@@ -128,6 +128,10 @@ class SimLedger:
         self.conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None,
                                     check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
+        # PRAGMA data_version moves when *another* connection commits; _writes counts
+        # our own commits.  Together they let update streams skip polls cheaply.
+        self._writes = 0
+        self._next_due = 0.0
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
@@ -162,6 +166,7 @@ class SimLedger:
             raise
         else:
             self.conn.execute("COMMIT")
+            self._writes += 1
 
     # -- small helpers -------------------------------------------------------------
 
@@ -299,6 +304,33 @@ class SimLedger:
 
     def max_seq(self) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+
+    def poll(self, node: str, after: int, mark: tuple | None) -> tuple[list[sqlite3.Row], tuple]:
+        """Changes of ``node`` after ``after``, sweeping expiries first.  ``mark`` is what
+        the previous poll returned: if nothing was committed anywhere since and no
+        expiry is due, answer at the cost of one PRAGMA."""
+        now = time.time()
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if mark == (version, self._writes) and now < self._next_due:
+            return [], mark
+        self.sweep(now)
+        mark = (version, self._writes)
+        rows = self.changes_after(node, after)
+        self._next_due = self.next_due()
+        return rows, mark
+
+    def next_due(self) -> float:
+        """Wall time of the next expiry or auto-cancel, given the current state."""
+        c = self.conn
+        due = c.execute("SELECT MIN(expires_at) FROM invoices WHERE state = 'OPEN'").fetchone()[0]
+        height = c.execute("SELECT MIN(cltv_expiry - safety_blocks) FROM invoices "
+                           "WHERE state = 'ACCEPTED'").fetchone()[0]
+        at = float("inf") if due is None else float(due)
+        if height is not None:
+            p = self.params
+            offset = int(self._meta(c, "height_offset") or 0)
+            at = min(at, p.genesis_time + (height - p.genesis_height - offset) * p.block_interval_s)
+        return at
 
     def changes_after(self, node: str, seq: int, limit: int = 500) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM changes WHERE node = ? AND seq > ? ORDER BY seq LIMIT ?",

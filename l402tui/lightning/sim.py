@@ -73,7 +73,7 @@ class SimNetwork:
     @classmethod
     def open(cls, path: str | os.PathLike, *, block_interval_s: float = 10.0, base_fee_msat: int = 1000,
              fee_ppm: int = 1000, hold_safety_blocks: int = 6, network: str = "regtest",
-             poll_interval_s: float = 0.05) -> "SimNetwork":
+             poll_interval_s: float = 0.02) -> "SimNetwork":
         """Open (creating if needed) the network file.  Clock and fee settings apply only
         when the file is created; afterwards the stored ones are shared by every process."""
         if block_interval_s <= 0:
@@ -340,17 +340,22 @@ class SimNode(LightningBackend):
             raise InvoiceNotFound(f"node {self.node_name!r} has made no payment with hash {payment_hash}")
         return _payment(row)
 
-    async def updates(self, since_seq: int | None = None) -> AsyncIterator[InvoiceUpdate]:
-        """State changes of this node's invoices from now on (or after change ``since_seq``,
-        which each update carries in ``extra["seq"]``), from any process on the network."""
-        ledger = self.net.ledger
-        last = since_seq if since_seq is not None else await self.net.run(ledger.max_seq)
-        while not self.net._closed:
-            def poll(after: int = last):
-                ledger.sweep()
-                return ledger.changes_after(self.node_name, after)
+    def updates(self, since_seq: int | None = None) -> AsyncIterator[InvoiceUpdate]:
+        """State changes of this node's invoices committed from the moment of this call
+        on (or after change ``since_seq``, which each update carries in
+        ``extra["seq"]``), by any process on the network."""
+        return self._updates(time.time(), since_seq)
 
-            rows = await self.net.run(poll)
+    async def _updates(self, called_at: float, since_seq: int | None) -> AsyncIterator[InvoiceUpdate]:
+        ledger = self.net.ledger
+        # Start just before the first change stamped at or after the call, so a change
+        # made between the call and the first iteration is never lost.
+        last = since_seq if since_seq is not None else await self.net.run(lambda: ledger.conn.execute(
+            "SELECT COALESCE(MIN(seq), (SELECT COALESCE(MAX(seq), 0) + 1 FROM changes)) - 1 "
+            "FROM changes WHERE at >= ?", (called_at,)).fetchone()[0])
+        mark = None
+        while not self.net._closed:
+            rows, mark = await self.net.run(ledger.poll, self.node_name, last, mark)
             for row in rows:
                 last = row["seq"]
                 extra = json.loads(row["extra"])

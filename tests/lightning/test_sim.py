@@ -89,6 +89,21 @@ async def test_another_process_paying_shows_up_in_updates(net):
     assert (await net.totals()).balanced
 
 
+async def test_update_stream_starts_when_asked_not_when_first_read(net):
+    coordinator, agent = net.node("coordinator"), net.node("agent-1")
+    old = await coordinator.create_invoice(1_000, "before the stream")
+    await agent.pay(old.bolt11)
+    stream = coordinator.updates()
+    inv = await coordinator.create_invoice(2_000, "after the stream was asked for")
+    await agent.pay(inv.bolt11)  # paid before anyone reads the stream
+    update = await asyncio.wait_for(stream.__anext__(), 5)
+    assert (update.payment_hash, update.state) == (inv.payment_hash, InvoiceState.SETTLED)
+    replay = coordinator.updates(since_seq=0)
+    assert (await replay.__anext__()).payment_hash == old.payment_hash
+    await stream.aclose()
+    await replay.aclose()
+
+
 async def test_kill_9_mid_hold_keeps_the_htlc_held(net):
     preimage, payment_hash = hashpair()
     proc = subprocess.Popen([sys.executable, str(CHILD), str(net.path), "hold-and-wait", payment_hash],
@@ -128,6 +143,23 @@ async def test_block_clock_is_shared_and_follows_wall_time(tmp_path):
     finally:
         await first.close()
         await second.close()
+
+
+async def test_blocks_arriving_by_wall_time_auto_cancel_a_held_htlc(tmp_path):
+    net = SimNetwork.open(tmp_path / "fast.sqlite", block_interval_s=0.1, hold_safety_blocks=2, poll_interval_s=0.02)
+    try:
+        coordinator = await net.create_node("coordinator", 0)
+        agent = await net.create_node("agent-1", 1_000_000)
+        _, payment_hash = hashpair()
+        hold = await coordinator.create_hold_invoice(payment_hash, 10_000, "expires by itself", cltv_delta=4)
+        stream = coordinator.updates()
+        await agent.pay(hold.bolt11)
+        states = [(await asyncio.wait_for(stream.__anext__(), 5)).state for _ in range(2)]
+        assert states == [InvoiceState.ACCEPTED, InvoiceState.CANCELED]  # nobody mined or looked it up
+        assert (await agent.status()).balance_msat == 1_000_000
+        await stream.aclose()
+    finally:
+        await net.close()
 
 
 async def test_unpaid_invoice_expires_by_wall_time(net):
