@@ -87,8 +87,8 @@ class _DockerRunning(_Running):
             outcome.wall_s = finished - started  # the engine's clock, without container start-up
         if parts[1] == "true":
             outcome.killed_reason = "the run exceeded its memory limit and was killed"
-        elif outcome.exit_code == 137 and outcome.wall_s >= self.time_limit_s * 0.98:
-            outcome.timed_out = True  # SIGKILL from `timeout` inside the container
+        elif outcome.exit_code in (124, 137) and outcome.wall_s >= self.time_limit_s * 0.98:
+            outcome.timed_out = True  # `timeout` inside the container killed it (it exits 124)
         return outcome
 
 
