@@ -87,7 +87,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 def test_fuzz_no_server_errors(case, live):
     params = case.path_parameters or {}
     if "id" in params and len(str(params["id"])) % 2 == 0:
