@@ -236,7 +236,7 @@ def _trusted_copy(artifacts: Path, dest: Path) -> Path:
     """Copy the run's outputs for the scorer, refusing anything but plain files and
     folders.  The trusted scorer runs on the host: an output that is a symlink to the
     held-out labels would otherwise be scored as perfect answers."""
-    dest.mkdir()
+    dest.mkdir(exist_ok=True)
     for dirpath, dirnames, filenames in os.walk(artifacts, followlinks=False):
         here = Path(dirpath)
         rel = here.relative_to(artifacts)
@@ -299,7 +299,10 @@ def _interactive(spec, sandbox: Sandbox, layout: Layout, limits: Limits, sink: L
     # Measurements are only known after the predictor exits; the scorer that wants
     # them reads the file at the end of the stream.
     _write_measurements(files["measurements"], None)
-    argv = spec.score.render(**_score_values(spec, set_dir, artifacts, files))
+    # The scorer's {artifacts} is a checked copy, filled when the predictor exits.
+    scored = files["measurements"].parent / "scored-artifacts"
+    scored.mkdir()
+    argv = spec.score.render(**_score_values(spec, set_dir, scored, files))
     try:
         scorer = subprocess.Popen(argv, cwd=spec.scorer_path, env=_trusted_env(), stdin=to_scorer_r,
                                   stdout=to_predictor_w, stderr=subprocess.PIPE, text=True)
@@ -315,6 +318,12 @@ def _interactive(spec, sandbox: Sandbox, layout: Layout, limits: Limits, sink: L
     run_argv = spec.run.render(**sandbox.placeholders(layout))
     outcome = sandbox.run(run_argv, layout, limits, log=sink, stdin=to_predictor_r, stdout=to_scorer_w,
                           extra_env=extra_env)
+    try:
+        _trusted_copy(artifacts, scored)
+    except _PhaseFailed:
+        scorer.kill()
+        scorer.wait()
+        raise
     try:
         scorer.wait(timeout=spec.score.timeout_s)
     except subprocess.TimeoutExpired:
