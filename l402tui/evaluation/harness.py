@@ -8,21 +8,27 @@ API for the coordinator and the agent (all other modules here are details):
     Check and apply a diff to a copy of target/; raises ``DiffRejected(reasons)``.
 ``await evaluate(spec, diff, *, eval_set="heldout", heldout_index=0, sandbox,
                  repeats=None, log=None, allow_unsandboxed=False, log_dir=None,
-                 log_cap_bytes=1 MiB) -> EvaluationResult``
+                 log_cap_bytes=1 MiB, limits=None, keep_artifacts=None,
+                 extra_env=None) -> EvaluationResult``
     ``diff=None`` evaluates the sponsor's own target/ (the baseline).  Runs the
     bounty's required tests, then ``repeats`` times: a fresh copy of target/ with the
     diff applied, the *run* phase in ``sandbox`` (untrusted: sees only the set's
     inputs, writes artifacts) and the *score* phase with the sponsor's frozen scorer
-    outside the sandbox.  Wall/CPU/peak-RSS are measured from outside.
+    outside the sandbox, on a copy of the artifacts that holds plain files only (a
+    symlink or special file fails the repeat).  Wall/CPU/peak-RSS are measured from
+    outside.
     ``result.status`` is "ok", "refused" (diff or policy; nothing ran) or "failed"
     (a phase crashed, timed out, or the scorer's output was unusable);
     ``result.reasons`` are safe to show the agent, ``result.medians`` /
     ``result.spreads`` hold per-metric medians and stdevs, ``result.runs`` one
     ``RepeatRun`` per repeat.  ``result.agent_view()`` is all an agent may be sent.
-    ``extra_env`` adds variables to the sandboxed process's (otherwise minimal)
-    environment.  ``log`` receives the untrusted output line by line from worker threads (the
-    sponsor's eval log; never forward it to the agent).  Decide acceptance with
-    ``scoring.verdict`` and flags with ``antigaming``.
+    ``log`` receives the untrusted output line by line from worker threads (the
+    sponsor's eval log; never forward it to the agent).  ``limits`` overrides the
+    bounty's resources, ``keep_artifacts`` receives a copy of repeat 1's outputs,
+    ``extra_env`` adds variables to the sandboxed process's minimal environment.
+    Decide acceptance with ``scoring.verdict`` and flags with ``antigaming``.
+``run_worker(store, cfg, stop=...)`` (``l402tui.evaluation.worker``)
+    Works the ``evaluations`` queue (QUEUED → RUNNING → DONE/FAILED, crash-safe).
 ``pick_sandbox(settings)`` (``l402tui.evaluation.runners``)
     The sandbox the operator's config asks for, or the best available.
 """
