@@ -56,6 +56,8 @@ from l402tui.evaluation.untrusted_log import LogSink
 __all__ = ["evaluate", "check_diff", "apply_diff", "DiffRejected", "EvaluationResult", "RepeatRun"]
 
 EvalSet = Literal["public", "heldout"]
+ROOT_PREFIX = "l402tui-eval-"
+OWNER_FILE = ".owner-pid"
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git")
 UNSANDBOXED_REFUSAL = ("this coordinator has no isolating sandbox (docker or bubblewrap) and does not run "
                        "untrusted code without one; the operator can install one (`l402tui sandbox setup`) "
@@ -138,8 +140,9 @@ async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "h
 def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, log_dir, log_cap_bytes, limits,
                    result: EvaluationResult, keep_artifacts: Path | None, extra_env: dict[str, str]) -> EvaluationResult:
     set_dir = _set_dir(spec, eval_set, heldout_index)
-    root = Path(tempfile.mkdtemp(prefix="l402tui-eval-"))
+    root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
     os.chmod(root, 0o711)
+    (root / OWNER_FILE).write_text(str(os.getpid()))
     logs = Path(log_dir) if log_dir else root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     try:
@@ -181,6 +184,23 @@ def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, l
     result.status = "ok"
     result.medians, result.spreads = summarize(result.runs)
     return result
+
+
+def sweep_stale_roots(tmp: Path | None = None) -> list[Path]:
+    """Remove evaluation temp dirs whose process died (a kill -9 skips the cleanup)."""
+    removed = []
+    for root in Path(tmp or tempfile.gettempdir()).glob(ROOT_PREFIX + "*"):
+        try:
+            pid = int((root / OWNER_FILE).read_text())
+            os.kill(pid, 0)
+            continue  # its process is alive: still in use
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue  # not ours to judge (no owner file, or another user's process)
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
 
 
 def summarize(runs: list[RepeatRun]) -> tuple[dict[str, float], dict[str, float]]:

@@ -149,3 +149,15 @@ async def test_kill_9_during_an_evaluation_then_restart_gives_one_verdict(tmp_pa
     assert kinds == ["evaluation.queued", "evaluation.running", "evaluation.requeued", "evaluation.running",
                      "evaluation.done"]
     await store.close()
+
+
+def test_sweep_removes_temp_dirs_of_dead_processes_only(tmp_path):
+    from l402tui.evaluation.harness import OWNER_FILE, ROOT_PREFIX, sweep_stale_roots
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for name, pid in (("dead", dead.stdout.strip()), ("alive", str(os.getpid()))):
+        (tmp_path / f"{ROOT_PREFIX}{name}").mkdir()
+        (tmp_path / f"{ROOT_PREFIX}{name}" / OWNER_FILE).write_text(pid)
+    (tmp_path / f"{ROOT_PREFIX}unowned").mkdir()
+    assert sweep_stale_roots(tmp_path) == [tmp_path / f"{ROOT_PREFIX}dead"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{ROOT_PREFIX}alive", f"{ROOT_PREFIX}unowned"]
