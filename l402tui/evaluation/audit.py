@@ -27,7 +27,7 @@ from typing import Callable
 from l402tui.bounty.spec import BountySpec
 from l402tui.evaluation import attacks as atk
 from l402tui.evaluation.antigaming import canary_flag
-from l402tui.evaluation.harness import EvaluationResult, evaluate
+from l402tui.evaluation.harness import EvaluationResult, evaluate, summarize
 from l402tui.evaluation.sandbox import Limits, Sandbox
 from l402tui.evaluation.scoring import verdict
 
@@ -124,7 +124,8 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
                        baseline_repeats: int | None = None, honest_diff: str | None = None,
                        allow_unsandboxed: bool = False, only: set[str] | None = None,
                        progress: Callable[[str], None] | None = None, concurrency: int = 2,
-                       extra_env: dict[str, str] | None = None, ignore_patterns: bool = False) -> AuditReport:
+                       extra_env: dict[str, str] | None = None, ignore_patterns: bool = False,
+                       honest_repeats: int | None = None) -> AuditReport:
     """Try every attack (or those in ``only``) and judge each; see the module doc.
 
     ``ignore_patterns`` drops the bounty's ``forbidden_patterns`` for the audit, to see
@@ -247,11 +248,12 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
         report.results = list(await asyncio.gather(*(one(a) for a in chosen)))
         if honest_diff is not None:
             say("honest improvement (baseline and candidate measured back to back, no attack running)")
-            # The bounty's own repeats: one noisy run must not decide that nobody can win.
+            # The bounty's own repeats (or more): one noisy run must not decide that nobody can win.
             # ...and the bounty's own time limit: the audit's cap only hurries the attacks.
             full = Limits(memory_mb=spec.memory_mb, cpus=spec.cpus,
                           time_limit_s=min(spec.run.timeout_s, spec.time_limit_s), gpu=spec.gpu)
-            report.honest = await _honest(spec, honest_diff, sandbox, full, spec.repeats, extra_env)
+            report.honest = await _honest(spec, honest_diff, sandbox, full, honest_repeats or spec.repeats,
+                                          extra_env)
     finally:
         listener.close()
         for target in ctx["write_targets"]:
@@ -389,17 +391,24 @@ def _mutable_files(spec: BountySpec) -> list[str]:
 async def _honest(spec: BountySpec, diff: str, sandbox: Sandbox, limits: Limits, repeats: int,
                   extra_env: dict[str, str] | None) -> AttackResult:
     """A real improvement must still be accepted: the audit's guard against a bounty so
-    locked down that nobody can win it."""
+    locked down that nobody can win it.  Baseline and candidate repeats alternate, so
+    a change in the host's load hits both alike."""
     name, desc = "honest_improvement", "a real improvement must be accepted"
-    base = await evaluate(spec, None, sandbox=sandbox, repeats=repeats, limits=limits, extra_env=extra_env)
-    if not base.ok:
-        return AttackResult(name, desc, "VULNERABLE", "the baseline itself failed: " + "; ".join(base.reasons))
-    cand = await evaluate(spec, diff, sandbox=sandbox, repeats=repeats, limits=limits, extra_env=extra_env,
-                          allow_unsandboxed=True)
-    if not cand.ok:
-        return AttackResult(name, desc, "VULNERABLE", f"the honest diff {cand.status}: " + "; ".join(cand.reasons))
-    v = verdict(spec, cand.medians, baseline_medians=base.medians, baseline_spreads=base.spreads)
-    flag = canary_flag(r.metrics for r in cand.runs)
+    base_runs, cand_runs = [], []
+    for _ in range(repeats):
+        base = await evaluate(spec, None, sandbox=sandbox, repeats=1, limits=limits, extra_env=extra_env)
+        if not base.ok:
+            return AttackResult(name, desc, "VULNERABLE", "the baseline itself failed: " + "; ".join(base.reasons))
+        cand = await evaluate(spec, diff, sandbox=sandbox, repeats=1, limits=limits, extra_env=extra_env,
+                              allow_unsandboxed=True)
+        if not cand.ok:
+            return AttackResult(name, desc, "VULNERABLE", f"the honest diff {cand.status}: " + "; ".join(cand.reasons))
+        base_runs += base.runs
+        cand_runs += cand.runs
+    base_medians, base_spreads = summarize(base_runs)
+    cand_medians, _ = summarize(cand_runs)
+    v = verdict(spec, cand_medians, baseline_medians=base_medians, baseline_spreads=base_spreads)
+    flag = canary_flag(r.metrics for r in cand_runs)
     if v.accepted and flag is None:
         return AttackResult(name, desc, "accepted", f"accepted with improvement {v.improvement:.2%}")
     why = "; ".join(v.reasons) or (flag.reason if flag else "")

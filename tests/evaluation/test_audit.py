@@ -68,5 +68,6 @@ async def test_interactive_bounty(runner, echo):
                                 honest_diff=ECHO_FIX, allow_unsandboxed=True)
     verdicts = _verdicts(report)
     assert verdicts.pop("hardcode_canaries") == "skipped"
+    assert verdicts.pop("symlink_labels") == "skipped"  # scored over a pipe, not from output files
     assert set(verdicts.values()) == {"contained"}, {r.name: r.detail for r in report.results}
     assert report.honest.verdict == "accepted"

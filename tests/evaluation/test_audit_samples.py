@@ -77,7 +77,9 @@ async def test_sample_bounty_resists_every_attack(isolated, name):
     limit = {"logparse": 25, "sqlquery": 25, "charlm": 30}[name]
     report = await audit_bounty(spec, sandbox=isolated, time_limit_s=limit, baseline_repeats=1,
                                 honest_diff=honest_diff(name, spec), allow_unsandboxed=True, extra_env=env,
-                                ignore_patterns=name == "sqlquery")
+                                ignore_patterns=name == "sqlquery",
+                                # cpu_s on a shared 2-core box is noisy; more repeats narrow the bar
+                                honest_repeats=5 if name == "logparse" else None)
     print(report.table())
     assert {r.name: r.verdict for r in report.results} == EXPECTED[name], report.table()
     assert report.honest.verdict == "accepted", report.table()
