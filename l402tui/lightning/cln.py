@@ -155,14 +155,25 @@ class ClnBackend(LightningBackend):
                        state=_PAY_STATE.get(pay.get("status"), PaymentState.PENDING), preimage=pay.get("preimage"),
                        destination=pay.get("destination"), error=pay.get("error"))
 
-    async def updates(self) -> AsyncIterator[InvoiceUpdate]:
-        """Paid plain invoices (waitanyinvoice) and hold-invoice changes (waitanyholdinvoice)."""
+    def updates(self) -> AsyncIterator[InvoiceUpdate]:
+        """Paid plain invoices (waitanyinvoice) and hold-invoice changes (waitanyholdinvoice)
+        from the moment of this call on."""
+        return self._updates(time.time())
+
+    async def _updates(self, called_at: float) -> AsyncIterator[InvoiceUpdate]:
         queue: asyncio.Queue[InvoiceUpdate] = asyncio.Queue()
-        paid = [_msat(i.get("pay_index")) for i in (await self._call("listinvoices")).get("invoices", [])]
-        hold_index = int((await self._call("listholdinvoices")).get("lastindex", 0))
-        tasks = [asyncio.create_task(self._follow("waitanyinvoice", "lastpay_index", max(paid, default=0),
+        # Start before anything stamped at or after the call (paid_at has 1 s resolution:
+        # an invoice paid in that second may be reported even if paid just before).
+        invoices = (await self._call("listinvoices")).get("invoices", [])
+        pay_start = max((_msat(i.get("pay_index")) for i in invoices
+                         if i.get("pay_index") and int(i.get("paid_at", 0)) < int(called_at)), default=0)
+        holds = await self._call("listholdinvoices")
+        later = [int(r["updated_index"]) for r in holds.get("holdinvoices", [])
+                 if float(r.get("updated_at", 0)) >= called_at]
+        hold_start = min(later) - 1 if later else int(holds.get("lastindex", 0))
+        tasks = [asyncio.create_task(self._follow("waitanyinvoice", "lastpay_index", pay_start,
                                                   "pay_index", _native_update, queue)),
-                 asyncio.create_task(self._follow("waitanyholdinvoice", "lastindex", hold_index,
+                 asyncio.create_task(self._follow("waitanyholdinvoice", "lastindex", hold_start,
                                                   "updated_index", _hold_update, queue))]
         try:
             while True:

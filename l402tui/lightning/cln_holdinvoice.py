@@ -74,6 +74,7 @@ def _save(record: dict) -> dict:
     """Bump the change index and write the record through to the datastore."""
     book.index += 1
     record["updated_index"] = book.index
+    record["updated_at"] = time.time()
     plugin.rpc.call("datastore", {"key": [ROOT, "invoices", record["payment_hash"]],
                                   "string": json.dumps(record), "mode": "create-or-replace"})
     plugin.rpc.call("datastore", {"key": [ROOT, "index"], "string": str(book.index),

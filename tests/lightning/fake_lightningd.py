@@ -116,6 +116,7 @@ class FakeLightningd:
         for fut in self._plugin_calls.values():
             if not fut.done():
                 fut.set_exception(ConnectionResetError("plugin died"))
+                fut.exception()  # whoever awaits it still gets the error; no "never retrieved" noise
         self._plugin_calls.clear()
 
     async def restart_plugin(self) -> None:
@@ -134,9 +135,10 @@ class FakeLightningd:
             self._server.close()
         for writer in list(self._clients):
             writer.close()  # unblock client threads still waiting (pay on a held HTLC)
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.create_task(coro)
@@ -195,6 +197,7 @@ class FakeLightningd:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder, buf = json.JSONDecoder(), ""
         self._clients.add(writer)
+        self._tasks.add(asyncio.current_task())
         try:
             while True:
                 chunk = await reader.read(65536)
@@ -218,6 +221,7 @@ class FakeLightningd:
             return
         finally:
             self._clients.discard(writer)
+            self._tasks.discard(asyncio.current_task())
             writer.close()
 
     async def dispatch(self, method: str, params: dict) -> dict:

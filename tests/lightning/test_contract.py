@@ -6,6 +6,7 @@ a fake lightningd that runs our real hold-invoice plugin over its stdio protocol
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 
@@ -36,6 +37,24 @@ async def test_plain_invoice_paid_reports_settled_with_preimage(harness):
     update = await harness.wait_update(inv.payment_hash, "SETTLED")
     assert update.amount_msat == 21_000 and not update.is_hold
     assert [i.payment_hash for i in await harness.receiver.list_invoices()].count(inv.payment_hash) == 1
+
+
+async def test_update_stream_starts_when_asked_for(harness):
+    old = await harness.receiver.create_invoice(1_000, "paid before the stream")
+    await harness.payer.pay(old.bolt11)
+    stream = harness.receiver.updates()
+    _, payment_hash = new_preimage()
+    hold = await harness.receiver.create_hold_invoice(payment_hash, 60_000, "paid before the first read")
+    await harness.payer.pay(hold.bolt11, timeout_s=0.5)
+    try:
+        # cln may repeat a change made in the same second as the call (paid_at has 1 s
+        # resolution); what matters is that nothing after the call is lost.
+        update = await asyncio.wait_for(stream.__anext__(), 10)
+        while update.payment_hash == old.payment_hash:
+            update = await asyncio.wait_for(stream.__anext__(), 10)
+        assert (update.payment_hash, update.state) == (payment_hash, InvoiceState.ACCEPTED)
+    finally:
+        await stream.aclose()
 
 
 async def test_hold_accepted_then_settled(harness):
