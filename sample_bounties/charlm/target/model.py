@@ -2,15 +2,14 @@
 
 ``run.py`` (fixed) calls :func:`train` with the training text and a deadline on the
 process's CPU clock (``time.process_time()``, so a busy machine does not shorten
-training), then
-asks the returned predictor for next-byte probabilities one byte at a time while
-the trusted scorer streams the held-out text (see docs/bounty-format.md,
-"Interactive protocol").  The metric is val_bpb: bits per byte on that text.
+training), then asks the returned predictor for next-byte probabilities one byte at
+a time while the trusted scorer streams the held-out text (docs/bounty-format.md,
+"Interactive mode").  The metric is val_bpb: bits per byte on that text.
 
 Everything here may change: the architecture, the optimiser, the hyperparameters
-(marked for the built-in search proposer).  TRAIN_SECONDS is the training
-budget in CPU seconds: keep it, the bounty's cpu_s guard rejects submissions that
-use much more CPU.  numpy and the standard library only, no network, no files outside the
+(marked for the built-in search proposer).  TRAIN_SECONDS is the training budget in
+CPU seconds: keep it, the bounty's cpu_s guard rejects submissions that use much
+more CPU.  numpy and the standard library only, no network, no files outside the
 work directory.
 """
 
