@@ -33,6 +33,14 @@ def _l402_done():
 '''
 
 
+@dataclass
+class AttackResult:
+    name: str
+    description: str
+    verdict: str  # contained | flagged | VULNERABLE | skipped (for the honest check: accepted | VULNERABLE)
+    detail: str
+
+
 @dataclass(frozen=True)
 class Attack:
     name: str
