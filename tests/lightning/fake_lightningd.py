@@ -219,6 +219,9 @@ class FakeLightningd:
                     await writer.drain()
         except (ConnectionResetError, BrokenPipeError):
             return
+        except asyncio.CancelledError:
+            # Shutting down: end quietly (3.11's stream callback logs cancelled handlers).
+            return
         finally:
             self._clients.discard(writer)
             self._tasks.discard(asyncio.current_task())
