@@ -16,7 +16,7 @@ from typing import Awaitable, Callable
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from l402tui.telemetry.gpu import GpuSampler
 from l402tui.telemetry.host import HostSampler
@@ -317,11 +317,9 @@ class L402App(AppActions, App):
         if pane.evaluation is not None and pane.evaluation.id == message.evaluation_id:
             pane.append(message.lines)
 
-    @on(DataTable.RowSelected, "#submissions-table")
-    def _submission_chosen(self, event: DataTable.RowSelected) -> None:
-        record = self.main_screen.query_one("#submissions-table", SubmissionsTable).selected_record
-        if record is None:
-            return
+    @on(RecordTable.RowChosen, "#submissions-table")
+    def _submission_chosen(self, event: RecordTable.RowChosen) -> None:
+        record = event.record
         evaluation = next((e for e in self.evaluations if e.submission_id == record.id), None)
         if evaluation is None:
             self.notify(f"no evaluation of {record.id} yet")

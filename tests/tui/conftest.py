@@ -96,7 +96,7 @@ def make_app(tmp_path):
     return build
 
 
-async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     """Let the app run until ``condition()`` holds (workers report back asynchronously)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
