@@ -25,14 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from l402tui.lightning._bolt11 import NodeKey, decode_invoice, encode_invoice
+from tests.lightning.fake_datastore import DatastoreRpc, RpcFail
 
 PLUGIN = Path(__file__).resolve().parents[2] / "l402tui" / "lightning" / "cln_holdinvoice.py"
-
-
-class RpcFail(Exception):
-    def __init__(self, code: int, message: str, data: dict | None = None) -> None:
-        super().__init__(message)
-        self.error = {"code": code, "message": message, **({"data": data} if data else {})}
 
 
 @dataclass
@@ -53,7 +48,7 @@ class FakeNetwork:
                 await node.notify_block()
 
 
-class FakeLightningd:
+class FakeLightningd(DatastoreRpc):
     def __init__(self, net: FakeNetwork, name: str, directory: Path, balance_msat: int, *,
                  plugin: Path | None = PLUGIN, plugin_options: dict | None = None) -> None:
         self.net, self.name, self.dir = net, name, directory
@@ -107,6 +102,15 @@ class FakeLightningd:
         for key, (payload, answer) in list(self.inflight.items()):
             if not answer.done():
                 self._spawn(self._run_hook(key, payload, answer))
+
+    async def restart_rpc(self, down_for_s: float = 0.3) -> None:
+        """Drop every RPC connection and refuse new ones for a while (lightningd restarting)."""
+        self._server.close()
+        for writer in list(self._clients):
+            writer.close()
+        self.rpc_path.unlink(missing_ok=True)
+        await asyncio.sleep(down_for_s)
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.rpc_path))
 
     async def kill_plugin(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
@@ -305,40 +309,6 @@ class FakeLightningd:
 
     async def rpc_listpays(self, payment_hash: str | None = None, **_) -> dict:
         return {"pays": [dict(p) for h, p in self.pays.items() if payment_hash in (None, h)]}
-
-    # datastore: keys are lists of strings; modes as in CLN
-    async def rpc_datastore(self, key, string: str | None = None, hex: str | None = None,
-                            mode: str = "must-create", generation: int | None = None) -> dict:
-        key = tuple([key] if isinstance(key, str) else key)
-        value = string if string is not None else bytes.fromhex(hex or "").decode(errors="replace")
-        existing = self.datastore.get(key)
-        if mode == "must-create" and existing:
-            raise RpcFail(1202, "Key already exists")
-        if mode in ("must-replace", "must-append") and not existing:
-            raise RpcFail(1203, "Key does not exist")
-        if mode in ("must-append", "create-or-append") and existing:
-            value = existing["string"] + value
-        entry = {"key": list(key), "string": value, "hex": value.encode().hex(),
-                 "generation": (existing["generation"] + 1) if existing else 0}
-        self.datastore[key] = entry
-        return entry
-
-    async def rpc_listdatastore(self, key=None) -> dict:
-        prefix = tuple([key] if isinstance(key, str) else (key or []))
-        if prefix in self.datastore:
-            return {"datastore": [self.datastore[prefix]]}
-        children: dict[tuple, dict] = {}
-        for k, entry in self.datastore.items():
-            if k[:len(prefix)] == prefix and len(k) > len(prefix):
-                child = k[:len(prefix) + 1]
-                children[child] = entry if child == k else {"key": list(child)}
-        return {"datastore": list(children.values())}
-
-    async def rpc_deldatastore(self, key) -> dict:
-        entry = self.datastore.pop(tuple([key] if isinstance(key, str) else key), None)
-        if entry is None:
-            raise RpcFail(1203, "Key does not exist")
-        return entry
 
     # -- payments across the fake network ---------------------------------------------------
 

@@ -114,3 +114,17 @@ async def test_cln_backend_explains_missing_pieces(cln, tmp_path):
     cfg = load_config(tmp_path / "none.toml", env={}).with_overrides({"lightning.backend": "cln"})
     with pytest.raises(BackendUnavailable, match="cln_rpc_path is empty"):
         make_backend(cfg)
+
+
+async def test_update_stream_reconnects_after_lightningd_goes_away(cln):
+    stream = cln.receiver.updates()
+    first = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0.3)  # the stream is waiting in waitanyinvoice / waitanyholdinvoice
+    await cln.receiver_node.restart_rpc(down_for_s=0.5)
+    inv = await cln.receiver.create_invoice(4_000, "after the restart")
+    await cln.payer.pay(inv.bolt11)
+    try:
+        update = await asyncio.wait_for(first, 15)
+        assert (update.payment_hash, update.state) == (inv.payment_hash, InvoiceState.SETTLED)
+    finally:
+        await stream.aclose()
