@@ -187,11 +187,11 @@ def pay(ledger: SimLedger, payer: str, bolt11: str, *, amount_msat: int | None,
 
 
 def keysend(ledger: SimLedger, payer: str, destination_pubkey: str, amount_msat: int,
-            max_fee_msat: int | None) -> PayOutcome:
+            max_fee_msat: int | None, preimage: str | None = None) -> PayOutcome:
     if amount_msat <= 0:
         raise InvalidRequest(f"keysend needs a positive amount_msat, got {amount_msat}")
     now = time.time()
-    preimage = os.urandom(32).hex()
+    preimage = check_hex32(preimage, "preimage") if preimage is not None else os.urandom(32).hex()
     payment_hash = sha256_hex(preimage)
     with ledger.txn() as c:
         payer_row = c.execute("SELECT * FROM nodes WHERE name = ?", (payer,)).fetchone()
@@ -209,6 +209,12 @@ def keysend(ledger: SimLedger, payer: str, destination_pubkey: str, amount_msat:
             return fail("no_route", f"no route to {destination_pubkey}: not a node of this simulated network")
         if payee[0] == payer:
             raise InvalidRequest(f"node {payer!r} cannot keysend to itself")
+        previous = c.execute("SELECT * FROM payments WHERE payer = ? AND payment_hash = ?",
+                             (payer, payment_hash)).fetchone()
+        if previous is not None and previous["state"] in ("PENDING", "COMPLETE"):
+            return PayOutcome(previous)  # the same preimage again: already paid, never twice
+        if c.execute("SELECT 1 FROM invoices WHERE payment_hash = ?", (payment_hash,)).fetchone():
+            return fail("rejected", f"{payee[0]} rejected the keysend: its payment hash is already in use")
         if ledger.take_fault(c, (payer, payee[0]), "no_route") is not None:
             return fail("no_route", f"no route from {payer} to {payee[0]} (injected failure)")
         fee = ledger.fee_for(amount_msat)

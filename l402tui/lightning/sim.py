@@ -285,12 +285,14 @@ class SimNode(LightningBackend):
         return self._result(outcome)
 
     async def keysend(self, destination: str, amount_msat: int, *,
-                      max_fee_msat: int | None = None) -> Payment:
+                      max_fee_msat: int | None = None, preimage: str | None = None) -> Payment:
+        """Spontaneous payment.  ``preimage`` (sim only) fixes the payment hash up front, so
+        a caller can record it before sending and retry without ever paying twice."""
         destination = destination.strip().lower()
         if len(destination) != 66:
             raise InvalidRequest(f"keysend destination must be a 33-byte node id (66 hex), got {destination!r}")
         outcome = await self.net.run(_simpay.keysend, self.net.ledger, self.node_name, destination,
-                                     amount_msat, max_fee_msat)
+                                     amount_msat, max_fee_msat, preimage)
         self.net._notify()
         return self._result(outcome)
 

@@ -211,6 +211,17 @@ async def test_injected_failures(net):
         await net.inject_failure("agent-1", "gremlins")
 
 
+async def test_keysend_with_a_chosen_preimage_pays_once(net):
+    coordinator, agent = net.node("coordinator"), net.node("agent-1")
+    node_id = (await coordinator.status()).node_id
+    preimage, payment_hash = hashpair()
+    first = await agent.keysend(node_id, 5_000, preimage=preimage)
+    again = await agent.keysend(node_id, 5_000, preimage=preimage)  # a retry after a crash
+    assert first.payment_hash == again.payment_hash == payment_hash
+    assert (await coordinator.status()).balance_msat == 5_000
+    assert (await agent.lookup_payment(payment_hash)).state is PaymentState.COMPLETE
+
+
 async def test_bad_input_gets_clear_errors(net):
     coordinator, agent = net.node("coordinator"), net.node("agent-1")
     with pytest.raises(InvalidRequest, match="not a valid BOLT11"):
