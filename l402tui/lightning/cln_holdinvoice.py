@@ -35,6 +35,8 @@ from pyln.client import Plugin, RpcException
 plugin = Plugin()
 plugin.add_option("l402tui-hold-safety-blocks", "6",
                   "Fail held HTLCs back this many blocks before their CLTV expiry", opt_type="int")
+plugin.add_option("l402tui-hold-mpp-timeout", "60",
+                  "Fail the parts of an incomplete multi-part payment after this many seconds", opt_type="int")
 
 ROOT = "l402tui-hold"
 CURRENCY = {"regtest": "bcrt", "testnet": "tb", "signet": "tbs", "bitcoin": "bc"}
@@ -54,6 +56,7 @@ class HoldBook:
         self.height = 0
         self.network = "regtest"
         self.safety_blocks = 6
+        self.mpp_timeout_s = 60.0
 
 
 book = HoldBook()
@@ -126,6 +129,7 @@ def _cancel(record: dict, reason: str) -> dict:
 @plugin.init()
 def init(options, configuration, plugin, **kwargs):
     book.safety_blocks = int(options.get("l402tui-hold-safety-blocks", 6))
+    book.mpp_timeout_s = float(options.get("l402tui-hold-mpp-timeout", 60))
     info = plugin.rpc.call("getinfo")
     book.height = int(info.get("blockheight", 0))
     book.network = info.get("network", "regtest")
@@ -327,6 +331,23 @@ def on_htlc_accepted(onion, htlc, request, plugin, **kwargs):
             record.update(state="ACCEPTED", amount_received_msat=received,
                           cltv_expiry=min(h["cltv_expiry"] for h in record["htlcs"].values()))
             _save(record)
+        elif state == "OPEN" and len(record["htlcs"]) == 1:
+            timer = threading.Timer(book.mpp_timeout_s, _mpp_timeout, (payment_hash,))
+            timer.daemon = True
+            timer.start()
+
+
+def _mpp_timeout(payment_hash: str) -> None:
+    """Like lightningd for its own invoices: parts of a set that never completed go back
+    with mpp_timeout (0x0017), and the invoice stays payable."""
+    with book.lock:
+        record = book.records.get(payment_hash)
+        if record is None or record["state"] != "OPEN" or not record["htlcs"]:
+            return
+        for request in book.held.pop(payment_hash, {}).values():
+            request.set_result({"result": "fail", "failure_message": "0017"})
+        plugin.log(f"multi-part payment for {payment_hash} incomplete after {book.mpp_timeout_s:g} s: failed back")
+        record["htlcs"] = {}
 
 
 @plugin.subscribe("block_added")

@@ -77,6 +77,25 @@ async def test_multi_part_payment_is_held_until_complete_and_settled_together(cl
     assert [a["result"] for a in cln.hook_answers(payment_hash)] == ["resolve", "resolve"]
 
 
+async def test_incomplete_multi_part_payment_times_out_and_stays_payable(tmp_path):
+    h = ClnHarness(tmp_path)
+    h.receiver_node.plugin_options["l402tui-hold-mpp-timeout"] = 1
+    await h.setup()
+    try:
+        _, payment_hash = hashpair()
+        hold = await h.receiver.create_hold_invoice(payment_hash, 90_000, "half paid")
+        inv = decode_invoice(hold.bolt11)
+        with pytest.raises(RpcFail):
+            await asyncio.wait_for(h.payer_node.send_htlc(inv.payee, payment_hash, 40_000, cltv_delta=144,
+                                                          payment_secret=inv.payment_secret, total_msat=90_000), 10)
+        assert h.hook_answers(payment_hash) == [{"result": "fail", "failure_message": "0017"}]
+        assert (await h.receiver.lookup_invoice(payment_hash)).state is InvoiceState.OPEN
+        assert (await h.payer.pay(hold.bolt11, timeout_s=0.5)).state.value == "PENDING"
+        assert (await h.receiver.lookup_invoice(payment_hash)).state is InvoiceState.ACCEPTED
+    finally:
+        await h.close()
+
+
 async def test_state_survives_plugin_restart_and_the_stream_continues(cln):
     _, payment_hash = hashpair()
     await cln.receiver.create_hold_invoice(payment_hash, 10_000, "persisted")
