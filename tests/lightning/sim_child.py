@@ -1,6 +1,7 @@
 """A second process on the same simulated network (run by the sim tests).
 
-    python sim_child.py DB pay BOLT11          pay as agent-1, print the payment state
+    python sim_child.py DB pay BOLT11 [NODE]   pay as NODE (agent-1), print the payment state
+                                               or the error's class name
     python sim_child.py DB hold-and-wait HASH  coordinator issues a hold for HASH, agent-1
                                                pays it, prints HELD, then waits to be killed
 """
@@ -14,11 +15,16 @@ import time
 from l402tui.lightning.sim import SimNetwork
 
 
-async def main(db: str, action: str, arg: str) -> None:
+async def main(db: str, action: str, arg: str, node: str = "agent-1") -> None:
+    from l402tui.lightning.backend import LightningError
+
     net = SimNetwork.open(db, block_interval_s=3600.0)
     if action == "pay":
-        payment = await net.node("agent-1").pay(arg)
-        print(payment.state.value, flush=True)
+        try:
+            payment = await net.node(node).pay(arg)
+            print(payment.state.value, flush=True)
+        except LightningError as exc:
+            print(type(exc).__name__, flush=True)
     elif action == "hold-and-wait":
         hold = await net.node("coordinator").create_hold_invoice(arg, 777_000, "held across a crash")
         await net.node("agent-1").pay(hold.bolt11)
@@ -28,4 +34,4 @@ async def main(db: str, action: str, arg: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    asyncio.run(main(*sys.argv[1:5]))

@@ -89,6 +89,18 @@ async def test_another_process_paying_shows_up_in_updates(net):
     assert (await net.totals()).balanced
 
 
+async def test_two_processes_racing_to_pay_one_invoice_pay_it_once(net):
+    await net.create_node("agent-2", 10_000_000)
+    inv = await net.node("coordinator").create_invoice(300_000, "only one of you")
+    procs = [await asyncio.create_subprocess_exec(sys.executable, str(CHILD), str(net.path), "pay", inv.bolt11, name,
+                                                  stdout=subprocess.PIPE, cwd=ROOT)
+             for name in ("agent-1", "agent-2")]
+    outcomes = sorted([(await p.communicate())[0].decode().strip() for p in procs])
+    assert outcomes == ["COMPLETE", "PaymentRejected"]
+    assert (await net.node("coordinator").status()).balance_msat == 300_000
+    assert (await net.totals()).balanced
+
+
 async def test_update_stream_starts_when_asked_not_when_first_read(net):
     coordinator, agent = net.node("coordinator"), net.node("agent-1")
     old = await coordinator.create_invoice(1_000, "before the stream")
