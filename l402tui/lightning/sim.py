@@ -299,21 +299,19 @@ class SimNode(LightningBackend):
     async def _injected_delay(self, bolt11: str, timeout_s: float) -> None:
         from l402tui.lightning._bolt11 import decode_invoice
 
-        def payee_name() -> str | None:
-            row = self.net.ledger.conn.execute("SELECT node FROM invoices WHERE bolt11 = ?",
-                                               (bolt11.strip(),)).fetchone()
-            return row[0] if row else None
+        ledger = self.net.ledger
 
-        payee = await self.net.run(payee_name)
-        if payee is None:
-            try:
-                pubkey = decode_invoice(bolt11).payee
-            except InvalidRequest:
-                return  # pay() reports the bad invoice itself
-            row = await self.net.run(lambda: self.net.ledger.conn.execute(
-                "SELECT name FROM nodes WHERE pubkey = ?", (pubkey,)).fetchone())
-            payee = row[0] if row else None
-        delay = await self.net.run(self.net.ledger.payment_delay, self.node_name, payee)
+        def delay_for() -> float:
+            row = ledger.conn.execute("SELECT node FROM invoices WHERE bolt11 = ?", (bolt11.strip(),)).fetchone()
+            if row is None:
+                try:
+                    pubkey = decode_invoice(bolt11).payee
+                except InvalidRequest:
+                    return 0.0  # pay() reports the bad invoice itself
+                row = ledger.conn.execute("SELECT name FROM nodes WHERE pubkey = ?", (pubkey,)).fetchone()
+            return ledger.payment_delay(self.node_name, row[0] if row else None)
+
+        delay = await self.net.run(delay_for)
         if delay <= 0:
             return
         # The delay stands for path-finding and hops before the HTLC is locked in, so
