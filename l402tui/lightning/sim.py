@@ -89,6 +89,12 @@ class SimNetwork:
                         base_fee_msat=lc["sim_base_fee_msat"], fee_ppm=lc["sim_routing_fee_ppm"],
                         hold_safety_blocks=lc["hold_safety_blocks"], network=lc["network"])
 
+    @property
+    def block_interval_s(self) -> float:
+        """The network's own block interval: fixed when the file was created, whatever
+        this process's config says (use this, not lightning.sim_block_interval_s)."""
+        return self.ledger.params.block_interval_s
+
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._closed:
             raise LightningError(f"the simulated network handle for {self.path} is closed")

@@ -146,6 +146,7 @@ async def test_block_clock_is_shared_and_follows_wall_time(tmp_path):
     path = tmp_path / "clock.sqlite"
     first = SimNetwork.open(path, block_interval_s=0.2)
     second = SimNetwork.open(path, block_interval_s=999.0)  # the stored clock wins
+    assert second.block_interval_s == 0.2
     try:
         start = await first.height()
         await asyncio.sleep(0.45)
