@@ -15,10 +15,6 @@ from textual import work
 
 from l402tui.tui import format as fmt
 from l402tui.tui.export import export_csv
-from l402tui.tui.screens.confirm import ConfirmScreen
-from l402tui.tui.screens.create_bounty import CreateBountyScreen
-from l402tui.tui.screens.keys import KeysScreen
-from l402tui.tui.screens.review import ReviewScreen
 from l402tui.tui.source import FundingRequest, SourceError
 
 if TYPE_CHECKING:
@@ -54,6 +50,8 @@ class AppActions:
             self._sample_telemetry()
 
     def action_show_keys(self) -> None:
+        from l402tui.tui.screens.keys import KeysScreen  # screens load when first opened: faster start
+
         self.push_screen(KeysScreen())
 
     def action_refresh(self) -> None:
@@ -110,6 +108,8 @@ class AppActions:
         return True
 
     def action_create_bounty(self) -> None:
+        from l402tui.tui.screens.create_bounty import CreateBountyScreen
+
         if not self._need_source():
             return
 
@@ -134,6 +134,8 @@ class AppActions:
 
     @work(exclusive=True, group="sponsor", exit_on_error=False)
     async def _fund(self, bounty_id: str, name: str) -> None:
+        from l402tui.tui.screens.confirm import ConfirmScreen
+
         try:
             request: FundingRequest = await self.source.fund_bounty(bounty_id)
         except SourceError as exc:
@@ -151,6 +153,8 @@ class AppActions:
             [("ok", "OK", "primary")]))
 
     def action_review_submission(self) -> None:
+        from l402tui.tui.screens.review import ReviewScreen
+
         submission = self._selected("submissions")
         if not self._need_source() or submission is None:
             if submission is None:
@@ -165,6 +169,8 @@ class AppActions:
         self.push_screen(ReviewScreen(self.source, submission), decided)
 
     def action_close_bounty(self) -> None:
+        from l402tui.tui.screens.confirm import ConfirmScreen
+
         bounty = self._selected("bounties")
         if not self._need_source() or bounty is None:
             if bounty is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from l402tui.telemetry.gpu import GpuSampler
 from l402tui.telemetry.host import HostSampler
 
@@ -65,6 +67,11 @@ class FakeNvml:
 GPU = {"name": "NVIDIA A100", "util": 91, "used": 30 * 2**30, "total": 40 * 2**30, "temp": 64, "power_mw": 250_000}
 
 
+def _nvidia_present() -> bool:
+    return _nvidia_gpu_present()
+
+
+@pytest.mark.skipif("_nvidia_present()", reason="this machine has an NVIDIA driver")
 def test_without_a_driver_it_says_no_gpu_and_does_not_raise():
     snapshot = GpuSampler().read()  # the real pynvml on this machine: no libnvidia-ml
     assert snapshot.gpus == () and snapshot.unavailable_reason.startswith("no GPU")
@@ -113,3 +120,24 @@ def test_host_readings_come_from_psutil_and_prime_the_cpu_counter():
     second = sampler.read()
     assert 0.0 <= second.cpu_pct <= 100.0
     assert second.cpu_count >= 1 and 0 < second.memory_pct < 100 and second.load_1m is not None
+
+
+def _nvidia_gpu_present() -> bool:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        count = pynvml.nvmlDeviceGetCount()
+        pynvml.nvmlShutdown()
+        return count > 0
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _nvidia_gpu_present(), reason="needs an NVIDIA GPU and driver")
+def test_a_real_gpu_reads_through_nvml():
+    snapshot = GpuSampler().read()
+    assert snapshot.unavailable_reason is None and snapshot.gpus
+    gpu = snapshot.gpus[0]
+    assert gpu.name and gpu.memory_total_bytes > 2**30 and 0 <= gpu.utilization_pct <= 100
+    assert gpu.temperature_c is not None and gpu.power_w is not None and gpu.power_w > 0

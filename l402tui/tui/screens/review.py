@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -69,6 +68,8 @@ class ReviewScreen(ModalScreen[str | None]):
         if len(diff) > MAX_DIFF_CHARS:
             diff = diff[:MAX_DIFF_CHARS] + f"\n… cut at {MAX_DIFF_CHARS:,} characters"
         self.diff_text = diff
+        from rich.syntax import Syntax  # pygments: only when a diff is shown
+
         diff_widget.update(Syntax(diff or "(empty diff)", "diff", theme="ansi_dark", word_wrap=False,
                                   background_color="default"))
 
