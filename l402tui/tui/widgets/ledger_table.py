@@ -17,9 +17,9 @@ class LedgerTable(RecordTable[LedgerRow]):
         Column("Kind", lambda r: Text(r.kind, style="bold")),
         Column("Status", lambda r: status_text(r.status)),
         Column("Amount (sat)", lambda r: Text(fmt.sats(r.amount_msat), justify="right")),
+        Column("Detail", lambda r: r.detail),
         Column("Bounty", lambda r: fmt.short_id(r.bounty_id, 14)),
         Column("Submission", lambda r: fmt.short_id(r.submission_id, 14)),
-        Column("Detail", lambda r: r.detail),
         Column("Reference", lambda r: Text(fmt.short_id(r.reference, 24), style="dim")),
     )
 
