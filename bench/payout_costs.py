@@ -33,7 +33,7 @@ async def grow(w: World, n: int) -> None:
     b = None
     for i in range(n):
         if i % PER_BOUNTY == 0:
-            b = await w.bounty(pool_sats=1_000_000)
+            b = await w.bounty(pool_sats=100_000)
         s = await w.submit(b, "agent-1", keysend=True)
         await w.verdict(s, "ACCEPTED", 0.0001)
         await payouts.on_accepted(w.store, w.coordinator, w.cfg, s)
@@ -44,7 +44,7 @@ async def measure(n: int, repeats: int) -> dict[str, float]:
         w = await World.open(Path(tmp))
         try:
             await grow(w, n)
-            b = await w.bounty(pool_sats=1_000_000)
+            b = await w.bounty(pool_sats=100_000)
             keysend, claim, tick, check = [], [], [], []
             for _ in range(repeats):
                 s = await w.submit(b, "agent-2", keysend=True)
