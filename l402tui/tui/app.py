@@ -145,6 +145,11 @@ class L402App(AppActions, App):
             self._attach_agent()
         self.main_screen.query_one("#bounties-table").focus()
 
+    def on_descendant_focus(self, event) -> None:
+        # A blinking cursor is animation too: steady unless tui.animation is on.
+        if self.animation_level == "none" and hasattr(event.widget, "cursor_blink"):
+            event.widget.cursor_blink = False
+
     def on_resize(self) -> None:
         self.main_screen.set_class(self.size.width < NARROW_WIDTH, "narrow")
 

@@ -19,7 +19,9 @@ def _ready(extra=None):
         await wait_for(pilot, lambda: loaded(pilot.app), "panes to load")
         if extra is not None:
             await extra(pilot)
-        await pilot.pause(0.1)
+        # Let workers report and the screen settle (under a loaded CI box this takes a moment).
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.3)
 
     return run_before
 
