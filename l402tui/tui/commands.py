@@ -16,7 +16,7 @@ class ActionsProvider(Provider):
         keymap = getattr(self.app, "keymap", {})
         for spec in APP_ACTIONS:
             key = keymap.get(spec.id, spec.key).replace("question_mark", "?").replace("slash", "/")
-            yield spec, f"{spec.help}  [{key}]"
+            yield spec, f"{spec.help}  · key {key}"  # no [brackets]: the palette reads them as markup
 
     async def discover(self) -> Hits:
         for spec, title in self._entries():
