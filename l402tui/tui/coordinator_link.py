@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import socket
 from pathlib import Path
 
 from l402tui.config import Config
@@ -35,13 +36,35 @@ def log_to_file(cfg: Config) -> Path:
     return path
 
 
-async def open_in_process(cfg: Config) -> ApiSource:
+def _port_taken(host: str, port: int) -> bool:
+    if port == 0:
+        return False
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+async def open_in_process(cfg: Config):
     """Start the coordinator (with its HTTP API and evaluation worker) in this process,
-    on its own event loop in a thread so nothing it does can stall the screen."""
+    on its own event loop in a thread so nothing it does can stall the screen.
+
+    If a coordinator already listens on the configured port (`l402tui serve`), a
+    second one on the same database would race it: show the data read-only instead
+    and say how to attach."""
     await asyncio.to_thread(lambda: [importlib.import_module(m) for m in HEAVY_MODULES])
     from l402tui.coordinator import seams
     from l402tui.tui.loop_thread import LoopThread, ThreadedProxy
     from l402tui.tui.store_source import StoreSource
+
+    host, port = cfg.get("coordinator.host"), int(cfg.get("coordinator.port"))
+    if _port_taken(host, port):
+        return await StoreSource.open(cfg.db_path, description=(
+            f"read-only: a coordinator already listens on {host}:{port}; "
+            f"use `l402tui --attach http://{host}:{port}` to act"))
 
     thread = LoopThread("coordinator")
     try:

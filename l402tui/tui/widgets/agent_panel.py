@@ -101,7 +101,7 @@ class AgentPanel(Vertical):
             text.append(" ")
             text.append(f"· {self.detail}", style="dim")
         text.append(f"\n{self.description}\n", style="dim")
-        text.append(f"{n} experiments · {kept} kept · {crashed} crashed\n")
+        text.append(f"{n} experiment{'s' if n != 1 else ''} · {kept} kept · {crashed} crashed\n")
         text.append(f"{rate:.1f} experiments/hour\n")
         text.append(f"best {fmt.score(best[-1] if best else None)}", style="bold")
         summary.update(text)
