@@ -85,3 +85,23 @@ def test_an_unknown_keymap_id_stops_the_tui_with_the_known_ids(tmp_path):
     result = CliRunner().invoke(main, ["--config", str(config), "tui", "--read-only"])
     assert result.exit_code == 1
     assert "unknown binding id(s) 'toggle_agnet'" in result.output and "toggle_agent" in result.output
+
+
+async def test_beside_a_running_daemon_the_local_tui_only_looks(tmp_path):
+    import socket
+
+    from l402tui.tui.coordinator_link import open_in_process
+    from l402tui.tui.store_source import StoreSource
+
+    with socket.socket() as daemon_port:  # stands where `l402tui serve` listens
+        daemon_port.bind(("127.0.0.1", 0))
+        daemon_port.listen()
+        port = daemon_port.getsockname()[1]
+        cfg = load_config().with_overrides({"paths.data_dir": str(tmp_path / "data"), "coordinator.port": port})
+        source = await open_in_process(cfg)
+    try:
+        assert isinstance(source, StoreSource) and not source.can_act
+        assert f"already listens on 127.0.0.1:{port}" in source.description
+        assert f"--attach http://127.0.0.1:{port}" in source.description
+    finally:
+        await source.close()
