@@ -103,16 +103,19 @@ async def _summary(admin, before: dict[str, int], after: dict[str, int], marks: 
     except Exception as exc:  # noqa: BLE001 - the summary is best effort after shutdown
         lines.append(f"(could not read bounties: {exc})")
         return "\n".join(lines)
-    lines.append("")
-    lines.append(f"  {'bounty':<26} {'status':<17} {'pool left':>12} {'subs':>5}")
-    for b in bounties:
-        left = b.get("pool_left_sats", b.get("pool_left_msat", 0) // 1000 if b.get("pool_left_msat") else 0)
-        lines.append(f"  {b['id']:<26} {b['status']:<17} {left:>12,} {b.get('submissions', '') or '':>5}")
-    lines.append("")
-    lines.append(f"  {'submission':<26} {'status':<19} {'paid (sats)':>12}")
+    per_bounty: dict[str, int] = {}
     for s in subs:
-        paid = s.get("paid_msat")
-        if paid is None and isinstance(s.get("payouts"), dict):
-            paid = sum(p["amount_msat"] for p in s["payouts"].get("payments", []) if p.get("status") == "COMPLETE")
-        lines.append(f"  {s['id']:<26} {s['status']:<19} {(paid or 0) / 1000:>12,.3f}")
+        per_bounty[s["bounty_id"]] = per_bounty.get(s["bounty_id"], 0) + 1
+    lines.append("")
+    lines.append(f"  {'bounty':<26} {'status':<17} {'pool left (sats)':>16} {'submissions':>11}")
+    for b in bounties:
+        lines.append(f"  {b['id']:<26} {b['status']:<17} {b.get('pool_left_sats', 0):>16,} "
+                     f"{per_bounty.get(b['id'], 0):>11}")
+    lines.append("")
+    lines.append(f"  {'submission':<26} {'bounty':<18} {'status':<19} {'paid (sats)':>12}")
+    for s in subs:
+        detail = await admin.submission(s["id"])
+        payments = (detail.get("payouts") or {}).get("payments", [])
+        paid = sum(p["amount_msat"] for p in payments if p.get("status") == "COMPLETE")
+        lines.append(f"  {s['id']:<26} {s['bounty_id']:<18} {s['status']:<19} {paid / 1000:>12,.3f}")
     return "\n".join(lines)

@@ -68,8 +68,9 @@ def demo_config(base: Config, data_dir: Path, *, port: int | None = None,
     }, source="demo")
 
 
-def copy_bounty(sample: str, dest_root: Path) -> Path:
-    """Copy a sample bounty as the demo sponsor posts it: same code and data, a 2 h deadline."""
+def copy_bounty(sample: str, dest_root: Path, holdback_s: float = HOLDBACK_S) -> Path:
+    """Copy a sample bounty as the demo sponsor posts it: same code and data, a 2 h
+    deadline and a holdback of about a minute (instead of a day)."""
     source = SAMPLES_DIR / sample
     if not (source / "bounty.toml").is_file():
         raise DemoError(f"sample bounty {source} is missing; run the demo from a checkout of l402tui")
@@ -81,6 +82,8 @@ def copy_bounty(sample: str, dest_root: Path) -> Path:
     toml, n = re.subn(r"(?m)^duration_hours\s*=.*$", f"duration_hours = {DEMO_DURATION_HOURS}", toml)
     if n != 1:
         raise DemoError(f"{source}/bounty.toml has no single reward.duration_hours line to shorten for the demo")
+    # A bounty's own holdback_s wins over the config's: shorten it in the copy too.
+    toml = re.sub(r"(?m)^holdback_s\s*=.*$", f"holdback_s = {int(holdback_s)}", toml)
     (dest / "bounty.toml").write_text(toml, encoding="utf-8")
     return dest
 
@@ -97,7 +100,7 @@ def prepare(base: Config, data_dir: Path, *, bounties: tuple[str, ...] = DEMO_BO
     (data_dir / ".l402tui-demo").write_text("made by `l402tui demo`; safe to delete\n")
     cfg = demo_config(base, data_dir, port=port, holdback_s=holdback_s)
     sponsor_dir = data_dir / "sponsor"
-    dirs = tuple(copy_bounty(name, sponsor_dir) for name in bounties)
+    dirs = tuple(copy_bounty(name, sponsor_dir, holdback_s) for name in bounties)
     return DemoPlan(cfg, dirs, f"http://127.0.0.1:{cfg.get('coordinator.port')}")
 
 
