@@ -155,3 +155,19 @@ def _rmdir_quietly(path: Path) -> None:
         path.rmdir()
     except OSError:
         pass
+
+
+def sweep_stale_cgroups(min_age_s: float = 600.0) -> int:
+    """Remove our empty cgroups left by a process killed before it could (age-gated so
+    a group another process has just created for its next run is never touched)."""
+    removed = 0
+    now = time.time()
+    for path in [*CgroupAccount.ROOT.glob("*/l402tui-*"), *CgroupAccount.ROOT.glob("l402tui-*")]:
+        try:
+            if not path.is_dir() or now - path.stat().st_mtime < min_age_s:
+                continue
+            path.rmdir()  # fails (and is left alone) while any process or child group is inside
+            removed += 1
+        except OSError:
+            continue
+    return removed

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from l402tui.bounty import load_bounty
 from l402tui.config import Config, load_config
+from l402tui.evaluation.cgroups import sweep_stale_cgroups
 from l402tui.evaluation.harness import EvaluationResult, evaluate, sweep_stale_roots
 from l402tui.evaluation.queue import EvaluationQueue, OnDone
 from l402tui.evaluation.runners import image_for, pick_sandbox
@@ -71,6 +72,7 @@ async def run_worker(store: Store, cfg: Config, *, stop: asyncio.Event | None = 
     queue = EvaluationQueue(store, max_concurrent=int(settings["max_concurrent"]),
                             max_attempts=int(settings["max_attempts"]))
     sweep_stale_roots()
+    sweep_stale_cgroups()
     requeued = await queue.recover()
     if requeued:
         log.warning("re-queued evaluations interrupted by a previous stop: %s", requeued)

@@ -161,3 +161,19 @@ def test_sweep_removes_temp_dirs_of_dead_processes_only(tmp_path):
     (tmp_path / f"{ROOT_PREFIX}unowned").mkdir()
     assert sweep_stale_roots(tmp_path) == [tmp_path / f"{ROOT_PREFIX}dead"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{ROOT_PREFIX}alive", f"{ROOT_PREFIX}unowned"]
+
+
+def test_stale_empty_cgroups_are_swept_but_fresh_ones_kept(monkeypatch, tmp_path):
+    from l402tui.evaluation import cgroups
+
+    monkeypatch.setattr(cgroups.CgroupAccount, "ROOT", tmp_path)
+    old, fresh, busy = tmp_path / "memory" / "l402tui-old", tmp_path / "memory" / "l402tui-fresh", \
+        tmp_path / "pids" / "l402tui-busy"
+    for d in (old, fresh, busy):
+        d.mkdir(parents=True)
+    (busy / "child").mkdir()  # not empty: rmdir refuses, as the kernel does for a group in use
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    os.utime(busy, (past, past))
+    assert cgroups.sweep_stale_cgroups() == 1
+    assert not old.exists() and fresh.exists() and busy.exists()
