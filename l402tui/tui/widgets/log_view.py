@@ -79,9 +79,19 @@ class LogView(ScrollView, can_focus=True):
             self.call_after_refresh(self._scroll_to_end)
         self.refresh()
 
-    def _scroll_to_end(self) -> None:
-        if self.follow:
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+    def _scroll_to_end(self, tries: int = 0) -> None:
+        if not self.follow:
+            return
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        # The new size is only known to the scroll maths once laid out; if that has not
+        # happened yet, look again shortly (a few times at most) rather than stop short.
+        expected = max(0, len(self.lines) - self.scrollable_content_region.height)
+        if self.scroll_y < expected and tries < 20:
+            self.set_timer(0.05, lambda: self._scroll_to_end(tries + 1))
+
+    def on_resize(self) -> None:
+        if self.follow and self.lines:
+            self.call_after_refresh(self._scroll_to_end)
 
     def _trim(self) -> None:
         excess = len(self.lines) - self.max_lines
