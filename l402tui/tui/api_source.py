@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from l402tui.tui.source import (REVIEW_DECISIONS, ActionResult, ActionUnavailable, BountyRow, CoordinatorSource,
                                 EvaluationRow, FundingRequest, LedgerRow, SourceError, SourceEvent, SubmissionRow)
-from l402tui.tui.store_source import StoreSource, _find_score, fmt_time, invoice_kind
+from l402tui.tui.store_source import StoreSource, _find_score, fmt_time, invoice_kind, reservation_rows
 
 Reviewer = Callable[[str, bool, str], Awaitable[None]]
 
@@ -107,8 +107,20 @@ class ApiSource(CoordinatorSource):
                 detail = f"release {fmt_time(releases[p['submission_id']])}"
             rows.append(LedgerRow(_unix(p["created_at"]), p["purpose"], p["status"], int(p["amount_msat"]),
                                   p.get("bounty_id"), p.get("submission_id"), p["idempotency_key"], detail))
+        entries = await self._call("ledger entries", self.api.ledger(bounty_id, limit))
+        entries = [dict(e, created_at=_unix(e.get("created_at"))) for e in entries
+                   if str(e.get("account", "")).startswith(("holdback:", "fees:"))]
+        timers = await self._holdback_timers()
+        rows.extend(reservation_rows(entries, timers))
         rows.sort(key=lambda r: r.created_at, reverse=True)
         return rows[:limit]
+
+    async def _holdback_timers(self) -> dict[str, tuple[float | None, float | None]]:
+        if self.local is None:
+            return {}
+        rows = await self.local.store.fetchall(
+            "SELECT subject_id, due_at, done_at FROM timers WHERE kind = 'holdback_release'")
+        return {r["subject_id"]: (r["due_at"], r["done_at"]) for r in rows}
 
     async def _holdback_releases(self) -> dict[str, float]:
         if self.local is None:

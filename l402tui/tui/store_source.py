@@ -44,7 +44,8 @@ class StoreSource(CoordinatorSource):
                    (SELECT COALESCE(SUM(p.amount_msat), 0) FROM payments p
                      WHERE p.bounty_id = b.id AND p.purpose IN ('payout', 'holdback')
                        AND p.status != 'FAILED') AS spent_msat,
-                   (SELECT i.bolt11 FROM invoices i WHERE i.payment_hash = b.funding_payment_hash) AS funding_bolt11
+                   (SELECT i.bolt11 FROM invoices i WHERE i.payment_hash = b.funding_payment_hash) AS funding_bolt11,
+                   (SELECT SUM(l.amount_msat) FROM ledger_entries l WHERE l.account = 'pool:' || b.id) AS pool_balance
             FROM bounties b ORDER BY b.created_at DESC
             """
         )
@@ -54,7 +55,9 @@ class StoreSource(CoordinatorSource):
             out.append(BountyRow(
                 id=r["id"], name=r["name"], status=r["status"], metric=metric,
                 pool_msat=r["pool_msat"] or 0,
-                pool_left_msat=max(0, (r["pool_msat"] or 0) - (r["spent_msat"] or 0)),
+                # The double-entry ledger is the truth where the payouts engine keeps one.
+                pool_left_msat=max(0, r["pool_balance"] if r["pool_balance"] is not None
+                                   else (r["pool_msat"] or 0) - (r["spent_msat"] or 0)),
                 baseline=score_of(r["baseline_json"], metric), best=score_of(r["best_json"], metric),
                 deadline=r["deadline"], submissions=r["n_submissions"],
                 funding_mode=r["funding_mode"] or "hold",
@@ -107,6 +110,12 @@ class StoreSource(CoordinatorSource):
                 detail = f"release {fmt_time(r['next_attempt_at'])}"
             rows.append(LedgerRow(r["created_at"], r["purpose"], r["status"], r["amount_msat"], r["bounty_id"],
                                   r["submission_id"], r["payment_hash"] or r["idempotency_key"], detail))
+        entries = await self.store.fetchall(
+            f"SELECT * FROM ledger_entries WHERE (account LIKE 'holdback:%' OR account LIKE 'fees:%') {cond} "
+            "ORDER BY id DESC LIMIT ?", [*params, limit])
+        releases = await self.store.fetchall(
+            "SELECT subject_id, due_at, done_at FROM timers WHERE kind = 'holdback_release'")
+        rows.extend(reservation_rows(entries, {r["subject_id"]: (r["due_at"], r["done_at"]) for r in releases}))
         rows.sort(key=lambda row: row.created_at, reverse=True)
         return rows[:limit]
 
@@ -196,6 +205,36 @@ def read_log_segments(paths: list[tuple[int, Path]], offset: int, finished: bool
             break
         start = end
     return lines, consumed
+
+
+def reservation_rows(entries: list[dict[str, Any]],
+                     releases: dict[str, tuple[float | None, float | None]]) -> list[LedgerRow]:
+    """Holdbacks and fees live in the double-entry ledger, not as payments: one row per
+    entry on a holdback or fee account, with the holdback's release time from its timer."""
+    rows = []
+    for e in entries:
+        account, amount = e["account"], int(e["amount_msat"])
+        sub = e.get("submission_id") or _submission_of(e.get("txn_id") or "")
+        if account.startswith("fees:"):
+            rows.append(LedgerRow(e["created_at"], "fee", "BOOKED", amount, e.get("bounty_id"), sub,
+                                  e.get("txn_id") or "", e.get("memo") or ""))
+            continue
+        due, done = releases.get(sub or "", (None, None))
+        if amount > 0:
+            status = "HELD" if due is not None and done is None else ("RESOLVED" if done else "HELD")
+            detail = f"release {fmt_time(due)}" if status == "HELD" and due else (e.get("memo") or "")
+            rows.append(LedgerRow(e["created_at"], "holdback", status, amount, e.get("bounty_id"), sub,
+                                  e.get("txn_id") or "", detail))
+        else:
+            rows.append(LedgerRow(e["created_at"], "holdback out", "BOOKED", -amount, e.get("bounty_id"), sub,
+                                  e.get("txn_id") or "", e.get("memo") or ""))
+    return rows
+
+
+def _submission_of(txn_id: str) -> str | None:
+    # Ledger transactions are named "<purpose>:<subject>"; for payouts the subject is the submission.
+    head, _, subject = txn_id.partition(":")
+    return subject if subject.startswith("s_") else None
 
 
 def invoice_kind(kind: str, is_hold: bool) -> str:

@@ -78,9 +78,6 @@ def seed(db_path: Path, log_dir: Path, now: float = NOW, running: bool = False) 
         {"idempotency_key": "payout:s_accepted01:1", "bounty_id": "b_logparse01", "submission_id": "s_accepted01",
          "purpose": "payout", "amount_msat": 44_400_000, "fee_msat": 1000, "status": "COMPLETE",
          "payment_hash": "p_payout1", "attempts": 1, "created_at": now - 3 * HOUR},
-        {"idempotency_key": "holdback:s_accepted01", "bounty_id": "b_logparse01", "submission_id": "s_accepted01",
-         "purpose": "holdback", "amount_msat": 11_100_000, "status": "PENDING", "attempts": 0,
-         "next_attempt_at": now + 45 * HOUR, "created_at": now - 3 * HOUR},
         {"idempotency_key": "refund:b_sortbench3", "bounty_id": "b_sortbench3", "purpose": "refund",
          "amount_msat": 9_000_000, "status": "COMPLETE", "payment_hash": "p_refund3", "attempts": 1,
          "created_at": now - HOUR},
@@ -88,6 +85,23 @@ def seed(db_path: Path, log_dir: Path, now: float = NOW, running: bool = False) 
          "purpose": "payout", "amount_msat": 8_800_000, "status": "COMPLETE", "payment_hash": "p_payout5",
          "attempts": 1, "created_at": now - 2 * HOUR},
     ])
+    # The payouts engine's double-entry books for the accepted submission: pool -> payout owed,
+    # pool -> holdback (released by a timer), pool -> coordinator fee.
+    db["ledger_entries"].insert_all([
+        {"txn_id": f"{txn}:{bid}", "account": account, "amount_msat": amount, "bounty_id": bid,
+         "submission_id": sub, "memo": memo, "created_at": now - at * HOUR}
+        for txn, bid, sub, account, amount, memo, at in [
+            ("fund", "b_logparse01", None, "sponsor_funding:b_logparse01", -100_000_000, "funded (hold)", 9),
+            ("fund", "b_logparse01", None, "pool:b_logparse01", 100_000_000, "funded (hold)", 9),
+            ("payout", "b_logparse01", "s_accepted01", "pool:b_logparse01", -44_400_000, "improvement 6 %", 3),
+            ("payout", "b_logparse01", "s_accepted01", "owed:s_accepted01", 44_400_000, "improvement 6 %", 3),
+            ("payout", "b_logparse01", "s_accepted01", "pool:b_logparse01", -11_100_000, "improvement 6 %", 3),
+            ("payout", "b_logparse01", "s_accepted01", "holdback:b_logparse01", 11_100_000, "improvement 6 %", 3),
+            ("payout", "b_logparse01", "s_accepted01", "pool:b_logparse01", -4_500_000, "coordinator fee", 3),
+            ("payout", "b_logparse01", "s_accepted01", "fees:coordinator", 4_500_000, "coordinator fee", 3),
+        ]])
+    db["timers"].insert({"kind": "holdback_release", "subject_id": "s_accepted01", "due_at": now + 45 * HOUR,
+                         "created_at": now - 3 * HOUR})
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / "eval-1-r0.log"
     log.write_text("".join(f"[run] step {i:03d} loss={2.5 - i * 0.01:.3f}\n" for i in range(60))

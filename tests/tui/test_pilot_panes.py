@@ -20,8 +20,9 @@ async def test_panes_show_what_the_coordinator_holds(make_app, seeded_db):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: loaded(app), "panes to load")
         bounties = {b.id: b for b in _table(app, "bounties").records}
-        # 100,000 sat pool minus the 44,400 paid and the 11,100 held back
-        assert bounties["b_logparse01"].pool_left_msat == 44_500_000
+        # from the ledger: 100,000 sat pool minus 44,400 paid, 11,100 held back and a 4,500 fee
+        assert bounties["b_logparse01"].pool_left_msat == 40_000_000
+        assert bounties["b_sortbench3"].pool_left_msat == 11_200_000  # no books: pool minus payments
         assert bounties["b_logparse01"].best == 0.861 and bounties["b_logparse01"].submissions == 4
         assert bounties["b_charlm0002"].funding_bolt11.startswith("lnbcrt2687u1")
         subs = {s.id: s for s in _table(app, "submissions").records}
@@ -29,8 +30,9 @@ async def test_panes_show_what_the_coordinator_holds(make_app, seeded_db):
         assert subs["s_accepted01"].payout_msat == 44_400_000  # the holdback is still pending
         ledger = _table(app, "ledger").records
         holdback = next(r for r in ledger if r.kind == "holdback")
-        assert holdback.status == "PENDING" and holdback.detail.startswith("release 2026-12-01")
-        assert {r.kind for r in ledger} >= {"funding hold", "stake hold", "payout", "refund"}
+        assert holdback.status == "HELD" and holdback.amount_msat == 11_100_000
+        assert holdback.detail.startswith("release 2026-12-01")
+        assert {r.kind for r in ledger} >= {"funding hold", "stake hold", "payout", "refund", "fee"}
         assert "l402 fee" not in {r.kind for r in ledger}  # download fees are not sponsor money
         log = app.main_screen.query_one(EvalLogPane)
         assert log.evaluation.id == 1 and log.view.lines[-1] == "[score] f1=0.861 wall_s=4.2"

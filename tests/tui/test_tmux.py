@@ -59,7 +59,7 @@ def test_at_120x40_every_pane_is_there_and_keys_work(tmux_app):
     screen = wait_screen(s, "3 bounties · 1 open", "logparse", "[score] f1=0.861", "no GPU (no NVIDIA driver found)")
     assert "AWAITING_FUNDING" in screen and len(screen.splitlines()[0]) > 80
     subprocess.run(["tmux", "send-keys", "-t", s, "3"], check=True)
-    screen = wait_screen(s, "holdback", "PENDING")
+    screen = wait_screen(s, "holdback", "HELD")
     assert "release 2026-12-01" in screen and "funding hold" in screen
     subprocess.run(["tmux", "send-keys", "-t", s, "?"], check=True)
     wait_screen(s, "Binding id", "toggle_agent")

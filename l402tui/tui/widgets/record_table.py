@@ -35,7 +35,7 @@ GAP = 2
 # them through their palette.
 STATUS_STYLES = {
     "OPEN": "green", "ACCEPTED": "green", "PAID_FULL": "green", "COMPLETE": "green", "SETTLED": "green",
-    "PAID_PARTIAL": "cyan", "HELD": "cyan",
+    "PAID_PARTIAL": "cyan", "HELD": "cyan", "AWAITING_CLAIM": "yellow", "BOOKED": "dim", "RESOLVED": "green",
     "AWAITING_FUNDING": "yellow", "AWAITING_STAKE": "yellow", "QUEUED": "yellow", "PENDING": "yellow",
     "EVALUATING": "bold yellow", "RUNNING": "bold yellow", "RECEIVED": "yellow", "DRAFT": "yellow",
     "REJECTED": "red", "FAILED": "red", "CANCELED": "red", "HOLDBACK_FORFEITED": "red", "EXPIRED": "red",
