@@ -32,6 +32,7 @@ class TelemetryPane(Widget):
         self.gpu: GpuSnapshot | None = None
         self.host: HostReading | None = None
         self.history: dict[str, deque[float | None]] = {}
+        self._shape: tuple | None = None
 
     def update_readings(self, gpu: GpuSnapshot, host: HostReading) -> None:
         self.gpu, self.host = gpu, host
@@ -40,7 +41,11 @@ class TelemetryPane(Widget):
         for g in gpu.gpus:
             self._push(f"gpu{g.index}", g.utilization_pct)
             self._push(f"gpumem{g.index}", g.memory_pct)
-        self.refresh(layout=True)
+        # Re-layout the screen only when the pane's height can change (GPUs came or went);
+        # otherwise a once-a-second repaint of this pane alone is all idle costs.
+        shape = (len(gpu.gpus), gpu.unavailable_reason is None, host.load_1m is not None)
+        self.refresh(layout=shape != self._shape)
+        self._shape = shape
 
     def _push(self, key: str, value: float | None) -> None:
         self.history.setdefault(key, deque(maxlen=HISTORY)).append(value)
