@@ -49,8 +49,11 @@ class CrashingNode(LightningBackend):
     async def pay(self, bolt11, **kw):
         return await self._after(await self.inner.pay(bolt11, **kw))
 
-    async def keysend(self, destination, amount_msat, **kw):
-        return await self._after(await self.inner.keysend(destination, amount_msat, **kw))
+    async def keysend(self, destination, amount_msat, *, max_fee_msat=None, preimage=None):
+        # preimage as the sim takes it, so payouts records the hash before sending (the path
+        # without it is tests/payouts/test_keysend_crash.py)
+        return await self._after(await self.inner.keysend(destination, amount_msat, max_fee_msat=max_fee_msat,
+                                                          preimage=preimage))
 
     async def status(self):
         return await self.inner.status()
