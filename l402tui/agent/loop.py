@@ -8,13 +8,13 @@ One experiment (:meth:`ExperimentLoop.step`):
 3. the change, read as one diff against the baseline, is evaluated with the bounty's
    repeats inside a per-experiment time budget; a failure or timeout is a ``crash``;
 4. if it beats the best by more than the noise margin (``judge``) it is committed with
-   the metric in its message; else it is committed as a candidate (for its hash) and
-   the tree is hard-reset to the last kept commit;
+   the metric in its message; else it is set aside as a stash entry (a commit with a
+   hash) and the tree is back on the last kept commit;
 5. a row goes to ``results.tsv``.
 
 Order matters for kill -9: a kept commit is written before its row (resume adds a
-missing row from the commit message); a discard or crash row is written before the
-reset (resume finishes the reset).  Git and file work runs in a thread so an event
+missing row from the commit message); a crash row is written before its reset (resume
+finishes the reset); setting a discard aside and resetting is one git step.  Git and file work runs in a thread so an event
 loop shared with a UI never stalls on it.
 """
 
@@ -249,12 +249,16 @@ class ExperimentLoop:
         return row
 
     def _reject(self, status: str, description: str, metric: float, memory_gb: float, evaluated: bool) -> ResultRow:
-        """Log a discard or crash and reset.  An evaluated candidate is committed first so
-        its row names a commit that holds it; otherwise the row names the last kept one."""
-        sha = self.ws.commit_candidate(description) if evaluated else (self.best_commit or self.ws.baseline)
-        row = ResultRow(sha[:7], metric, memory_gb, status, description)
-        self.log.append(row)  # the row before the reset: see the module doc
-        self.ws.discard(clean=not evaluated)
+        """Log a discard or crash and reset.  An evaluated edit is set aside as a commit the
+        row names; otherwise the row names the last kept commit."""
+        if evaluated:
+            sha = self.ws.reject(description)  # set aside and reset in one step
+            row = ResultRow(sha[:7], metric, memory_gb, status, description)
+            self.log.append(row)
+        else:
+            row = ResultRow((self.best_commit or self.ws.baseline)[:7], metric, memory_gb, status, description)
+            self.log.append(row)  # the row before the reset: see the module doc
+            self.ws.discard(clean=True)
         return row
 
     def _finish(self, number: int, row: ResultRow, metric: float | None, reason: str, started: float) -> ResultRow:
@@ -298,6 +302,7 @@ class ExperimentLoop:
             await asyncio.shield(asyncio.to_thread(self._recover_after_cancel))
             raise
         finally:
+            self.ws.release()
             self._session.best_metric = self.best_metric
             self._session.stopped_because = reason
             self.emit(LoopStopped(reason, self._session.experiments))

@@ -30,7 +30,7 @@ from l402tui.evaluation.scoring import composite_gain
 
 SUBMISSIONS_FILE = "submissions.json"
 SETTLED = ("REJECTED", "FLAGGED", "PAID_FULL", "HOLDBACK_FORFEITED")
-CLAIM_ATTEMPTS = 5
+CLAIM_PATIENCE_S = 120.0
 
 
 @dataclass
@@ -179,13 +179,20 @@ class AgentSession:
         self._wake.set()  # the bar may have moved: reconsider the best
 
     async def settle_claims(self, record: SubmissionRecord) -> int:
-        """Claim what is owed until the coordinator shows it paid (or nothing is in
-        flight); a claim it could not pay (FAILED) is asked again, backing off.  Counts
-        only payments the coordinator shows COMPLETE; returns the msat newly paid."""
+        """Claim what is owed until the coordinator shows it paid.  The payouts of an
+        accepted submission may appear a moment after the verdict, and a claim the
+        coordinator could not pay (FAILED) is asked again: both are polled, backing off,
+        for up to CLAIM_PATIENCE_S.  Counts only payments shown COMPLETE; returns the msat
+        newly paid."""
         before = record.claimed_msat
-        for attempt in range(CLAIM_ATTEMPTS):
-            await self.client.claim(record.id, record.bounty_id)
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + CLAIM_PATIENCE_S
+        delay = self.poll_s
+        while True:
             rows = await self.client.payout_rows(record.id)
+            if any(r.get("status") in CLAIMABLE for r in rows):
+                await self.client.claim(record.id, record.bounty_id)
+                rows = await self.client.payout_rows(record.id)
             for row in rows:
                 key = row.get("idempotency_key") or f"{row.get('purpose')}:{row.get('payment_hash')}"
                 if row.get("status") == "COMPLETE" and key not in record.paid_keys:
@@ -194,9 +201,11 @@ class AgentSession:
                     self.emit(PayoutClaimed(record.id, int(row["amount_msat"]), row.get("purpose", "payout"),
                                             "COMPLETE"))
             self._save_records()
-            if not any(r.get("status") in CLAIMABLE + IN_FLIGHT for r in rows):
+            waiting = not rows or any(r.get("status") in CLAIMABLE + IN_FLIGHT for r in rows)
+            if not waiting or loop.time() >= ends:
                 break
-            await asyncio.sleep(self.poll_s * 2 ** attempt)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
         return record.claimed_msat - before
 
     def _spawn(self, coro: Any) -> None:

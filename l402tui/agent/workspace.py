@@ -5,12 +5,12 @@ committed as the *baseline* on its own branch and tagged.  An experiment follows
 autoresearch's rhythm: the proposer edits files; :meth:`Workspace.read_change` reads
 the edit as one diff against the baseline, which the loop evaluates; then either
 :meth:`keep` commits it with the metric in the message (the branch advances) or
-:meth:`commit_candidate` + :meth:`discard` record it as a commit off the branch and
-hard-reset to the last kept one.  So the branch holds only the baseline and kept
-commits, and every evaluated experiment has a hash to look at.
+:meth:`reject` puts it aside as a stash entry and resets to the last kept commit.  So
+the branch holds only the baseline and kept commits, and every evaluated experiment
+has a commit hash to look at (``git stash list`` lists the rejected ones).
 
-Per experiment that is two git processes when kept (diff, commit) and three when not
-(diff, commit, reset): the loop is meant to cost no more than a shell loop doing the same.
+Per experiment that is two git processes, kept or not (diff + commit, or diff +
+stash): the loop is meant to cost no more than a shell loop of commit and reset.
 
 A kill at any moment leaves one of a few states, and :meth:`recover` returns each to
 the last kept commit.  ``results.tsv`` and scratch space live in the work tree root but
@@ -19,13 +19,17 @@ are excluded from git, so resets never touch them.
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import os
 import re
 import shutil
 import tempfile
+import threading
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import git
 from git import Actor
@@ -40,7 +44,21 @@ CANDIDATE_PREFIX = "candidate: "
 AGENT = Actor("l402tui agent", "agent@l402tui.invalid")
 SCRATCH = ".l402tui"
 RESULTS_FILE = "results.tsv"
+T = TypeVar("T")
 _TRAILER_RE = re.compile(r"^(Metric|Memory-GB): (\S+)$", re.MULTILINE)
+
+
+def _serialized(method: Callable[..., T]) -> Callable[..., T]:
+    """One git operation at a time per work tree: gitpython keeps one long-lived
+    ``git cat-file`` pipe per repository, and two threads talking on it at once (the
+    loop's worker and a UI or the submit task) deadlock."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Workspace", *args: Any, **kwargs: Any) -> T:
+        with self._git_lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class WorkspaceError(Exception):
@@ -79,8 +97,11 @@ class Workspace:
             raise WorkspaceError(f"{self.root} has no {BASELINE_TAG} tag, so it was not made by "
                                  "l402tui agent; point the agent at an empty folder instead")
         self.target_dir = target_dir.strip("/")
-        self._candidate: str | None = None  # a rejected candidate committed at HEAD, about to be dropped
         self._kept_full_diff: str | None = None  # baseline..last kept, to tell "no change" from a change
+        self._lock_fd: int | None = None  # held while an agent works here (see acquire)
+        self._git_lock = threading.RLock()
+        # Read from the ref file once: no object lookup, safe from any thread.
+        self._baseline = git.SymbolicReference.dereference_recursive(self.repo, f"refs/tags/{BASELINE_TAG}")
 
     # creation -------------------------------------------------------------------------
 
@@ -155,15 +176,17 @@ class Workspace:
 
     @property
     def baseline(self) -> str:
-        return self.repo.tags[BASELINE_TAG].commit.hexsha
+        return self._baseline
 
     @property
     def branch(self) -> str:
         return self.repo.active_branch.name
 
+    @_serialized
     def head(self) -> str:
         return self.repo.head.commit.hexsha
 
+    @_serialized
     def last_kept(self) -> str:
         """The newest commit on the branch that is not an unjudged candidate."""
         commit = self.repo.head.commit
@@ -171,6 +194,7 @@ class Workspace:
             commit = commit.parents[0]
         return commit.hexsha
 
+    @_serialized
     def kept_commits(self) -> list[KeptCommit]:
         """Kept commits after the baseline, oldest first (what the branch holds)."""
         out = []
@@ -178,11 +202,13 @@ class Workspace:
             out.append(_parse_kept(commit))
         return list(reversed(out))
 
+    @_serialized
     def changed_paths(self) -> list[str]:
         """Paths (relative to the work tree root) that differ from HEAD, untracked included."""
         raw = self.repo.git.status("--porcelain", "-z", "--untracked-files=all", "--no-renames")
         return sorted({entry[3:] for entry in raw.split("\0") if len(entry) > 3})
 
+    @_serialized
     def spec(self) -> BountySpec:
         """The bounty as shipped, rooted at a pristine copy of the baseline (in scratch).
 
@@ -214,6 +240,7 @@ class Workspace:
 
     # the experiment rhythm ------------------------------------------------------------
 
+    @_serialized
     def read_change(self) -> Change:
         """The work tree against the baseline, in one ``git diff`` (new files in target/
         are added to the index first so the diff shows them)."""
@@ -225,6 +252,7 @@ class Workspace:
         prefix = self.target_dir + "/"
         return Change(full, tuple(diff_paths(full)), rerooted(full, prefix), full != self._kept_diff())
 
+    @_serialized
     def keep(self, change: Change, description: str, metric: float, memory_gb: float) -> str:
         """Commit the work tree as a kept experiment, the metric in the message; the branch advances."""
         message = f"{_one_line(description)}\n\nMetric: {metric:.6f}\nMemory-GB: {memory_gb:.1f}\n"
@@ -232,25 +260,23 @@ class Workspace:
         self._kept_full_diff = change.full_diff
         return self._head_sha()
 
-    def commit_candidate(self, description: str) -> str:
-        """Commit the work tree as a judged-and-rejected candidate (so its row has a hash to
-        look at); :meth:`discard` then drops it from the branch."""
-        self.repo.git.commit("-q", "--all", "--no-verify", "--allow-empty", "-m",
-                             CANDIDATE_PREFIX + _one_line(description))
-        self._candidate = self._head_sha()
-        return self._candidate
+    @_serialized
+    def reject(self, description: str) -> str:
+        """Put a judged-and-rejected experiment aside and reset to the last kept commit, in
+        one git process: ``git stash push`` records it as a commit (listed by ``git stash
+        list``, shown by ``git stash show -p <hash>``) and resets the work tree.  Returns
+        that commit's hash for results.tsv."""
+        self.repo.git.stash("push", "--quiet", "--message", CANDIDATE_PREFIX + _one_line(description))
+        return git.SymbolicReference.dereference_recursive(self.repo, "refs/stash")
 
+    @_serialized
     def discard(self, clean: bool = False) -> None:
-        """Hard reset to the last kept commit (files the candidate added go with it); with
+        """Hard reset to the last kept commit (files the edit added go with it); with
         ``clean``, also delete untracked files anywhere in the work tree (after an edit that
         was never read, such as a failed proposer's)."""
-        if self._candidate is not None and self._head_sha() == self._candidate:
-            self.repo.git.reset("-q", "--hard", "HEAD~1")  # the candidate's parent is the last kept
-        else:
-            self.repo.git.reset("-q", "--hard", "HEAD")
+        self.repo.git.reset("-q", "--hard", "HEAD")
         if clean:
             self.repo.git.clean("-fdq")  # results.tsv and scratch are excluded; -x is not given
-        self._candidate = None
 
     def _kept_diff(self) -> str:
         if self._kept_full_diff is None:
@@ -271,15 +297,45 @@ class Workspace:
                     found.append(rel)
         return found
 
+    @_serialized
     def reopen(self) -> None:
         """Fresh git handles.  A Ctrl-C reaches the whole process group, gitpython's
         long-lived ``git cat-file`` helpers included; the old handles would hit a broken pipe."""
         self.repo.close()
         self.repo = git.Repo(self.root)
 
+    def acquire(self) -> None:
+        """Claim the work tree for this process (one agent per work tree); raises
+        WorkspaceError naming the holder if another agent has it.  Holding the claim is
+        what makes clearing git's stale lock files in :meth:`recover` safe."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.scratch / "agent.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise WorkspaceError(f"another agent (pid {holder}) is working in {self.root}; stop it or "
+                                 "give this one its own --workdir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    @_serialized
     def recover(self) -> bool:
         """After a crash or kill: back to the last kept commit, with no stray files.
         True if anything was undone."""
+        self.acquire()
+        # A git process killed mid-write leaves its lock file; with the work tree ours
+        # alone, any lock left is stale.
+        for stale in Path(self.repo.git_dir).rglob("*.lock"):
+            stale.unlink(missing_ok=True)
         dirty = bool(self.changed_paths())
         last_kept = self.last_kept()
         candidate = self.head() != last_kept
@@ -287,13 +343,14 @@ class Workspace:
             self.repo.git.reset("-q", "--hard", last_kept)
             # results.tsv and scratch are excluded and -x is not given, so they survive.
             self.repo.git.clean("-fdq")
-        self._candidate = self._kept_full_diff = None
+        self._kept_full_diff = None
         return dirty or candidate
 
     def _head_sha(self) -> str:
         # Reads the ref files only; no object lookup.
         return git.SymbolicReference.dereference_recursive(self.repo, "HEAD")
 
+    @_serialized
     def diff(self, rev: str = "HEAD") -> str:
         """Unified diff of target/ from the baseline to ``rev``, paths relative to target/."""
         text = self.repo.git.diff(self.baseline, rev, f"--relative={self.target_dir}/", "--no-color",

@@ -190,7 +190,7 @@ async def _run_local(cfg, local_dir, workdir, proposer, evaluator, settings, on_
     loop = ExperimentLoop(ws, proposer, evaluator, settings=settings, on_event=on_event)
     try:
         summary = await loop.run(max_experiments, deadline_s=deadline_s)
-    except LoopError as exc:
+    except (LoopError, WorkspaceError) as exc:
         raise click.ClickException(str(exc)) from None
     _print_summary(summary, ws.results_path)
 
@@ -200,6 +200,7 @@ async def _run_remote(cfg, url, bounty_id, workdir, proposer, evaluator, setting
     from l402tui.agent.loop import LoopError
     from l402tui.agent.remote import CoordinatorClient, RemoteError
     from l402tui.agent.session import AgentSession
+    from l402tui.agent.workspace import WorkspaceError
     from l402tui.lightning import LightningError, make_backend
 
     wallet = make_backend(cfg, node=node)
@@ -216,7 +217,7 @@ async def _run_remote(cfg, url, bounty_id, workdir, proposer, evaluator, setting
             _print_summary(summary, session.ws.results_path)
             claimed = sum(r.claimed_msat for r in session.records)
             click.echo(f"{client.spent_sats} sats spent on the coordinator, {claimed // 1000} sats claimed")
-    except (RemoteError, LoopError, LightningError) as exc:
+    except (RemoteError, LoopError, LightningError, WorkspaceError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         await wallet.close()

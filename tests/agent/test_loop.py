@@ -39,9 +39,11 @@ async def test_keep_discard_crash_history_and_results_tsv(ws):
     assert [c.message.split("\n")[0] for c in ws.repo.iter_commits(ws.branch)] == [
         "GUESS = 2.75", "GUESS = 2.0", "baseline: guess"]
     candidate = lambda row: ws.repo.commit(row.commit).message  # noqa: E731
-    assert candidate(rows[2]).startswith("candidate: GUESS = 0.1")
-    assert candidate(rows[4]).startswith("candidate: write target/model.py")
-    assert candidate(rows[6]).startswith("candidate: GUESS = 3.5")
+    # Discarded and crashed evaluations are set aside as stash entries, each a commit.
+    assert "candidate: GUESS = 0.1" in candidate(rows[2])
+    assert "candidate: write target/model.py" in candidate(rows[4])
+    assert "candidate: GUESS = 3.5" in candidate(rows[6])
+    assert len(ws.repo.git.stash("list").splitlines()) == 3
     mem = [f"{r.memory_gb:.1f}" for r in rows]  # peak RSS measured by the harness: varies by machine
     assert all(float(m) > 0 for m, r in zip(mem, rows) if r.status != "crash")
     assert ws.results_path.read_text() == (
