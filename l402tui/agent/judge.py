@@ -12,11 +12,11 @@ steps add up).
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 
 from l402tui.agent.public_eval import PublicScore
 from l402tui.bounty.spec import BountySpec
+from l402tui.evaluation import stats
 from l402tui.evaluation.scoring import composite_gain, guard_failures, noise_sigma
 
 
@@ -34,16 +34,13 @@ def headline(spec: BountySpec, score: PublicScore) -> float:
 
 
 def robust_spread(score: PublicScore) -> dict[str, float]:
-    """Per-metric σ estimated as 1.4826 × the median absolute deviation of the repeats.
-
-    On a busy machine one repeat in three can take twice as long; the sample stdev then
-    swamps any real gain, while the MAD ignores the one outlier.  Without the per-repeat
-    values (or with fewer than 3) the harness's stdev is used."""
+    """Per-metric σ from the repeats, as the coordinator computes it
+    (:func:`l402tui.evaluation.stats.spread`); the harness's spread where the
+    per-repeat values are not known."""
     out = dict(score.spread)
     for name, values in score.samples.items():
-        if len(values) >= 3:
-            med = statistics.median(values)
-            out[name] = 1.4826 * statistics.median(abs(v - med) for v in values)
+        if len(values) >= 2:
+            out[name] = stats.spread(values)
     return out
 
 

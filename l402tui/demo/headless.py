@@ -62,10 +62,10 @@ async def run_headless(plan: DemoPlan, *, timeout_s: float, print_summary: bool 
         else:
             code = 0
             say("the story is complete: funded, fees paid, experiments, evaluated, paid 80 %, holdback released")
-        # Give the agents a moment to claim what was just released.
+        # Give the agent a moment to claim what was just released.
         if code == 0:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(_until(lambda: "holdback_paid" in marks.seen), 15)
+                await asyncio.wait_for(_until(lambda: "holdback_paid" in marks.seen), 30)
     finally:
         stop.set()
         for task in tasks:

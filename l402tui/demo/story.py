@@ -189,6 +189,14 @@ async def run_agent(cfg: Config, net, url: str, name: str, bounty_id: str, seed:
             say(line)
 
     async with CoordinatorClient(url, net.node(name), spend_cap_sats=int(cfg.get("agent.spend_cap_sats"))) as client:
+        # These agents wait for the coordinator's held-out baseline before working: it is
+        # what their submissions will be judged against (and measuring it on a quiet
+        # machine keeps its noise, and so the acceptance bar, honest).
+        while not (await client.bounty(bounty_id)).baseline:
+            if stop.is_set():
+                return
+            await asyncio.sleep(0.5)
+        say(f"{name}: the baseline of {bounty_id} is published; starting work")
         session = AgentSession(client, bounty_id, workdir, SearchProposer(seed=seed), on_event=on_event,
                                poll_s=0.5)
         await session.run(stop=stop, settle_timeout_s=5)

@@ -20,7 +20,7 @@ API for the coordinator and the agent (all other modules here are details):
     ``result.status`` is "ok", "refused" (diff or policy; nothing ran) or "failed"
     (a phase crashed, timed out, or the scorer's output was unusable);
     ``result.reasons`` are safe to show the agent, ``result.medians`` /
-    ``result.spreads`` hold per-metric medians and stdevs, ``result.runs`` one
+    ``result.spreads`` hold per-metric medians and robust spreads (σ from the MAD), ``result.runs`` one
     ``RepeatRun`` per repeat.  ``result.agent_view()`` is all an agent may be sent.
     ``log`` receives the untrusted output line by line from worker threads (the
     sponsor's eval log; never forward it to the agent).  ``limits`` overrides the
@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from l402tui.bounty.spec import HARNESS_MEASUREMENTS, BountySpec
+from l402tui.evaluation import stats
 from l402tui.evaluation.diffcheck import DiffRejected, apply_diff, check_diff, git_apply
 from l402tui.evaluation.sandbox import Layout, Limits, RunOutcome, Sandbox
 from l402tui.evaluation.untrusted_log import LogSink
@@ -204,13 +205,13 @@ def sweep_stale_roots(tmp: Path | None = None) -> list[Path]:
 
 
 def summarize(runs: list[RepeatRun]) -> tuple[dict[str, float], dict[str, float]]:
-    """Median and sample stdev (0 for a single repeat) of every metric over the repeats."""
+    """Median and robust spread (:func:`l402tui.evaluation.stats.spread`) of every metric."""
     names = sorted({k for r in runs for k in r.metrics})
     medians, spreads = {}, {}
     for name in names:
         values = [r.metrics[name] for r in runs if name in r.metrics]
         medians[name] = float(statistics.median(values))
-        spreads[name] = float(statistics.stdev(values)) if len(values) > 1 else 0.0
+        spreads[name] = stats.spread(values)
     return medians, spreads
 
 

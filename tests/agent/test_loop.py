@@ -98,7 +98,8 @@ async def test_noise_margin_needs_more_than_k_sigma(tmp_path):
     root = make_bounty(tmp_path / "noisy", repeats=3)
     model = root / "target" / "model.py"
     # Jitter the prediction by -0.05, 0, +0.05 in turn (a counter outside the copies), so
-    # each evaluation of 3 repeats has the same median and a spread of exactly 0.05.
+    # each evaluation of 3 repeats has the same median and a median absolute deviation of
+    # exactly 0.05 (σ = 1.4826 × MAD, as the coordinator computes it).
     counter = tmp_path / "counter"
     counter.write_text("0")
     (root / "target" / "predict.py").write_text((root / "target" / "predict.py").read_text().replace(
@@ -111,7 +112,7 @@ async def test_noise_margin_needs_more_than_k_sigma(tmp_path):
     finished = [e for e in events if isinstance(e, ExperimentFinished)]
     assert finished[0].status == "discard" and "noise margin" in finished[0].reason
     assert finished[1].status == "keep"
-    assert loop.best.repeats == 3 and loop.best.spread["error"] == pytest.approx(0.05)
+    assert loop.best.repeats == 3 and loop.best.spread["error"] == pytest.approx(1.4826 * 0.05)
     assert model.read_text().startswith("GUESS = 0.5")  # the sponsor's folder is untouched
 
 

@@ -3,37 +3,16 @@ cannot work here) and tiny bounties in temp dirs."""
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
 import pytest
 
 from l402tui.bounty import load_bounty
-from l402tui.evaluation.runners import DEFAULT_IMAGE, bwrap_status, docker_status
-from l402tui.evaluation.docker_sandbox import DockerSandbox
-from l402tui.evaluation.sandbox import BwrapSandbox, LocalSandbox
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tinybounty  # noqa: E402
-
-
-@functools.cache
-def runner_problem(kind: str) -> str | None:
-    if kind == "docker":
-        status = docker_status(DEFAULT_IMAGE)
-    elif kind == "bwrap":
-        status = bwrap_status()
-    else:
-        return None
-    return None if status.available else status.detail
-
-
-def make_runner(kind: str):
-    problem = runner_problem(kind)
-    if problem:
-        pytest.skip(f"{kind} sandbox unavailable: {problem} (scripts/docker-setup.sh sets it up)")
-    return {"docker": lambda: DockerSandbox(DEFAULT_IMAGE), "bwrap": BwrapSandbox, "local": LocalSandbox}[kind]()
+from runners_fixture import make_runner, runner_problem  # noqa: E402,F401
 
 
 ISOLATED = [pytest.param("bwrap", marks=pytest.mark.bwrap), pytest.param("docker", marks=pytest.mark.docker)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_runner
+from runners_fixture import make_runner
 from l402tui.evaluation.audit import audit_bounty
 from l402tui.evaluation.sandbox import LocalSandbox
 from tinybounty import ECHO_FIX, FIX_DIFF
