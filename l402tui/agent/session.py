@@ -31,6 +31,7 @@ from l402tui.evaluation.scoring import composite_gain
 SUBMISSIONS_FILE = "submissions.json"
 SETTLED = ("REJECTED", "FLAGGED", "PAID_FULL", "HOLDBACK_FORFEITED")
 CLAIM_PATIENCE_S = 120.0
+HOLDBACK_POLL_MAX_S = 15.0
 
 
 @dataclass
@@ -87,6 +88,7 @@ class AgentSession:
         self.records: list[SubmissionRecord] = []
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        self._watchers: set[asyncio.Task] = set()
         self._submit_lock = asyncio.Lock()
 
     def emit(self, event: AgentEvent) -> None:
@@ -177,6 +179,26 @@ class AgentSession:
         if record.status in PAYABLE and not self.payout_destination:
             await self.settle_claims(record)
         self._wake.set()  # the bar may have moved: reconsider the best
+        if record.status in PAYABLE and not self.payout_destination:
+            # Watched beside the loop, not awaited when it ends: a holdback may take days.
+            self._spawn(self.watch_holdback(record), watcher=True)
+
+    async def watch_holdback(self, record: SubmissionRecord) -> None:
+        """An accepted submission's holdback is decided by a stability check later on:
+        poll (backing off to HOLDBACK_POLL_MAX_S) until the submission is settled, and
+        claim the holdback as soon as it is released."""
+        delay = self.poll_s
+        while record.status not in SETTLED:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, HOLDBACK_POLL_MAX_S)
+            rows = await self.client.payout_rows(record.id)
+            if any(r.get("status") in CLAIMABLE for r in rows):
+                await self.settle_claims(record)
+                delay = self.poll_s
+            view = await self.client.submission(record.id)
+            if view["status"] != record.status:
+                record.status = view["status"]
+                self._save_records()
 
     async def settle_claims(self, record: SubmissionRecord) -> int:
         """Claim what is owed until the coordinator shows it paid.  The payouts of an
@@ -208,10 +230,11 @@ class AgentSession:
             delay = min(delay * 2, 10.0)
         return record.claimed_msat - before
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any, *, watcher: bool = False) -> None:
         task = asyncio.create_task(self._guarded(coro))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        group = self._watchers if watcher else self._tasks
+        group.add(task)
+        task.add_done_callback(group.discard)
 
     async def _guarded(self, coro: Any) -> Any:
         try:
@@ -248,7 +271,7 @@ class AgentSession:
             return summary
         finally:
             worker.cancel()
-            for task in list(self._tasks):
+            for task in [*self._tasks, *self._watchers]:
                 task.cancel()
-            await asyncio.gather(worker, *self._tasks, return_exceptions=True)
+            await asyncio.gather(worker, *self._tasks, *self._watchers, return_exceptions=True)
             self.emit(LoopStopped(reason, self.loop.summary.experiments))

@@ -96,7 +96,7 @@ def describe_event(event: dict[str, Any], names: dict[str, str], marks: Mileston
         return f"stability check for {subject}: re-evaluating on a rotated held-out set"
     if kind == "holdback.released":
         marks.mark("holdback_released")
-        return f"holdback released for {subject}: the improvement held ({p.get('reason', '')})".rstrip(" ()")
+        return f"holdback released for {subject}: {p.get('reason') or 'the improvement held'}"
     if kind == "holdback.forfeited":
         marks.mark("holdback_forfeited")
         return f"holdback forfeited for {subject}: {p.get('reason', '')}"

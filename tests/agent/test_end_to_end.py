@@ -18,10 +18,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def cfg(tmp_path):
-    return load_config(tmp_path / "none.toml", env={}).with_overrides({
-        "paths.data_dir": str(tmp_path / "data"), "evaluation.sandbox": "local",
-        "evaluation.allow_unsandboxed": True})
+def cfg(tmp_path, request):
+    overrides = {"paths.data_dir": str(tmp_path / "data"), "evaluation.sandbox": "local",
+                 "evaluation.allow_unsandboxed": True}
+    holdback_s = getattr(request, "param", None)  # indirect parametrization: a short holdback
+    if holdback_s is not None:
+        overrides["coordinator.holdback_seconds"] = holdback_s
+    return load_config(tmp_path / "none.toml", env={}).with_overrides(overrides)
 
 
 @pytest.fixture
@@ -135,3 +138,30 @@ async def test_an_unreachable_coordinator_says_so(cfg):
                 await client.bounties()
     finally:
         await net.close()
+
+
+@pytest.mark.parametrize("cfg", [2], indirect=True)
+async def test_a_running_agent_claims_its_holdback_once_the_stability_check_releases_it(world, tmp_path):
+    wallet = world["net"].node("agent-1")
+    events = []
+    stop = asyncio.Event()
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, PayoutClaimed) and event.purpose == "holdback":
+            stop.set()
+
+    async with CoordinatorClient(world["url"], wallet, spend_cap_sats=200) as client:
+        session = AgentSession(client, world["bounty_id"], tmp_path / "ws", SearchProposer(seed=5),
+                               on_event=on_event, poll_s=0.1)
+        run = asyncio.create_task(session.run(stop=stop, settle_timeout_s=5))
+        await asyncio.wait_for(stop.wait(), 90)
+        await asyncio.wait_for(run, 30)
+    claims = [e for e in events if isinstance(e, PayoutClaimed)]
+    assert [c.purpose for c in claims] == ["payout", "holdback"]
+    view = await world["coordinator"].submission(claims[0].submission_id)
+    assert view["status"] == "PAID_FULL"
+    split = view["payouts"]
+    paid = {p["purpose"]: p["amount_msat"] for p in split["payments"] if p["status"] == "COMPLETE"}
+    assert paid == {c.purpose: c.amount_msat for c in claims}
+    assert paid["holdback"] * 4 == pytest.approx(paid["payout"], abs=4)  # 80 / 20
