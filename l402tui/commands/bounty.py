@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from l402tui.commands.lazy import lazy_group
+
 from l402tui.bounty import BountyInvalid, load_bounty
 from l402tui.bounty.commitment import commit, verify
 from l402tui.bounty.package import PackagingError, build_package
@@ -26,20 +28,7 @@ LAZY = {
 }
 
 
-class _BountyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(LAZY))
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in LAZY:
-            import importlib
-
-            module_name, attr = LAZY[name].split(":")
-            try:
-                return getattr(importlib.import_module(module_name), attr)
-            except (ModuleNotFoundError, AttributeError):
-                return None
-        return super().get_command(ctx, name)
+_BountyGroup = lazy_group("l402tui bounty", LAZY)
 
 
 @click.group(cls=_BountyGroup)

@@ -8,13 +8,13 @@ books) lives in its own module and is loaded only when asked for.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import time
 from typing import Any, Awaitable, Callable
 
 import click
 
+from l402tui.commands.lazy import lazy_group
 from l402tui.config import Config
 
 # Subcommands owned by other parts of the app: name -> "module:attribute".
@@ -23,25 +23,7 @@ LAZY = {
 }
 
 
-class _WalletGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(LAZY))
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in LAZY:
-            module_name, attr = LAZY[name].split(":")
-            try:
-                return getattr(importlib.import_module(module_name), attr)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
-
-                @click.command(name, help="Not available in this build.")
-                def missing() -> None:
-                    raise click.ClickException(f"'l402tui wallet {name}' is not available in this build yet")
-
-                return missing
-        return super().get_command(ctx, name)
+_WalletGroup = lazy_group("l402tui wallet", LAZY)
 
 
 def _cfg(ctx: click.Context) -> Config:
