@@ -43,36 +43,17 @@ def serve(cfg: Config, host: str | None, port: int | None, evaluate: bool, log_l
 
 
 async def _serve(cfg: Config, evaluate: bool) -> None:
-    from aiohttp import web
+    from l402tui.coordinator.runtime import start_coordinator
 
-    from l402tui.coordinator.admin import ensure_admin_macaroon
-    from l402tui.coordinator.app import create_app
-    from l402tui.coordinator.service import Coordinator
-
-    coordinator = await Coordinator.open(cfg)
-    backend = coordinator.backend
-    if backend.name == "sim":
-        # The embedded network needs this node to exist; a real node simply is.
-        await backend.net.create_node(backend.node_name, 0, exist_ok=True)  # type: ignore[attr-defined]
-    admin_path = await ensure_admin_macaroon(coordinator.store, cfg.data_dir)
-    runner = web.AppRunner(create_app(coordinator, run_evaluations=evaluate), handle_signals=False,
-                           access_log_format='%a "%r" %s %b %Tfs')
-    await runner.setup()
-    host, port = cfg.get("coordinator.host"), int(cfg.get("coordinator.port"))
-    site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
-    try:
-        await site.start()
-    except OSError:
-        await runner.cleanup()
-        raise
-    bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port
-    shown = f"[{host}]" if ":" in host else host
-    base = f"http://{shown}:{bound}"
+    running = await start_coordinator(cfg, evaluate=evaluate, access_log=True)
+    backend = running.coordinator.backend
+    host = cfg.get("coordinator.host")
+    base = running.url
     click.echo(f"l402tui coordinator listening on {base}  (lightning: {backend.name}, "
-               f"evaluations: {'in-process' if evaluate else 'external worker'})")
+               f"evaluations: {'in-process, sandbox ' + running.sandbox if evaluate else 'external worker'})")
     click.echo(f"admin API:       {base}/api/v1/admin/bounties")
-    click.echo(f"admin macaroon:  {admin_path}  (send as 'Authorization: Bearer <contents>')")
-    click.echo(f"attach the TUI:  l402tui --attach {base} --admin-macaroon {admin_path}")
+    click.echo(f"admin macaroon:  {running.admin_path}  (send as 'Authorization: Bearer <contents>')")
+    click.echo(f"attach the TUI:  l402tui --attach {base} --admin-macaroon {running.admin_path}")
     if not _is_loopback(host):
         click.echo("warning: listening beyond this machine over plain HTTP; put a TLS reverse proxy in front "
                    "(docs/api.md)", err=True)
@@ -84,7 +65,7 @@ async def _serve(cfg: Config, evaluate: bool) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     click.echo("stopping: finishing requests, closing event streams ...")
-    await runner.cleanup()
+    await running.close()
     click.echo("stopped")
 
 

@@ -34,7 +34,7 @@ def sandbox_choice(cfg: Config) -> str:
 
 
 async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = True,
-                            tolerate_bind_error: bool = False) -> RunningCoordinator:
+                            tolerate_bind_error: bool = False, access_log: bool = False) -> RunningCoordinator:
     """Open and start the coordinator with its HTTP API on coordinator.host:port (0 = any free port).
 
     ``net``: an open SimNetwork to use for the coordinator's node (the demo shares one);
@@ -54,8 +54,10 @@ async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = Tr
         # The embedded network needs this node to exist; a real node simply is.
         await coordinator.backend.net.create_node(coordinator.backend.node_name, 0, exist_ok=True)
     admin_path = await ensure_admin_macaroon(coordinator.store, cfg.data_dir)
+    log_options: dict[str, Any] = ({"access_log_format": '%a "%r" %s %b %Tfs'} if access_log
+                                   else {"access_log": None})
     runner = web.AppRunner(create_app(coordinator, run_evaluations=evaluate), handle_signals=False,
-                           access_log=None, shutdown_timeout=2.0)
+                           shutdown_timeout=2.0, **log_options)
     await runner.setup()  # starts the service's background work and, with evaluate, the worker
     host, port = cfg.get("coordinator.host"), int(cfg.get("coordinator.port"))
     site = web.TCPSite(runner, host, port)

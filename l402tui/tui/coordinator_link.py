@@ -92,34 +92,16 @@ async def open_in_process(cfg: Config):
 
 
 async def _start_coordinator(cfg: Config):
-    from aiohttp import web
+    from l402tui.coordinator.runtime import start_coordinator
 
-    from l402tui.coordinator.admin import ensure_admin_macaroon
-    from l402tui.coordinator.app import create_app
-    from l402tui.coordinator.service import Coordinator
-
-    coordinator = await Coordinator.open(cfg)
-    backend = coordinator.backend
-    if backend.name == "sim":
-        # The embedded network needs this node to exist; a real node simply is.
-        await backend.net.create_node(backend.node_name, 0, exist_ok=True)
-    await ensure_admin_macaroon(coordinator.store, cfg.data_dir)
-    runner = web.AppRunner(create_app(coordinator, run_evaluations=True), handle_signals=False, access_log=None,
-                           shutdown_timeout=2.0)
-    await runner.setup()  # starts the coordinator's background work and the evaluation worker
-    host, port = cfg.get("coordinator.host"), int(cfg.get("coordinator.port"))
-    site = web.TCPSite(runner, host, port)
-    url = None
-    try:
-        await site.start()
-        sockets = site._server.sockets if site._server else []
-        bound = sockets[0].getsockname()[1] if sockets else port
-        url = f"http://{host}:{bound}"
-        where = f"in-process · {url} · {backend.name}"
-    except OSError as exc:
-        # Another coordinator (`l402tui serve`?) holds the port: keep going without HTTP.
-        where = f"in-process · no HTTP ({host}:{port}: {exc.strerror or exc}) · {backend.name}"
-    return coordinator, runner, where, url
+    # A port someone else holds (`l402tui serve`?) leaves the coordinator running without HTTP.
+    running = await start_coordinator(cfg, tolerate_bind_error=True)
+    name = running.coordinator.backend.name
+    if running.url:
+        where = f"in-process · {running.url} · {name}"
+    else:
+        where = f"in-process · no HTTP ({running.bind_error}) · {name}"
+    return running.coordinator, running.runner, where, running.url
 
 
 async def open_attached(url: str, admin_macaroon: Path | None, cfg: Config) -> ApiSource:
