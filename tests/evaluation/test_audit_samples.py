@@ -20,7 +20,8 @@ SAMPLES = Path(__file__).resolve().parents[2] / "sample_bounties"
 LOGPARSE_FAST = [('TIMESTAMP_PARSER = "strptime"', 'TIMESTAMP_PARSER = "slicing"'),
                  ('DISTINCT_WITH = "list"', 'DISTINCT_WITH = "set"'),
                  ('LINE_REGEX = "per_line"', 'LINE_REGEX = "once"'),
-                 ('UNESCAPE = "loop"', 'UNESCAPE = "replace"')]
+                 ('UNESCAPE = "loop"', 'UNESCAPE = "replace"'),
+                 ('SESSIONS_BY = "scan"', 'SESSIONS_BY = "group"')]
 SQLQUERY_INDEXES = """\
 CREATE INDEX idx_customers_region ON customers(lower(region), id);
 CREATE INDEX idx_orders_customer ON orders(customer_id, day, status, sku, qty);
@@ -77,19 +78,8 @@ async def test_sample_bounty_resists_every_attack(isolated, name):
     limit = {"logparse": 25, "sqlquery": 25, "charlm": 30}[name]
     report = await audit_bounty(spec, sandbox=isolated, time_limit_s=limit, baseline_repeats=1,
                                 honest_diff=honest_diff(name, spec), allow_unsandboxed=True, extra_env=env,
-                                ignore_patterns=name == "sqlquery",
-                                # cpu_s on a shared 2-core box is noisy; more repeats estimate σ better
-                                honest_repeats=5 if name == "logparse" else None)
+                                ignore_patterns=name == "sqlquery")
     print(report.table())
     assert {r.name: r.verdict for r in report.results} == EXPECTED[name], report.table()
-    if name == "logparse" and report.honest.verdict != "accepted":
-        # logparse pays for CPU seconds alone; on a shared 2-core box their spread (±15-20 %)
-        # can put the bar (2σ) above the honest ~20-30 % gain.  It must still be a gain,
-        # pass the correctness guard and carry no flag: only the noise bar may stop it.
-        assert report.honest.detail.startswith("an honest improvement was not accepted: improvement over the "
-                                               "baseline is "), report.table()
-        assert report.honest.detail.endswith("2·σ of the baseline noise)"), report.table()
-        assert "guard" not in report.honest.detail and "-" not in report.honest.detail.split(" is ")[1][:2]
-        return
     assert report.honest.verdict == "accepted", report.table()
     assert report.vulnerable == []
