@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+from l402tui.coordinator.operator_reads import read_log_segments  # noqa: F401 (one reader, both modes)
 from l402tui.store import Store
 from l402tui.tui.source import (BountyRow, CoordinatorSource, EvaluationRow, LedgerRow, SourceError,
                                 SourceEvent, SubmissionRow)
@@ -160,51 +161,6 @@ class StoreSource(CoordinatorSource):
 
     async def last_event_id(self) -> int:
         return await self.store.scalar("SELECT COALESCE(MAX(id), 0) FROM events") or 0
-
-
-def read_log_segments(paths: list[tuple[int, Path]], offset: int, finished: bool,
-                      max_bytes: int = 1024 * 1024) -> tuple[list[str], int]:
-    """Read whole lines from the concatenation of per-repeat log files, from byte ``offset``.
-
-    A header line marks the start of each repeat's log.  A trailing partial line is
-    left for the next call unless no more bytes can come after it (the evaluation
-    finished, or another repeat's log follows)."""
-    lines: list[str] = []
-    start = 0
-    consumed = offset
-    for i, (repeat, path) in enumerate(paths):
-        try:
-            size = path.stat().st_size
-        except OSError:
-            size = 0
-        end = start + size
-        if consumed > end or (consumed == end and size > 0):
-            start = end
-            continue
-        budget = max_bytes - (consumed - offset)
-        if budget <= 0:
-            break
-        local = consumed - start
-        data = b""
-        if size - local > 0:
-            with path.open("rb") as fh:
-                fh.seek(local)
-                data = fh.read(min(size - local, budget))
-        complete = local + len(data) >= size
-        more_follows = finished or i + 1 < len(paths)
-        cut = data.rfind(b"\n") + 1
-        if cut < len(data) and complete and more_follows:
-            cut = len(data)
-        elif cut == 0 and not complete:
-            cut = len(data)  # one line longer than a whole batch: pass it on in pieces
-        if local == 0 and cut:
-            lines.append(f"── repeat {repeat} · {path.name} ──")
-        lines.extend(data[:cut].decode("utf-8", errors="replace").splitlines())
-        consumed = start + local + cut
-        if consumed < end or (size == 0 and not more_follows):
-            break
-        start = end
-    return lines, consumed
 
 
 def reservation_rows(entries: list[dict[str, Any]],
