@@ -15,9 +15,9 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from l402tui.coordinator.admin import AdminAuth, AdminRefused
-from l402tui.coordinator.admin_api import (admin_cancel, admin_close, admin_create_bounty, admin_funding,
-                                           admin_ledger, admin_list_bounties, admin_revoke, admin_submissions,
-                                           events)
+from l402tui.coordinator.admin_api import (OPERATOR_ROUTES, admin_cancel, admin_close, admin_create_bounty,
+                                           admin_funding, admin_ledger, admin_list_bounties, admin_revoke,
+                                           admin_submissions, events)
 from l402tui.coordinator.errors import CoordinatorError, Invalid
 from l402tui.coordinator.http_common import ADMIN, COORDINATOR, GATE, SSE_TASKS, json_body, svc
 from l402tui.coordinator.service import Coordinator
@@ -214,6 +214,8 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/events", events, "Server-sent events of every state change (?after=, Last-Event-ID)",
           access="admin", responses={200: "text/event-stream", 401: "admin macaroon refused"}),
 ]
+# Evaluation logs, diffs, holdback timers, review and payout repairs (for `--attach`).
+ROUTES += [Route(**spec) for spec in OPERATOR_ROUTES]
 
 _ADMIN_HANDLERS = {r.handler for r in ROUTES if r.access == "admin"}
 

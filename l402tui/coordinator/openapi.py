@@ -12,6 +12,23 @@ _ERROR = {"type": "object", "required": ["error", "message"],
           "properties": {"error": {"type": "string"}, "message": {"type": "string"},
                          "reason": {"type": "string"}}}
 
+_INT = {"type": "integer", "minimum": 0}
+_STR = {"type": "string"}
+_LIMIT = ("limit", _INT, "at most this many rows")
+_BOUNTY = ("bounty_id", _STR, "only this bounty")
+# Query parameters per route (the route table names paths only).
+QUERY: dict[tuple[str, str], list[tuple[str, dict[str, Any], str]]] = {
+    ("GET", "/api/v1/admin/submissions"): [_BOUNTY, _LIMIT],
+    ("GET", "/api/v1/admin/ledger"): [_BOUNTY, _LIMIT],
+    ("GET", "/api/v1/events"): [("after", _INT, "replay events after this id (or send Last-Event-ID)")],
+    ("GET", "/api/v1/admin/events"): [("after", _INT, "events after this id"), ("limit", _INT, "at most 1000")],
+    ("GET", "/api/v1/admin/evaluations"): [_BOUNTY, ("submission_id", _STR, "only this submission"), _LIMIT],
+    ("GET", "/api/v1/admin/evaluations/{id}/log"): [
+        ("offset", _INT, "byte offset into the evaluation's logs (next_offset of the previous page)"),
+        ("max_bytes", _INT, "page size in bytes (capped at 1 MiB)")],
+    ("GET", "/api/v1/admin/holdbacks"): [_BOUNTY],
+}
+
 _SECURITY = {"l402": [{"L402": []}], "token": [{"L402": []}], "admin": [{"AdminMacaroon": []}]}
 
 
@@ -31,6 +48,8 @@ def document(routes: list["Route"]) -> dict[str, Any]:
     for route in routes:
         params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in re.findall(r"{(\w+)}", route.path)]
+        params += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+                   for name, schema, text in QUERY.get((route.method, route.path), [])]
         op: dict[str, Any] = {
             "summary": route.summary,
             "operationId": f"{route.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', route.path.lower()).strip('_')}",
