@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any, AsyncIterator
+from urllib.parse import quote
 
 import aiohttp
 
@@ -29,17 +31,26 @@ class AdminUnauthorized(CoordinatorError):
     code = "unauthorized"
 
 
+class _StreamRefused(Exception):
+    """The event stream answered 5xx: worth reconnecting to."""
+
+
 class HttpCoordinatorClient:
     """Talks to ``base_url`` with the admin macaroon (text, or read from ``macaroon_path``)."""
 
     def __init__(self, base_url: str, *, admin_macaroon: str | None = None, macaroon_path: Path | None = None,
-                 timeout_s: float = 30.0, session: aiohttp.ClientSession | None = None):
+                 timeout_s: float = 30.0, session: aiohttp.ClientSession | None = None,
+                 stream_idle_s: float = 45.0, max_reconnect_delay_s: float = 15.0):
         self.base_url = base_url.rstrip("/")
         if admin_macaroon is None and macaroon_path is not None:
             admin_macaroon = Path(macaroon_path).expanduser().read_text().strip()
         self.admin_macaroon = admin_macaroon
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session = session
+        # Three missed keep-alives (the server sends one every 15 s) and the stream is taken for dead.
+        self.stream_idle_s = stream_idle_s
+        self.max_reconnect_delay_s = max_reconnect_delay_s
+        self.last_event_seen = 0  # the id the event stream resumes after
 
     async def __aenter__(self) -> "HttpCoordinatorClient":
         return self
@@ -117,35 +128,81 @@ class HttpCoordinatorClient:
     async def payments(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         return (await self._ledger(bounty_id, limit))["payments"]
 
+    async def last_event_id(self) -> int:
+        """The newest event's id: follow from here to see only what happens from now on."""
+        return int((await self._call("GET", "/api/v1/admin/events", params={"limit": "1"}))["last_event_id"])
+
+    async def events_after(self, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+        page = await self._call("GET", "/api/v1/admin/events", params={"after": str(after_id), "limit": str(limit)})
+        return page["events"]
+
     async def follow_events(self, after_id: int = 0, *, reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
-        """Every event after ``after_id``, then live ones; reconnects from the last id seen."""
-        last = after_id
+        """Every event after ``after_id``, then live ones, each exactly once.
+
+        When the stream drops (a daemon restart, an SSH tunnel that died, a silent
+        network — noticed when not even the 15 s keep-alive arrives), it reconnects
+        with ``Last-Event-ID`` set to the last id seen, so the server replays exactly
+        what was missed; an id at or below it is never yielded twice."""
+        last = self.last_event_seen = after_id
         delay = 0.5
         while True:
             try:
-                async with self.session().get(self.base_url + "/api/v1/events", headers={
-                        **self._headers(), "Last-Event-ID": str(last), "Accept": "text/event-stream"},
-                        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as r:
-                    if r.status == 401:
-                        raise AdminUnauthorized((await r.json(content_type=None)).get("message", "unauthorized"))
-                    data: list[str] = []
-                    async for raw in r.content:
-                        line = raw.decode("utf-8").rstrip("\n")
-                        if line.startswith("data:"):
-                            data.append(line[5:].lstrip())
-                        elif not line and data:
-                            event = json.loads("\n".join(data))
-                            data = []
-                            last = event["id"]
-                            delay = 0.5
-                            yield event
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
+                async with aclosing(self._sse_once(last)) as stream:  # closed here, not by the GC
+                    async for eid, event in stream:
+                        delay = 0.5
+                        if eid <= last:
+                            continue  # a server that replays too much must not make us repeat
+                        last = self.last_event_seen = eid
+                        yield event
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
                 if not reconnect:
-                    raise CoordinatorUnreachable(f"the event stream from {self.base_url} ended") from None
+                    raise CoordinatorUnreachable(f"the event stream from {self.base_url} broke off ({exc})") from None
+            except _StreamRefused as exc:  # 5xx from the daemon or a proxy in front of it: it may be restarting
+                if not reconnect:
+                    raise CoordinatorUnreachable(f"the event stream from {self.base_url}: {exc}") from None
             if not reconnect:
                 return
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 15.0)
+            delay = min(delay * 2, self.max_reconnect_delay_s)
+
+    events = follow_events  # the name CoordinatorSource uses
+
+    async def _sse_once(self, after_id: int) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+        """One connection of the event stream, resumed after ``after_id``; ends when it closes."""
+        headers = {**self._headers(), "Last-Event-ID": str(after_id), "Accept": "text/event-stream",
+                   "Cache-Control": "no-cache"}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self.stream_idle_s)
+        async with self.session().get(self.base_url + "/api/v1/events", headers=headers, timeout=timeout) as r:
+            if r.status != 200:
+                body = await r.text()
+                try:
+                    message = json.loads(body).get("message", body)
+                except (ValueError, AttributeError):
+                    message = body[:200]
+                if r.status == 401:
+                    raise AdminUnauthorized(message)
+                if r.status >= 500:
+                    raise _StreamRefused(f"HTTP {r.status}: {message}")
+                raise _BY_STATUS.get(r.status, CoordinatorError)(message)
+            data: list[str] = []
+            event_id: str | None = None
+            async for raw in r.content:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if not line:  # a blank line dispatches what was gathered
+                    if data:
+                        event = json.loads("\n".join(data))
+                        yield (int(event_id) if event_id is not None else int(event["id"])), event
+                    data, event_id = [], None
+                    continue
+                if line.startswith(":"):
+                    continue  # comment: the greeting and keep-alives
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "data":
+                    data.append(value)
+                elif field == "id":
+                    event_id = value
+            # A half-received event (no blank line yet) is dropped: it comes again after the resume.
 
     # -- admin actions -------------------------------------------------------------------
 
@@ -166,3 +223,43 @@ class HttpCoordinatorClient:
 
     async def revoke_token(self, token_id: str) -> int:
         return (await self._call("POST", f"/api/v1/admin/tokens/{token_id}/revoke"))["revoked_keys"]
+
+    # -- what lives beside the coordinator's database -------------------------------------
+
+    async def evaluations(self, limit: int = 200, *, bounty_id: str | None = None,
+                          submission_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"limit": str(limit), **({"bounty_id": bounty_id} if bounty_id else {}),
+                  **({"submission_id": submission_id} if submission_id else {})}
+        return (await self._call("GET", "/api/v1/admin/evaluations", params=params))["evaluations"]
+
+    async def eval_log(self, evaluation_id: int, offset: int = 0, max_bytes: int = 256 * 1024) -> dict[str, Any]:
+        """One page of an evaluation's log: ``lines`` (whole lines) and ``next_offset``."""
+        return await self._call("GET", f"/api/v1/admin/evaluations/{int(evaluation_id)}/log",
+                                params={"offset": str(offset), "max_bytes": str(max_bytes)})
+
+    async def submission_diff(self, submission_id: str) -> str:
+        return (await self._call("GET", f"/api/v1/admin/submissions/{quote(submission_id, safe='')}/diff"))["diff"]
+
+    async def holdback_timers(self, bounty_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"bounty_id": bounty_id} if bounty_id else {}
+        return (await self._call("GET", "/api/v1/admin/holdbacks", params=params))["holdbacks"]
+
+    async def review_submission(self, submission_id: str, decision: str, note: str = "") -> dict[str, Any]:
+        """``decision``: "accept" (not gaming: the stake is refunded) or "gaming" (forfeited)."""
+        return await self._call("POST", f"/api/v1/admin/submissions/{quote(submission_id, safe='')}/review",
+                                json={"decision": decision, "note": note})
+
+    async def payouts_state(self) -> dict[str, Any]:
+        """``{"halted": reason or None, "unknown_payments": [idempotency keys]}``."""
+        return await self._call("GET", "/api/v1/admin/payouts")
+
+    async def resume_payouts(self, note: str) -> dict[str, Any]:
+        return await self._call("POST", "/api/v1/admin/payouts/resume", json={"note": note})
+
+    async def resolve_payment(self, key: str, *, sent: bool, fee_msat: int = 0) -> dict[str, Any]:
+        return await self._call("POST", f"/api/v1/admin/payments/{quote(key, safe='')}/resolve",
+                                json={"sent": sent, "fee_msat": fee_msat})
+
+    async def claim_refund(self, bounty_id: str, bolt11: str) -> dict[str, Any]:
+        return await self._call("POST", f"/api/v1/admin/bounties/{quote(bounty_id, safe='')}/refund",
+                                json={"invoice": bolt11})
