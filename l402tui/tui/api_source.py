@@ -4,8 +4,9 @@ The same adapter serves both ways of running: in-process it wraps the
 ``Coordinator`` service object, attached (``--attach URL``) it wraps
 ``HttpCoordinatorClient``; the two have the same methods and return the same
 view dicts.  What only exists next to the database — evaluation logs, diffs, the
-holdback release timers, the sponsor's review — needs the store, which only the
-in-process mode has; attached, those say so plainly instead of guessing.
+holdback release timers, the sponsor's review — is read from the store in-process
+(``store_source``) and, attached, from the admin routes that serve the same rows
+(``coordinator/operator_reads.py``) and the same review (``payouts.confirm_gaming``).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class ApiSource(CoordinatorSource):
         self.api = api
         self.http_url = http_url  # where agents reach this coordinator (the side panel's agent too)
         self.description = description
-        self.local = store_source  # in-process only: logs, diffs, timers
-        self.has_eval_logs = store_source is not None
+        self.local = store_source  # in-process only: logs, diffs, timers straight from the store
+        self.attached = store_source is None  # then the admin API serves them
+        self.has_eval_logs = store_source is not None or callable(getattr(api, "eval_log", None))
         self.reviewer = reviewer
         self._on_close = on_close
         self._metrics: dict[str, str] = {}  # bounty id -> headline metric name
@@ -90,7 +92,8 @@ class ApiSource(CoordinatorSource):
     async def ledger(self, bounty_id: str | None = None, limit: int = 10_000) -> list[LedgerRow]:
         invoices = await self._call("list invoices", self.api.invoices(bounty_id, limit))
         payments = await self._call("list payments", self.api.payments(bounty_id, limit))
-        releases = await self._holdback_releases()
+        timers = await self._holdback_timers()
+        releases = {sid: due for sid, (due, done) in timers.items() if done is None and due is not None}
         rows = []
         for i in invoices:
             if i["kind"] == "l402":
@@ -110,42 +113,38 @@ class ApiSource(CoordinatorSource):
         entries = await self._call("ledger entries", self.api.ledger(bounty_id, limit))
         entries = [dict(e, created_at=_unix(e.get("created_at"))) for e in entries
                    if str(e.get("account", "")).startswith(("holdback:", "fees:"))]
-        timers = await self._holdback_timers()
         rows.extend(reservation_rows(entries, timers))
         rows.sort(key=lambda r: r.created_at, reverse=True)
         return rows[:limit]
 
     async def _holdback_timers(self) -> dict[str, tuple[float | None, float | None]]:
-        if self.local is None:
-            return {}
-        rows = await self.local.store.fetchall(
-            "SELECT subject_id, due_at, done_at FROM timers WHERE kind = 'holdback_release'")
-        return {r["subject_id"]: (r["due_at"], r["done_at"]) for r in rows}
-
-    async def _holdback_releases(self) -> dict[str, float]:
-        if self.local is None:
-            return {}  # the admin API does not publish timers; the ledger shows the holdback without its time
-        rows = await self.local.store.fetchall(
-            "SELECT subject_id, due_at FROM timers WHERE kind = 'holdback_release' AND done_at IS NULL")
-        return {r["subject_id"]: r["due_at"] for r in rows}
-
-    def _need_local(self, what: str) -> StoreSource:
-        if self.local is None:
-            raise SourceError(f"{what} are kept next to the coordinator's database and not served over the "
-                              "admin API; run the TUI on the coordinator's machine to see them")
-        return self.local
+        """submission id -> (release due at, resolved at) of every holdback."""
+        if self.local is not None:
+            rows = await self.local.store.fetchall(
+                "SELECT subject_id, due_at, done_at FROM timers WHERE kind = 'holdback_release'")
+            return {r["subject_id"]: (r["due_at"], r["done_at"]) for r in rows}
+        timers = await self._call("holdback timers", self.api.holdback_timers())
+        return {t["submission_id"]: (t["release_at"], t["done_at"]) for t in timers}
 
     async def evaluations(self, limit: int = 200) -> list[EvaluationRow]:
-        if self.local is None:
-            return []
-        return await self.local.evaluations(limit)
+        if self.local is not None:
+            return await self.local.evaluations(limit)
+        rows = await self._call("list evaluations", self.api.evaluations(limit))
+        return [EvaluationRow(id=int(r["id"]), bounty_id=r["bounty_id"], submission_id=r.get("submission_id"),
+                              kind=r["kind"], status=r["status"], sandbox=r.get("sandbox"),
+                              created_at=_unix(r.get("created_at"))) for r in rows]
 
     async def eval_log(self, evaluation_id: int, offset: int = 0,
                        max_bytes: int = 1024 * 1024) -> tuple[list[str], int]:
-        return await self._need_local("evaluation logs").eval_log(evaluation_id, offset, max_bytes)
+        if self.local is not None:
+            return await self.local.eval_log(evaluation_id, offset, max_bytes)
+        page = await self._call(f"eval log #{evaluation_id}", self.api.eval_log(evaluation_id, offset, max_bytes))
+        return list(page["lines"]), int(page["next_offset"])
 
     async def submission_diff(self, submission_id: str) -> str:
-        return await self._need_local("submission diffs").submission_diff(submission_id)
+        if self.local is not None:
+            return await self.local.submission_diff(submission_id)
+        return await self._call(f"diff of {submission_id}", self.api.submission_diff(submission_id))
 
     async def events(self, after_id: int | None = None) -> AsyncIterator[SourceEvent]:
         if after_id is None:
@@ -181,10 +180,13 @@ class ApiSource(CoordinatorSource):
     async def review_submission(self, submission_id: str, decision: str, note: str = "") -> ActionResult:
         if decision not in REVIEW_DECISIONS:
             raise SourceError(f"unknown review decision {decision!r}; use one of {', '.join(REVIEW_DECISIONS)}")
-        if self.reviewer is None:
-            raise ActionUnavailable("reviewing a flagged submission is not offered over the admin API yet; "
-                                    "run the TUI on the coordinator's machine")
-        await self._call(f"review {submission_id}", self.reviewer(submission_id, decision == "gaming", note))
+        if self.reviewer is not None:
+            await self._call(f"review {submission_id}", self.reviewer(submission_id, decision == "gaming", note))
+        elif self.attached:
+            await self._call(f"review {submission_id}", self.api.review_submission(submission_id, decision, note))
+        else:
+            raise ActionUnavailable("this coordinator build cannot review flagged submissions "
+                                    "(its payouts module has no confirm_gaming)")
         verdict = "gaming confirmed: the stake is forfeited" if decision == "gaming" else \
             "not gaming: the stake is refunded"
         return ActionResult(f"{submission_id}: {verdict}", submission_id)
