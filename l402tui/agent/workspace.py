@@ -9,8 +9,11 @@ the edit as one diff against the baseline, which the loop evaluates; then either
 the branch holds only the baseline and kept commits, and every evaluated experiment
 has a commit hash to look at (``git stash list`` lists the rejected ones).
 
-Per experiment that is two git processes, kept or not (diff + commit, or diff +
-stash): the loop is meant to cost no more than a shell loop of commit and reset.
+The loop is meant to cost no more than a shell loop of commit and reset.  When the
+proposer only edited the text of tracked files (the usual case), the change is read
+and a rejected one set aside without any git process (:mod:`l402tui.agent.fastpath`);
+a kept one costs one ``git commit``.  Anything unusual (new, deleted or binary files)
+goes through ``git diff`` and ``git stash`` as before.
 
 A kill at any moment leaves one of a few states, and :meth:`recover` returns each to
 the last kept commit.  ``results.tsv`` and scratch space live in the work tree root but
@@ -35,6 +38,7 @@ import git
 from git import Actor
 
 from l402tui.agent.diffs import diff_paths, rerooted
+from l402tui.agent.fastpath import RESULTS_FILE, SCRATCH, FastChange, TreeState
 from l402tui.bounty import BountySpec, load_bounty
 from l402tui.bounty.package import unpack
 from l402tui.bounty.spec import SPEC_FILE
@@ -42,8 +46,6 @@ from l402tui.bounty.spec import SPEC_FILE
 BASELINE_TAG = "l402tui-baseline"
 CANDIDATE_PREFIX = "candidate: "
 AGENT = Actor("l402tui agent", "agent@l402tui.invalid")
-SCRATCH = ".l402tui"
-RESULTS_FILE = "results.tsv"
 T = TypeVar("T")
 _TRAILER_RE = re.compile(r"^(Metric|Memory-GB): (\S+)$", re.MULTILINE)
 
@@ -102,6 +104,9 @@ class Workspace:
         self._git_lock = threading.RLock()
         # Read from the ref file once: no object lookup, safe from any thread.
         self._baseline = git.SymbolicReference.dereference_recursive(self.repo, f"refs/tags/{BASELINE_TAG}")
+        # Unset until the tree is known to equal HEAD (after create, keep, reset or recover).
+        self._state = TreeState(self.repo, self.root, self._baseline)
+        self._fast: FastChange | None = None  # what the last read_change found, when it needed no git
 
     # creation -------------------------------------------------------------------------
 
@@ -125,7 +130,9 @@ class Workspace:
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
             raise
-        return cls(root, target_dir)
+        ws = cls(root, target_dir)
+        ws._state.reload()
+        return ws
 
     @staticmethod
     def _build(root: Path, package: bytes, branch: str, description: str) -> None:
@@ -242,14 +249,19 @@ class Workspace:
 
     @_serialized
     def read_change(self) -> Change:
-        """The work tree against the baseline, in one ``git diff`` (new files in target/
-        are added to the index first so the diff shows them)."""
+        """The work tree against the baseline: in-process when only tracked text files
+        changed, else in one ``git diff`` (new files in target/ are added to the index
+        first so the diff shows them)."""
+        prefix = self.target_dir + "/"
+        self._fast = self._state.change()
+        if self._fast is not None:
+            full = self._fast.full_diff
+            return Change(full, self._fast.paths, rerooted(full, prefix), bool(self._fast.edited))
         untracked = self._untracked_in_target()
         if untracked:
             self.repo.git.add("--", *untracked)
         full = self.repo.git.diff(self.baseline, "--no-color", "--no-ext-diff", "--no-renames",
                                   strip_newline_in_stdout=False)
-        prefix = self.target_dir + "/"
         return Change(full, tuple(diff_paths(full)), rerooted(full, prefix), full != self._kept_diff())
 
     @_serialized
@@ -257,7 +269,13 @@ class Workspace:
         """Commit the work tree as a kept experiment, the metric in the message; the branch advances."""
         message = f"{_one_line(description)}\n\nMetric: {metric:.6f}\nMemory-GB: {memory_gb:.1f}\n"
         self.repo.git.commit("-q", "--all", "--no-verify", "-m", message)
-        self._kept_full_diff = change.full_diff
+        fast, self._fast = self._fast, None
+        if fast is not None and fast.full_diff == change.full_diff:
+            self._state.kept(fast)
+            self._kept_full_diff = None  # git's text, if ever needed, is not ours: ask git again
+        else:
+            self._kept_full_diff = change.full_diff
+            self._state.reload()
         return self._head_sha()
 
     @_serialized
@@ -265,8 +283,14 @@ class Workspace:
         """Put a judged-and-rejected experiment aside and reset to the last kept commit, in
         one git process: ``git stash push`` records it as a commit (listed by ``git stash
         list``, shown by ``git stash show -p <hash>``) and resets the work tree.  Returns
-        that commit's hash for results.tsv."""
-        self.repo.git.stash("push", "--quiet", "--message", CANDIDATE_PREFIX + _one_line(description))
+        that commit's hash for results.tsv.  An edit of tracked text files only is set
+        aside the same way without a git process."""
+        message = CANDIDATE_PREFIX + _one_line(description)
+        fast, self._fast = self._fast, None
+        if fast is not None and fast.edited:
+            return self._state.set_aside(fast, message)
+        self.repo.git.stash("push", "--quiet", "--message", message)
+        self._state.reload()
         return git.SymbolicReference.dereference_recursive(self.repo, "refs/stash")
 
     @_serialized
@@ -277,6 +301,8 @@ class Workspace:
         self.repo.git.reset("-q", "--hard", "HEAD")
         if clean:
             self.repo.git.clean("-fdq")  # results.tsv and scratch are excluded; -x is not given
+        self._fast = None
+        self._state.reload()
 
     def _kept_diff(self) -> str:
         if self._kept_full_diff is None:
@@ -303,6 +329,8 @@ class Workspace:
         long-lived ``git cat-file`` helpers included; the old handles would hit a broken pipe."""
         self.repo.close()
         self.repo = git.Repo(self.root)
+        self._state = TreeState(self.repo, self.root, self._baseline)
+        self._fast = None
 
     def acquire(self) -> None:
         """Claim the work tree for this process (one agent per work tree); raises
@@ -344,6 +372,8 @@ class Workspace:
             # results.tsv and scratch are excluded and -x is not given, so they survive.
             self.repo.git.clean("-fdq")
         self._kept_full_diff = None
+        self._fast = None
+        self._state.reload()
         return dirty or candidate
 
     def _head_sha(self) -> str:
