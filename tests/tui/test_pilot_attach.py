@@ -66,9 +66,11 @@ async def test_attached_ui_shows_the_daemons_bounties_and_follows_its_events(dae
         await wait_for(pilot, lambda: any(b.name == "guess" and b.status == "OPEN" for b in rows()),
                        "the daemon's new bounty", timeout=60)
         assert "bounty" in app.main_screen.query_one("#status").last_event
-        # What only lives beside the daemon's database is refused with the reason, not faked.
+        # What lives beside the daemon's database comes over the admin API too: its evaluations.
         pane = app.main_screen.query_one("#eval-log")
-        assert pane.evaluation is None and not pane.logs_here
+        await wait_for(pilot, lambda: pane.evaluation is not None, "the daemon's baseline evaluation")
+        assert pane.logs_here and pane.evaluation.kind == "baseline" and pane.evaluation.bounty_id in {
+            b.id for b in rows()}
 
 
 def test_attach_refuses_a_bad_url_or_a_missing_macaroon_before_opening(tmp_path):
