@@ -57,11 +57,15 @@ async def admin_funding(request: web.Request) -> web.Response:
     return web.json_response({"bounty_id": bounty_id, "funding": await svc(request).funding(bounty_id)})
 
 
-def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int, *, clamp: bool = True) -> int:
+    """An integer query parameter; sizes are clamped to [lo, hi], positions (clamp=False) refused outside."""
     try:
-        return max(lo, min(hi, int(request.query.get(name, str(default)))))
+        value = int(request.query.get(name, str(default)))
     except ValueError:
         raise Invalid(f"'{name}' must be an integer", code="invalid_request") from None
+    if not clamp and not lo <= value <= hi:
+        raise Invalid(f"'{name}' must be between {lo} and {hi} (got {value})", code="invalid_request")
+    return max(lo, min(hi, value))
 
 
 def _limit(request: web.Request) -> int:
@@ -119,7 +123,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 async def admin_events_page(request: web.Request) -> web.Response:
     """A page of events as JSON (the stream's catch-up, and where it stands now)."""
-    after = _int_query(request, "after", 0, 0, 2**62)
+    after = _int_query(request, "after", 0, 0, 2**62, clamp=False)
     limit = _int_query(request, "limit", 200, 1, 1000)
     service = svc(request)
     return web.json_response({"events": await service.events_after(after, limit),
@@ -147,7 +151,7 @@ def _evaluation_id(request: web.Request) -> int:
 
 async def admin_eval_log(request: web.Request) -> web.Response:
     page = await operator_reads.eval_log_page(
-        svc(request).store, _evaluation_id(request), _int_query(request, "offset", 0, 0, 2**62),
+        svc(request).store, _evaluation_id(request), _int_query(request, "offset", 0, 0, 2**62, clamp=False),
         _int_query(request, "max_bytes", operator_reads.LOG_PAGE_DEFAULT, 1, operator_reads.LOG_PAGE_MAX))
     return web.json_response(page)
 
