@@ -32,6 +32,7 @@ from pathlib import Path
 
 import git
 from git.objects.fun import tree_entries_from_data, tree_to_stream
+from git.index.typ import BaseIndexEntry, IndexEntry
 from gitdb import IStream
 from gitdb.db import LooseObjectDB
 
@@ -126,6 +127,10 @@ class TreeState:
         self._sigs: dict[str, Sig] | None = None
         self._taken_ns = 0
         self._kept_sha = ""
+        self._kept_tree = b""  # the kept commit's tree and subject, for stash entries
+        self._kept_subject = ""
+        self._base_blobs: dict[str, bytes | None] = {}
+        self._author = ""
         self._kept: dict[str, bytes] = {}  # content at the kept commit, read on demand
         self._base_sections: dict[str, str] = {}  # baseline -> kept, per file that differs
         # Objects are written here in-process: repo.odb.store would run `git hash-object`.
@@ -141,6 +146,17 @@ class TreeState:
             return (self.repo.commit(commit).tree / path).data_stream.read()
         except KeyError:
             return None
+
+    def _base_content(self, path: str) -> bytes | None:
+        if path not in self._base_blobs:
+            self._base_blobs[path] = self._blob(self.baseline, path)
+        return self._base_blobs[path]
+
+    def _set_kept(self, commit: git.Commit) -> None:
+        self._kept_sha = commit.hexsha
+        self._kept_tree = commit.tree.binsha
+        message = commit.message if isinstance(commit.message, str) else commit.message.decode("utf-8", "replace")
+        self._kept_subject = message.split("\n", 1)[0]
 
     def _kept_content(self, path: str) -> bytes | None:
         if path not in self._kept:
@@ -167,7 +183,9 @@ class TreeState:
                 tracked[item.path] = item.mode
         if set(files) != set(tracked) or any(not stat.S_ISREG(st.st_mode) for st in files.values()):
             return False
-        self._kept_sha = head.hexsha
+        self._set_kept(head)
+        reader = self.repo.config_reader()
+        self._author = f"{reader.get_value('user', 'name', 'l402tui agent')} <{reader.get_value('user', 'email', '')}>"
         self._kept = {}
         self._base_sections = {}
         base = self.repo.commit(self.baseline).tree
@@ -175,7 +193,7 @@ class TreeState:
         for item in head.tree.traverse():
             if item.type != "blob" or base_shas.get(item.path) == item.binsha:
                 continue
-            old = self._blob(self.baseline, item.path)
+            old = self._base_content(item.path)
             new, old_text = item.data_stream.read(), _text(old) if old is not None else None
             new_text = _text(new)
             if old_text is None or new_text is None:
@@ -211,7 +229,7 @@ class TreeState:
                 edited[rel] = data
         sections = dict(self._base_sections)
         for rel, data in edited.items():
-            base = self._blob(self.baseline, rel)
+            base = self._base_content(rel)
             base_text = _text(base) if base is not None else None
             if base_text is None:
                 return None
@@ -224,33 +242,48 @@ class TreeState:
 
     # -- after the verdict --------------------------------------------------------------------
 
-    def kept(self, change: FastChange) -> None:
-        """The candidate became the kept commit (HEAD): its contents are the new kept state."""
-        self._kept_sha = self.repo.head.commit.hexsha
+    def commit(self, change: FastChange, message: str) -> str:
+        """Commit the candidate on the branch, as ``git commit --all`` would: tree and
+        commit objects, the index entries of the edited files (their stat left blank, so
+        git re-reads those files once; no cached trees kept, so git rebuilds them), then
+        the branch ref with its reflog lines.  Returns the commit's hash."""
+        blobs = {p: self._store(b"blob", d) for p, d in change.edited.items()}
+        tree = self._tree_with(self._kept_tree, [(tuple(p.split("/")), sha) for p, sha in blobs.items()])
+        sha = self._commit(tree, [bytes.fromhex(self._kept_sha)], message.rstrip("\n") + "\n")
+        index = git.IndexFile(self.repo)
+        for path, blob in blobs.items():
+            old = index.entries[(path, 0)]
+            index.entries[(path, 0)] = IndexEntry.from_base(BaseIndexEntry((old.mode, blob, 0, path)))
+        index.write(ignore_extension_data=True)
+        branch = self.repo.active_branch.name
+        subject = message.split("\n", 1)[0]
+        self._move_ref(f"refs/heads/{branch}", sha, f"commit: {subject}", also_head=True)
+        self._kept_sha, self._kept_tree, self._kept_subject = sha.hex(), tree, subject
         self._kept.update(change.edited)
         self._base_sections = {p: change.sections[p] for p in change.paths}
         self._restat(change.edited)
+        return sha.hex()
 
     def set_aside(self, change: FastChange, message: str) -> str:
         """Record the candidate as a stash entry and put the kept contents back; returns
         the entry's commit hash.  The commit and the reflog line come first, so a kill
         before the files are restored leaves a dirty tree that recovery resets."""
-        head = self.repo.commit(self._kept_sha)
         branch = self.repo.active_branch.name
-        tree = self._tree_with(head.tree.binsha, [(tuple(p.split("/")), self._store(b"blob", d))
-                                                  for p, d in change.edited.items()])
-        subject = head.message.split("\n", 1)[0]
-        index_commit = self._commit(head.tree.binsha, [head.binsha], f"index on {branch}: {head.hexsha[:7]} {subject}")
+        kept = bytes.fromhex(self._kept_sha)
+        tree = self._tree_with(self._kept_tree, [(tuple(p.split("/")), self._store(b"blob", d))
+                                                 for p, d in change.edited.items()])
+        index_commit = self._commit(self._kept_tree, [kept],
+                                    f"index on {branch}: {self._kept_sha[:7]} {self._kept_subject}")
         text = f"On {branch}: {message}"
-        entry = git.Commit(self.repo, self._commit(tree, [head.binsha, index_commit], text))
-        git.SymbolicReference(self.repo, "refs/stash").set_commit(entry, logmsg=text)
+        entry = self._commit(tree, [kept, index_commit], text)
+        self._move_ref("refs/stash", entry, text)
         for rel in change.edited:
             kept = self._kept_content(rel)
             assert kept is not None
             with open(self.root / rel, "wb") as fh:
                 fh.write(kept)
         self._restat(change.edited)
-        return entry.hexsha
+        return entry.hex()
 
     def _restat(self, paths) -> None:
         assert self._sigs is not None
@@ -260,12 +293,36 @@ class TreeState:
 
     def _commit(self, tree: bytes, parents: list[bytes], message: str) -> bytes:
         """A commit object by the work tree's own author (set in its config at creation)."""
-        reader = self.repo.config_reader()
-        who = f"{reader.get_value('user', 'name', 'l402tui agent')} <{reader.get_value('user', 'email', '')}>"
-        when = f"{int(time.time())} +0000"
         lines = [f"tree {tree.hex()}", *(f"parent {p.hex()}" for p in parents),
-                 f"author {who} {when}", f"committer {who} {when}", "", message, ""]
+                 f"author {self._author} {self._when()}", f"committer {self._author} {self._when()}", "", message, ""]
         return self._store(b"commit", "\n".join(lines).encode("utf-8"))
+
+    @staticmethod
+    def _when() -> str:
+        return f"{int(time.time())} +0000"
+
+    def _move_ref(self, ref: str, new: bytes, message: str, also_head: bool = False) -> None:
+        """Point ``ref`` at ``new`` with reflog lines, the way git writes them: the reflog
+        first, then the value to a lock file renamed over the ref, so a kill leaves the
+        old value or the new one."""
+        git_dir = self.repo.common_dir
+        path = os.path.join(git_dir, *ref.split("/"))
+        try:
+            with open(path, encoding="ascii") as fh:
+                old = fh.read().strip()
+        except FileNotFoundError:
+            old = _packed_ref(git_dir, ref) or "0" * 40
+        line = f"{old} {new.hex()} {self._author} {self._when()}\t{message}\n"
+        for log_ref in (ref, "HEAD") if also_head else (ref,):
+            log = os.path.join(git_dir, "logs", *log_ref.split("/"))
+            os.makedirs(os.path.dirname(log), exist_ok=True)
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(line)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lock = path + ".lock"
+        with open(lock, "x", encoding="ascii") as fh:  # "x": another git writing this ref wins
+            fh.write(new.hex() + "\n")
+        os.replace(lock, path)
 
     def _store(self, kind: bytes, data: bytes) -> bytes:
         return self._loose.store(IStream(kind, len(data), io.BytesIO(data))).binsha
@@ -291,3 +348,15 @@ class TreeState:
         buf = io.BytesIO()
         tree_to_stream(out, buf.write)
         return self._store(b"tree", buf.getvalue())
+
+
+def _packed_ref(git_dir: str, ref: str) -> str | None:
+    try:
+        with open(os.path.join(git_dir, "packed-refs"), encoding="ascii") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == ref:
+                    return parts[0]
+    except FileNotFoundError:
+        pass
+    return None

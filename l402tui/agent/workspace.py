@@ -10,10 +10,10 @@ the branch holds only the baseline and kept commits, and every evaluated experim
 has a commit hash to look at (``git stash list`` lists the rejected ones).
 
 The loop is meant to cost no more than a shell loop of commit and reset.  When the
-proposer only edited the text of tracked files (the usual case), the change is read
-and a rejected one set aside without any git process (:mod:`l402tui.agent.fastpath`);
-a kept one costs one ``git commit``.  Anything unusual (new, deleted or binary files)
-goes through ``git diff`` and ``git stash`` as before.
+proposer only edited the text of tracked files (the usual case), the change is read,
+committed or set aside without any git process (:mod:`l402tui.agent.fastpath` writes
+the objects, refs and index as git would).  Anything unusual (new, deleted or binary
+files) goes through ``git diff``, ``git commit`` and ``git stash``.
 
 A kill at any moment leaves one of a few states, and :meth:`recover` returns each to
 the last kept commit.  ``results.tsv`` and scratch space live in the work tree root but
@@ -268,14 +268,13 @@ class Workspace:
     def keep(self, change: Change, description: str, metric: float, memory_gb: float) -> str:
         """Commit the work tree as a kept experiment, the metric in the message; the branch advances."""
         message = f"{_one_line(description)}\n\nMetric: {metric:.6f}\nMemory-GB: {memory_gb:.1f}\n"
-        self.repo.git.commit("-q", "--all", "--no-verify", "-m", message)
         fast, self._fast = self._fast, None
-        if fast is not None and fast.full_diff == change.full_diff:
-            self._state.kept(fast)
+        if fast is not None and fast.edited and fast.full_diff == change.full_diff:
             self._kept_full_diff = None  # git's text, if ever needed, is not ours: ask git again
-        else:
-            self._kept_full_diff = change.full_diff
-            self._state.reload()
+            return self._state.commit(fast, message)
+        self.repo.git.commit("-q", "--all", "--no-verify", "-m", message)
+        self._kept_full_diff = change.full_diff
+        self._state.reload()
         return self._head_sha()
 
     @_serialized

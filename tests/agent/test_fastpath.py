@@ -64,6 +64,29 @@ def test_an_edit_is_read_and_set_aside_without_a_git_process(ws, no_git_process,
     assert ws.changed_paths() == [] and ws.head() == ws.baseline
 
 
+def test_a_kept_edit_is_committed_without_a_git_process_and_git_agrees(ws, no_git_process):
+    set_guess(ws, 2.0)
+    no_git_process.clear()
+    sha = ws.keep(ws.read_change(), "GUESS 2.0", 2.0, 0.1)
+    set_guess(ws, 3.0)
+    second = ws.keep(ws.read_change(), "GUESS 3.0", 1.0, 0.1)
+    assert no_git_process == []
+    assert ws.head() == second and ws.repo.commit(second).parents[0].hexsha == sha
+    message = ws.repo.commit(second).message
+    assert message.startswith("GUESS 3.0\n\nMetric: 1.000000\nMemory-GB: 0.1")
+    assert ws.changed_paths() == []  # the index follows the commit
+    ws.repo.git.fsck("--strict")  # every object well formed and connected
+    assert "+GUESS = 3.0" in ws.repo.git.show(second) and "-GUESS = 2.0" in ws.repo.git.show(second)
+    assert [line.split(": ", 1)[1] for line in ws.repo.git.reflog(ws.branch).splitlines()[:2]] == \
+        ["commit: GUESS 3.0", "commit: GUESS 2.0"]
+    # git's own next commit builds on it (no stale cached tree in the index)
+    (ws.target / "extra.py").write_text("X = 1\n")
+    ws.repo.git.add("--all")
+    ws.repo.git.commit("-qm", "by git")
+    files = ws.repo.git.show("--name-only", "--format=", "HEAD").split()
+    assert files == ["target/extra.py"] and "GUESS = 3.0" in ws.repo.git.show("HEAD:target/model.py")
+
+
 def test_the_in_process_diff_means_what_gits_diff_means(ws, tmp_path):
     set_guess(ws, 1.25)
     ws.keep(ws.read_change(), "kept", 1.0, 0.0)
