@@ -72,8 +72,11 @@ async def test_attached_review_and_events_from_now_on(attached):
 
     events = source.events()  # None: from now on, not the history
     first = asyncio.ensure_future(events.__anext__())
-    while source.api.last_event_seen != history:  # it has asked where "now" is
-        await asyncio.sleep(0.01)
+    async def asked_where_now_is() -> None:
+        while source.api.last_event_seen != history:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(asked_where_now_is(), 10)
     result = await source.review_submission(s, "accept", note="the labels file was a fixture")
     assert result.message == f"{s}: not gaming: the stake is refunded"
     event = await asyncio.wait_for(first, 10)
