@@ -90,6 +90,9 @@ class HttpCoordinatorClient:
             raise AdminUnauthorized(message)
         if status == 429:
             raise LimitReached(message, retry_after_s=int(retry_after or 1))
+        if status == 404 and message.startswith("404: Not Found"):  # aiohttp's own: no such route
+            raise NotFound(f"{method} {path.split('?')[0]} is not served by the coordinator at {self.base_url}: "
+                           "it runs an older l402tui than this client; upgrade it", code="route_missing")
         details = {k: v for k, v in body.items() if k not in ("error", "message")} if isinstance(body, dict) else {}
         raise _BY_STATUS.get(status, CoordinatorError)(message, code=code, details=details)
 

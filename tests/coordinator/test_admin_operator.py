@@ -235,3 +235,9 @@ async def test_payout_repairs_halt_resume_unknown_and_refund(world, served):
         await served.claim_refund(b, invoice.bolt11)
     with pytest.raises(Invalid, match="cannot be decoded"):
         await served.claim_refund(b, "lnbcrt1garbage")
+
+
+async def test_a_daemon_without_a_route_is_named_as_too_old(served):
+    with pytest.raises(NotFound) as missing:
+        await served._call("GET", "/api/v1/admin/no-such-route")
+    assert missing.value.code == "route_missing" and "older l402tui" in missing.value.message
