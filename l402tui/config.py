@@ -78,6 +78,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "workdir": "",  # empty: <data_dir>/agents
         "sandbox": "local",  # where the agent scores its own candidates: local | bwrap | docker | auto
         "node": "agent-1",  # the sim wallet node this agent pays from and is paid to
+        "parallel_repeats": 0,  # repeats of a local evaluation run at once; 0: cores // the bounty's cpus
     },
     "tui": {
         "theme": "l402-dark",

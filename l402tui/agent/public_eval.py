@@ -56,12 +56,18 @@ class Evaluator(Protocol):
 class HarnessEvaluator:
     """The coordinator's harness on the public set."""
 
-    def __init__(self, sandbox=None):
+    def __init__(self, sandbox=None, parallel: int = 0):
         if sandbox is None:
             from l402tui.evaluation.sandbox import LocalSandbox
 
             sandbox = LocalSandbox()
         self.sandbox = sandbox
+        self.parallel = parallel  # repeats at once; 0: as many as the cores hold at the bounty's cpus each
+
+    def _parallel(self, spec) -> int:
+        if self.parallel > 0:
+            return self.parallel
+        return max(1, (os.cpu_count() or 1) // max(1, int(spec.cpus or 1)))
 
     async def evaluate(self, candidate: Candidate, repeats: int) -> PublicScore:
         from l402tui.evaluation import harness
@@ -76,7 +82,7 @@ class HarnessEvaluator:
         try:
             result = await harness.evaluate(
                 spec, candidate.diff or None, eval_set="public", sandbox=self.sandbox, repeats=repeats,
-                allow_unsandboxed=True, log=tail.append,
+                allow_unsandboxed=True, log=tail.append, parallel=self._parallel(spec),
                 limits=Limits(memory_mb=spec.memory_mb, cpus=spec.cpus, time_limit_s=limit, gpu=spec.gpu))
         except asyncio.CancelledError:
             # The harness works in a thread that cannot be cancelled; end the processes it

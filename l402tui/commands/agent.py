@@ -93,13 +93,13 @@ def _proposer(kind: str, command_line: str | None, seed: int, strategy: str, tim
         raise click.UsageError(str(exc)) from None
 
 
-def _evaluator(kind: str):
+def _evaluator(kind: str, parallel: int = 0):
     from l402tui.agent.public_eval import HarnessEvaluator
     from l402tui.evaluation.runners import make_sandbox
     from l402tui.evaluation.sandbox import SandboxUnavailable
 
     try:
-        return HarnessEvaluator(make_sandbox(kind))
+        return HarnessEvaluator(make_sandbox(kind), parallel=parallel)
     except SandboxUnavailable as exc:
         raise click.ClickException(f"sandbox {kind!r} is not usable here: {exc}") from None
 
@@ -149,7 +149,7 @@ def agent(cfg: Config, coordinator_url: str | None, bounty_id: str | None, local
     from l402tui.agent.loop import LoopSettings
 
     chosen = _proposer(proposer or cfg.get("agent.proposer"), command_line, seed, strategy, proposer_timeout)
-    evaluator = _evaluator(sandbox or cfg.get("agent.sandbox"))
+    evaluator = _evaluator(sandbox or cfg.get("agent.sandbox"), int(cfg.get("agent.parallel_repeats") or 0))
     settings = LoopSettings(repeats=repeats, experiment_timeout_s=experiment_timeout)
     deadline_s = minutes * 60 if minutes else None
     on_event = _printer(quiet)

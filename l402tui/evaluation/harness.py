@@ -38,6 +38,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 import shutil
 import stat
 import statistics
@@ -120,8 +122,13 @@ async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "h
                    sandbox: Sandbox, repeats: int | None = None, log: Callable[[str], None] | None = None,
                    allow_unsandboxed: bool = False, log_dir: Path | None = None,
                    log_cap_bytes: int = 1024 * 1024, limits: Limits | None = None,
-                   keep_artifacts: Path | None = None, extra_env: dict[str, str] | None = None) -> EvaluationResult:
-    """Evaluate ``spec``'s target/ (with ``diff`` applied, if any) on one eval set; see the module doc."""
+                   keep_artifacts: Path | None = None, extra_env: dict[str, str] | None = None,
+                   parallel: int = 1) -> EvaluationResult:
+    """Evaluate ``spec``'s target/ (with ``diff`` applied, if any) on one eval set; see the module doc.
+
+    ``parallel`` repeats run at once (each in its own sandbox and copy): the agent's
+    local evaluation uses the machine's cores; the coordinator keeps one at a time so
+    that repeats do not compete with each other for the CPU they are measured on."""
     base = EvaluationResult("refused", [], sandbox=sandbox.kind, eval_set=eval_set, heldout_index=heldout_index)
     if eval_set not in ("public", "heldout"):
         raise ValueError(f"eval_set must be 'public' or 'heldout', not {eval_set!r}")
@@ -135,11 +142,12 @@ async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "h
             return base
     return await asyncio.to_thread(_evaluate_sync, spec, diff, eval_set, heldout_index, sandbox,
                                    repeats or spec.repeats, log, log_dir, log_cap_bytes, limits or _limits(spec),
-                                   base, keep_artifacts, dict(extra_env or {}))
+                                   base, keep_artifacts, dict(extra_env or {}), max(1, parallel))
 
 
 def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, log_dir, log_cap_bytes, limits,
-                   result: EvaluationResult, keep_artifacts: Path | None, extra_env: dict[str, str]) -> EvaluationResult:
+                   result: EvaluationResult, keep_artifacts: Path | None, extra_env: dict[str, str],
+                   parallel: int = 1) -> EvaluationResult:
     set_dir = _set_dir(spec, eval_set, heldout_index)
     root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
     os.chmod(root, 0o711)
@@ -167,9 +175,11 @@ def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, l
                 result.status = "refused"
                 result.reasons = [f"the bounty's required tests failed: {outcome.describe_failure()}"]
                 return result
-        for repeat in range(repeats):
-            run = _one_repeat(spec, diff, set_dir, inputs, root / f"r{repeat}", sandbox, limits, repeat,
-                              logs, log_cap_bytes, log, extra_env)
+        def one(repeat: int) -> RepeatRun:
+            return _one_repeat(spec, diff, set_dir, inputs, root / f"r{repeat}", sandbox, limits, repeat,
+                               logs, log_cap_bytes, log, extra_env)
+
+        for repeat, run in _repeats(one, repeats, parallel):
             result.runs.append(run)
             if keep_artifacts is not None and repeat == 0:
                 shutil.copytree(root / f"r{repeat}" / "artifacts", keep_artifacts, dirs_exist_ok=True)
@@ -185,6 +195,38 @@ def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, l
     result.status = "ok"
     result.medians, result.spreads = summarize(result.runs)
     return result
+
+
+def _repeats(one: Callable[[int], RepeatRun], repeats: int, parallel: int) -> list[tuple[int, RepeatRun]]:
+    """(repeat, run) in repeat order, up to and including the first failed run.  With
+    ``parallel`` > 1 up to that many run at once, and none starts once one has failed
+    (those already running finish and are not reported)."""
+    out: list[tuple[int, RepeatRun]] = []
+    if parallel <= 1 or repeats <= 1:
+        for repeat in range(repeats):
+            out.append((repeat, one(repeat)))
+            if not out[-1][1].ok:
+                break
+        return out
+    failed = threading.Event()
+
+    def guarded(repeat: int) -> RepeatRun | None:
+        if failed.is_set():
+            return None
+        run = one(repeat)
+        if not run.ok:
+            failed.set()
+        return run
+
+    with ThreadPoolExecutor(max_workers=min(parallel, repeats), thread_name_prefix="repeat") as pool:
+        results = list(pool.map(guarded, range(repeats)))
+    for repeat, run in enumerate(results):
+        if run is None:
+            break
+        out.append((repeat, run))
+        if not run.ok:
+            break
+    return out
 
 
 def sweep_stale_roots(tmp: Path | None = None) -> list[Path]:

@@ -7,6 +7,7 @@ import pytest
 from agent_fixtures import ScriptedProposer, make_bounty
 from l402tui.agent.events import BestImproved, EventFeed, ExperimentFinished, LoopStarted, LoopStopped
 from l402tui.agent.loop import ExperimentLoop, LoopError, LoopSettings
+from l402tui.agent.public_eval import HarnessEvaluator
 from l402tui.agent.workspace import Workspace
 from l402tui.bounty import load_bounty
 from l402tui.bounty.package import build_package
@@ -107,7 +108,8 @@ async def test_noise_margin_needs_more_than_k_sigma(tmp_path):
         f"c = pathlib.Path({str(counter)!r}); n = int(c.read_text()); c.write_text(str(n + 1))\n"
         "guess = model.GUESS + (-0.05, 0.0, 0.05)[n % 3]"))
     ws = Workspace.create(tmp_path / "ws", build_package(load_bounty(root)).data, branch="b")
-    loop, events = make_loop(ws, [("guess", 0.52), ("guess", 2.0)])
+    # One repeat at a time: the counter file is the jitter's sequence.
+    loop, events = make_loop(ws, [("guess", 0.52), ("guess", 2.0)], evaluator=HarnessEvaluator(parallel=1))
     await loop.run(max_experiments=2)
     finished = [e for e in events if isinstance(e, ExperimentFinished)]
     assert finished[0].status == "discard" and "noise margin" in finished[0].reason

@@ -147,3 +147,38 @@ async def test_outputs_that_are_symlinks_are_never_scored(isolated, sums):
     assert result.status == "failed"
     assert result.reasons == ["repeat 1 of 1: the run left a symlink in its outputs (answers.json); "
                               "outputs must be plain files"]
+
+
+def _prepended(spec, lines: str) -> str:
+    import difflib
+
+    old = (spec.target_path / "sumlib.py").read_text()
+    body = "".join(difflib.unified_diff(old.splitlines(keepends=True), (lines + old).splitlines(keepends=True),
+                                        "a/sumlib.py", "b/sumlib.py"))
+    return "diff --git a/sumlib.py b/sumlib.py\n" + body
+
+
+async def test_parallel_repeats_overlap_and_keep_their_order(sums):
+    stamp = ("import sys, time\nprint('start', time.time(), file=sys.stderr, flush=True)\ntime.sleep(0.5)\n"
+             "print('end', time.time(), file=sys.stderr, flush=True)\n")
+    lines: list[str] = []
+    result = await evaluate(sums, _prepended(sums, stamp), sandbox=LocalSandbox(), repeats=4, parallel=2,
+                            allow_unsandboxed=True, log=lines.append)
+    assert result.ok, result.reasons
+    assert [r.repeat for r in result.runs] == [0, 1, 2, 3]
+    spans = {}
+    for line in lines:
+        if line.startswith("[repeat ") and (" start " in line or " end " in line):
+            tag, word, when = line.split("] ", 1)[0], *line.split("] ", 1)[1].split()[:2]
+            spans.setdefault(tag, {})[word] = float(when)
+    assert len(spans) == 4
+    ordered = sorted(spans.values(), key=lambda s: s["start"])
+    assert ordered[1]["start"] < ordered[0]["end"]  # two ran at once
+    assert result.medians["accuracy"] == pytest.approx(2 / 5)
+
+
+async def test_parallel_repeats_stop_at_the_first_failure(sums):
+    result = await evaluate(sums, _prepended(sums, "raise SystemExit(3)\n"), sandbox=LocalSandbox(), repeats=5,
+                            parallel=2, allow_unsandboxed=True)
+    assert result.status == "failed" and len(result.runs) == 1
+    assert result.reasons[0].startswith("repeat 1 of 5: ")
