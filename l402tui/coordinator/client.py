@@ -145,7 +145,9 @@ class HttpCoordinatorClient:
         When the stream drops (a daemon restart, an SSH tunnel that died, a silent
         network — noticed when not even the 15 s keep-alive arrives), it reconnects
         with ``Last-Event-ID`` set to the last id seen, so the server replays exactly
-        what was missed; an id at or below it is never yielded twice."""
+        what was missed; an id at or below it is never yielded twice.  With
+        ``reconnect=False`` a break raises :class:`CoordinatorUnreachable` instead, and
+        the caller resumes after ``last_event_seen`` when it sees fit."""
         last = self.last_event_seen = after_id
         delay = 0.5
         while True:
@@ -159,12 +161,14 @@ class HttpCoordinatorClient:
                         yield event
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
                 if not reconnect:
-                    raise CoordinatorUnreachable(f"the event stream from {self.base_url} broke off ({exc})") from None
+                    raise CoordinatorUnreachable(f"the event stream from {self.base_url} broke off ({exc}); "
+                                                 "is `l402tui serve` still running?") from None
             except _StreamRefused as exc:  # 5xx from the daemon or a proxy in front of it: it may be restarting
                 if not reconnect:
                     raise CoordinatorUnreachable(f"the event stream from {self.base_url}: {exc}") from None
-            if not reconnect:
-                return
+            if not reconnect:  # the server never ends a stream on its own but when it stops
+                raise CoordinatorUnreachable(f"the event stream from {self.base_url} ended; "
+                                             "is `l402tui serve` still running?")
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_reconnect_delay_s)
 

@@ -5,11 +5,17 @@ in-process mode and the demo all start it the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from l402tui.config import Config
+
+
+# How often the coordinator's invoice stream looks at the simulated network's file for
+# payments made by other processes.  Payers in this process (the demo's agents, tests)
+# wake it at once; the sim's own default of 20 ms cost 2-3 % of a core in an idle TUI.
+SIM_POLL_S = 0.25
 
 
 @dataclass
@@ -18,8 +24,17 @@ class RunningCoordinator:
     runner: Any  # aiohttp.web.AppRunner
     url: str | None  # None when the port could not be bound (the service still runs)
     admin_path: Path
-    sandbox: str  # the runner evaluations use ("docker", "bwrap" or "local")
+    cfg: Config
     bind_error: str | None = None
+    _sandbox: str | None = field(default=None, repr=False)
+
+    @property
+    def sandbox(self) -> str:
+        """The runner evaluations use ("docker", "bwrap" or "local").  Found on first use:
+        asking costs the docker SDK's import and an engine ping, which the TUI never needs."""
+        if self._sandbox is None:
+            self._sandbox = sandbox_choice(self.cfg)
+        return self._sandbox
 
     async def close(self) -> None:
         """Stop the server, the worker and the service (the app's cleanup closes the service)."""
@@ -53,6 +68,7 @@ async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = Tr
     if coordinator.backend.name == "sim":
         # The embedded network needs this node to exist; a real node simply is.
         await coordinator.backend.net.create_node(coordinator.backend.node_name, 0, exist_ok=True)
+        coordinator.backend.net.poll_interval_s = max(coordinator.backend.net.poll_interval_s, SIM_POLL_S)
     admin_path = await ensure_admin_macaroon(coordinator.store, cfg.data_dir)
     log_options: dict[str, Any] = ({"access_log_format": '%a "%r" %s %b %Tfs'} if access_log
                                    else {"access_log": None})
@@ -67,9 +83,9 @@ async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = Tr
         if not tolerate_bind_error:
             await runner.cleanup()
             raise
-        return RunningCoordinator(coordinator, runner, None, admin_path, sandbox_choice(cfg),
+        return RunningCoordinator(coordinator, runner, None, admin_path, cfg,
                                   bind_error=f"{host}:{port}: {exc.strerror or exc}")
     sockets = site._server.sockets if site._server else []
     bound = sockets[0].getsockname()[1] if sockets else port
     shown = f"[{host}]" if ":" in host else host
-    return RunningCoordinator(coordinator, runner, f"http://{shown}:{bound}", admin_path, sandbox_choice(cfg))
+    return RunningCoordinator(coordinator, runner, f"http://{shown}:{bound}", admin_path, cfg)

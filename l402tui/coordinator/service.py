@@ -42,7 +42,8 @@ class Coordinator:
         self.data_dir = cfg.data_dir
         self._tasks: list[asyncio.Task] = []
         self._changed = asyncio.Event()
-        self.tick_s = 1.0
+        self.tick_s = 1.0  # how often the tick looks for changes (a counter and one PRAGMA)
+        self.idle_ticks = 10  # a full pass at least every idle_ticks * tick_s, changed or not
 
     # -- lifetime -----------------------------------------------------------------
 
@@ -86,19 +87,53 @@ class Coordinator:
             yield txn
 
     async def _tick(self) -> None:
-        n = 0
+        """Timers, evaluation verdicts, payouts and invoice reconciliation, when there is work.
+
+        A full pass costs a dozen queries; run every second it was most of an idle
+        coordinator's CPU.  Each ``tick_s`` this only compares two counters: this
+        connection's ``total_changes`` (the service's and the in-process evaluation
+        worker's commits) and ``PRAGMA data_version`` (commits by any other connection,
+        e.g. an external worker).  A full pass runs when either moved, when the earliest
+        timer or payment retry falls due, after a pass that itself changed something
+        (follow-up work), and at least every ``idle_ticks * tick_s`` as a backstop
+        (invoice reconciliation with the node runs on that cadence too)."""
+        seen: tuple[int, int] | None = None
+        next_pass = 0.0
+        last_reconcile = 0.0
         while True:
             try:
-                await self.run_due_timers()
-                await submissions.reconcile_evaluations(self)
-                if n % 10 == 0:
-                    await self.reconcile_invoices()
-                # Payout retries, holdback timers, refunds of closed bounties (coordinator/payouts.py).
-                await self._payouts("tick")
+                now = time.time()
+                marks = await self._change_marks()
+                if marks != seen or now >= next_pass:
+                    await self.run_due_timers()
+                    await submissions.reconcile_evaluations(self)
+                    backstop_s = self.idle_ticks * self.tick_s
+                    if now - last_reconcile >= backstop_s:
+                        await self.reconcile_invoices()
+                        last_reconcile = now
+                    # Payout retries, holdback timers, refunds of closed bounties (coordinator/payouts.py).
+                    await self._payouts("tick")
+                    after = await self._change_marks()
+                    busy = after != marks  # what this pass did may have made more work
+                    seen = after
+                    next_pass = min(now + (self.tick_s if busy else backstop_s), await self._next_due())
             except Exception:  # noqa: BLE001 - a bad row must not stop the clock; it is logged
                 log.exception("coordinator tick failed")
-            n += 1
+                seen, next_pass = None, 0.0
             await asyncio.sleep(self.tick_s)
+
+    async def _change_marks(self) -> tuple[int, int]:
+        version = await self.store.scalar("PRAGMA data_version")
+        return self.store.conn.total_changes, int(version or 0)
+
+    async def _next_due(self) -> float:
+        """When the tick has timed work next: a timer, a payment retry; now while a
+        payment is in flight (its outcome is checked every pass)."""
+        due = await self.store.scalar(
+            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM timers WHERE done_at IS NULL "
+            "UNION ALL SELECT MIN(next_attempt_at) FROM payments WHERE status IN ('QUEUED', 'FAILED') "
+            "UNION ALL SELECT 0 FROM payments WHERE status = 'PENDING')")
+        return float("inf") if due is None else float(due)
 
     async def _follow_invoices(self) -> None:
         delay = 1.0

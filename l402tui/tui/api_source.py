@@ -37,6 +37,7 @@ class ApiSource(CoordinatorSource):
         self.reviewer = reviewer
         self._on_close = on_close
         self._metrics: dict[str, str] = {}  # bounty id -> headline metric name
+        self._last_event: int | None = None  # attached: where the next event subscription resumes
 
     async def _call(self, what: str, awaitable: Awaitable) -> Any:
         try:
@@ -147,12 +148,29 @@ class ApiSource(CoordinatorSource):
         return await self._call(f"diff of {submission_id}", self.api.submission_diff(submission_id))
 
     async def events(self, after_id: int | None = None) -> AsyncIterator[SourceEvent]:
+        """Attached, a broken stream is not hidden: it ends with a SourceError (the app shows
+        it, reloads and subscribes again), and the next subscription resumes after the last
+        event this one delivered, so none is lost or repeated across the outage."""
+        if after_id is None and self.attached:
+            after_id = None
         if after_id is None:
             last = getattr(self.api, "last_event_id", None)
             after_id = await self._call("event stream", last()) if last is not None else 0
-        async for e in self.api.follow_events(after_id):
-            yield SourceEvent(int(e["id"]), e["kind"], e.get("subject_id"), e.get("payload") or {},
-                              _unix(e.get("created_at")))
+        if self.attached:
+            self._last_event = after_id  # a stream that breaks before its first event resumes here
+        stream = self.api.follow_events(after_id, reconnect=False) if self.attached else \
+            self.api.follow_events(after_id)
+        try:
+            async for e in stream:
+                self._last_event = int(e["id"])
+                yield SourceEvent(int(e["id"]), e["kind"], e.get("subject_id"), e.get("payload") or {},
+                                  _unix(e.get("created_at")))
+        except Exception as exc:  # the daemon restarting, a dropped tunnel: say so, resume later
+            if not self.attached or isinstance(exc, SourceError):
+                raise
+            raise SourceError(f"event stream: {exc}") from exc
+        finally:
+            await stream.aclose()
 
     # --- sponsor actions ---------------------------------------------------------------
     async def create_bounty(self, path: Path, self_funded: bool = False) -> ActionResult:

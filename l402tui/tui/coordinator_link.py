@@ -8,32 +8,16 @@ thread so the UI keeps drawing meanwhile).
 from __future__ import annotations
 
 import asyncio
-import importlib
-import logging
 import socket
 from pathlib import Path
 
 from l402tui.config import Config
-from l402tui.tui.api_source import ApiSource
+from l402tui.tui.lean_imports import preload
 from l402tui.tui.source import SourceError
 
 HEAVY_MODULES = ("aiohttp.web", "l402tui.coordinator.service", "l402tui.coordinator.app",
-                 "l402tui.coordinator.admin", "l402tui.tui.store_source")
-
-
-def log_to_file(cfg: Config) -> Path:
-    """Send library logging to a file: anything printed to the terminal would tear the UI."""
-    path = cfg.data_dir / "logs" / "tui.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    return path
+                 "l402tui.coordinator.admin", "l402tui.tui.store_source", "l402tui.tui.api_source",
+                 "l402tui.tui.loop_thread")
 
 
 def _port_taken(host: str, port: int) -> bool:
@@ -55,8 +39,9 @@ async def open_in_process(cfg: Config):
     If a coordinator already listens on the configured port (`l402tui serve`), a
     second one on the same database would race it: show the data read-only instead
     and say how to attach."""
-    await asyncio.to_thread(lambda: [importlib.import_module(m) for m in HEAVY_MODULES])
+    await asyncio.to_thread(preload, *HEAVY_MODULES)
     from l402tui.coordinator import seams
+    from l402tui.tui.api_source import ApiSource
     from l402tui.tui.loop_thread import LoopThread, ThreadedProxy
     from l402tui.tui.store_source import StoreSource
 
@@ -104,10 +89,11 @@ async def _start_coordinator(cfg: Config):
     return running.coordinator, running.runner, where, running.url
 
 
-async def open_attached(url: str, admin_macaroon: Path | None, cfg: Config) -> ApiSource:
+async def open_attached(url: str, admin_macaroon: Path | None, cfg: Config):
     """A daemon started with `l402tui serve`, through its admin API and event stream."""
-    await asyncio.to_thread(importlib.import_module, "l402tui.coordinator.client")
+    await asyncio.to_thread(preload, "l402tui.coordinator.client", "l402tui.tui.api_source")
     from l402tui.coordinator.client import HttpCoordinatorClient
+    from l402tui.tui.api_source import ApiSource
 
     path = admin_macaroon or cfg.data_dir / "admin.macaroon"
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from l402tui.config import Config
@@ -31,6 +32,11 @@ def source_factory(cfg: Config, attach: str | None, admin_macaroon: Path | None,
 
     async def open_local() -> CoordinatorSource:
         if read_only:
+            import asyncio
+
+            from l402tui.tui.lean_imports import preload
+
+            await asyncio.to_thread(preload, "l402tui.tui.store_source")  # off the UI thread
             from l402tui.tui.store_source import StoreSource
 
             return await StoreSource.open(cfg.db_path)
@@ -44,7 +50,6 @@ def source_factory(cfg: Config, attach: str | None, admin_macaroon: Path | None,
 def build_app(cfg: Config, attach: str | None = None, admin_macaroon: Path | None = None, *,
               read_only: bool = False):
     from l402tui.tui.app import L402App
-    from l402tui.tui.coordinator_link import log_to_file
 
     tui = cfg.section("tui")
     try:
@@ -62,6 +67,21 @@ def build_app(cfg: Config, attach: str | None = None, admin_macaroon: Path | Non
         log_cap_bytes=cfg.get("evaluation.log_cap_bytes"),
         animation=tui["animation"],
     )
+
+
+def log_to_file(cfg: Config) -> Path:
+    """Send library logging to a file: anything printed to the terminal would tear the UI."""
+    path = cfg.data_dir / "logs" / "tui.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return path
 
 
 def agent_for(cfg: Config, source: CoordinatorSource):

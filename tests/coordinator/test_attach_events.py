@@ -185,7 +185,7 @@ async def test_the_stream_refuses_a_wrong_macaroon_and_a_one_shot_follow_reports
         pending = asyncio.ensure_future(stream.__anext__())
         await asyncio.sleep(0.2)
         await server.stop()
-        with pytest.raises((CoordinatorUnreachable, StopAsyncIteration)):
+        with pytest.raises(CoordinatorUnreachable, match="is `l402tui serve` still running"):
             await asyncio.wait_for(pending, 10)
         await once.close()
     finally:

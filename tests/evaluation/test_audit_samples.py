@@ -75,7 +75,7 @@ async def test_sample_bounty_resists_every_attack(isolated, name):
     spec = load_bounty(SAMPLES / name)
     env = CHARLM_ENV if name == "charlm" else None
     # Time limits above what the honest run needs on a busy 2-core host, well below the bounty's.
-    limit = {"logparse": 25, "sqlquery": 25, "charlm": 30}[name]
+    limit = {"logparse": 12, "sqlquery": 12, "charlm": 15}[name]
     report = await audit_bounty(spec, sandbox=isolated, time_limit_s=limit, baseline_repeats=1,
                                 honest_diff=honest_diff(name, spec), allow_unsandboxed=True, extra_env=env,
                                 ignore_patterns=name == "sqlquery")
