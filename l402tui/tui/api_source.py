@@ -152,7 +152,7 @@ class ApiSource(CoordinatorSource):
         it, reloads and subscribes again), and the next subscription resumes after the last
         event this one delivered, so none is lost or repeated across the outage."""
         if after_id is None and self.attached:
-            after_id = None
+            after_id = self._last_event
         if after_id is None:
             last = getattr(self.api, "last_event_id", None)
             after_id = await self._call("event stream", last()) if last is not None else 0
