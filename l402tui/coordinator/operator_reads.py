@@ -118,7 +118,8 @@ async def submission_diff(store: Store, submission_id: str) -> dict[str, Any]:
 async def holdback_timers(store: Store, bounty_id: str | None = None) -> list[dict[str, Any]]:
     """Every 20 % holdback with its release time, amount and where it stands:
     HELD (waiting for its time), CHECKING (due; the stability re-evaluation runs),
-    RELEASED (owed or paid to the agent) or FORFEITED (back in the pool)."""
+    RELEASED (owed or paid to the agent), FORFEITED (back in the pool) or RESOLVED
+    (the timer is done with nothing held, e.g. a 0-msat holdback)."""
     cond, params = ("AND s.bounty_id = ?", [bounty_id]) if bounty_id else ("", [])
     rows = await store.fetchall(
         "SELECT t.subject_id, t.due_at, t.done_at, t.created_at, s.bounty_id, s.status AS submission_status "
