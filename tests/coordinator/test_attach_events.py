@@ -191,3 +191,30 @@ async def test_the_stream_refuses_a_wrong_macaroon_and_a_one_shot_follow_reports
     finally:
         if server.runner is not None and server.runner.sites:
             await server.stop()
+
+
+async def test_the_server_replays_after_the_query_or_the_header_which_wins(coordinator, token):
+    import aiohttp
+
+    server = Server(coordinator)
+    await server.start()
+    ids = await _emit(coordinator, 4, "q")
+    auth = {"Authorization": f"Bearer {token}"}
+
+    async def first_id(http, **kw) -> int:
+        async with http.get(server.url + "/api/v1/events", **kw) as r:
+            assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+            async for raw in r.content:
+                if raw.startswith(b"id: "):
+                    return int(raw[4:])
+        raise AssertionError("no event")
+
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await first_id(http, params={"after": str(ids[0])}, headers=auth) == ids[1]
+            assert await first_id(http, params={"after": str(ids[0])},
+                                  headers={**auth, "Last-Event-ID": str(ids[2])}) == ids[3]
+            async with http.get(server.url + "/api/v1/events", headers={**auth, "Last-Event-ID": "x"}) as r:
+                assert r.status == 422 and "Last-Event-ID" in (await r.json())["message"]
+    finally:
+        await server.stop()
