@@ -24,7 +24,7 @@ def test_demo_shows_a_payout_and_a_holdback_release(tmp_path):
     session = f"l402demo-{uuid.uuid4().hex[:8]}"
     env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "TERM": "xterm-256color"}
     command = (f"env -u COLUMNS -u LINES {sys.executable} -m l402tui.cli --data-dir {tmp_path / 'data'} "
-               "demo --holdback 30")
+               "demo --holdback 15")
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
                     *[f"-e{k}={v}" for k, v in env.items()], "-c", os.getcwd(), command], check=True)
     try:
