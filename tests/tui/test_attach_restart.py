@@ -52,6 +52,14 @@ def _serve(data, port: int) -> tuple[subprocess.Popen, str]:
     return proc, macaroon
 
 
+async def settle(pilot, app) -> None:
+    """Let in-flight pane loads land before the app shuts down: a load answered after the
+    panes are gone raises NoMatches in the app's handler (a shutdown race of app.py)."""
+    await wait_for(pilot, lambda: not any(w.is_running for w in app.workers if str(w.group).startswith("load-")),
+                   "the pane loads to finish")
+    await pilot.pause(0.1)
+
+
 def _stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     proc.wait(timeout=30)
@@ -97,5 +105,6 @@ async def test_attached_tui_shows_the_outage_and_resumes_without_loss_or_repeats
             rows = lambda: {r.id for r in app.main_screen.query_one("#submissions-table").records}  # noqa: E731
             await wait_for(pilot, lambda: "s_during" in rows(), "the submission in its pane")
             assert seen == sorted(set(seen)), seen  # once each, in order
+            await settle(pilot, app)
     finally:
         _stop(proc)

@@ -18,6 +18,7 @@ from l402tui.tui.launch import source_factory
 from l402tui.tui.screens.review import ReviewScreen
 from tests.agent.agent_fixtures import make_bounty
 from tests.tui.conftest import FixedGpu, FixedHost, wait_for
+from tests.tui.test_attach_restart import settle
 from tests.tui.test_pilot_attach import daemon  # noqa: F401 - the `l402tui serve` fixture
 
 pytestmark = pytest.mark.slow
@@ -98,3 +99,4 @@ async def test_attached_sponsor_reads_the_log_and_confirms_gaming(daemon, tmp_pa
         assert decision()["gaming_confirmed"] is True
         await wait_for(pilot, lambda: any("gaming confirmed" in str(n.message) for n in app._notifications),
                        "the result shown to the sponsor")
+        await settle(pilot, app)
