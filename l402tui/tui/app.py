@@ -9,6 +9,7 @@ are coalesced: an event marks panes dirty and one short timer reloads them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -43,6 +44,18 @@ SourceFactory = Callable[[], Awaitable[CoordinatorSource]]
 TABS = ("bounties", "submissions", "ledger")
 NARROW_WIDTH = 100  # below this the GPU/host column hides unless asked for
 FINISHED = ("DONE", "FAILED")
+
+
+def while_shown(handler):
+    """Workers can report after the screens are gone (quitting while panes load): drop
+    those reports instead of failing on a screen that no longer exists."""
+    @functools.wraps(handler)
+    def guarded(self, message):
+        if not self.is_running or not self.screen_stack:  # shutting down: the screens go first
+            return None
+        return handler(self, message)
+
+    return guarded
 
 
 def pane_for_event(kind: str) -> set[str]:
@@ -163,6 +176,7 @@ class L402App(AppActions, App):
             return
         self.post_message(SourceReady(source))
 
+    @while_shown
     def on_source_ready(self, message: SourceReady) -> None:
         self.source = message.source
         self.main_screen.query_one(StatusLine).set(source=message.source.description, problem="")
@@ -176,6 +190,7 @@ class L402App(AppActions, App):
             if self.agent is not None:
                 self._attach_agent()
 
+    @while_shown
     def on_source_failed(self, message: SourceFailed) -> None:
         text = f"{message.what} failed: {message.error}"
         self.main_screen.query_one(StatusLine).set(problem=text)
@@ -227,6 +242,7 @@ class L402App(AppActions, App):
         table.set_records(rows)
         self.main_screen.query_one(f"TabPane#{tab}").set_class(not rows, "-is-empty")
 
+    @while_shown
     def on_bounties_loaded(self, message: BountiesLoaded) -> None:
         self._fill("bounties", message.rows)
         rows = message.rows
@@ -235,6 +251,7 @@ class L402App(AppActions, App):
         self.main_screen.query_one(StatusLine).set(
             summary=f"{len(rows)} bounties · {open_} open · {fmt.sats(pool)} sat in open pools")
 
+    @while_shown
     def on_submissions_loaded(self, message: SubmissionsLoaded) -> None:
         self._fill("submissions", message.rows)
         flagged = sum(1 for s in message.rows if s.status == "FLAGGED")
@@ -242,6 +259,7 @@ class L402App(AppActions, App):
         label = f"Submissions ({len(message.rows)})" + (f" ⚑{flagged}" if flagged else "")
         tabs.get_tab("submissions").label = label
 
+    @while_shown
     def on_ledger_loaded(self, message: LedgerLoaded) -> None:
         self._fill("ledger", message.rows)
 
@@ -261,6 +279,7 @@ class L402App(AppActions, App):
                 self.post_message(SourceReady(source))  # reload everything missed, then resubscribe
                 return
 
+    @while_shown
     def on_coordinator_event(self, message: CoordinatorEvent) -> None:
         e = message.event
         self.main_screen.query_one(StatusLine).set(last_event=f"{fmt.clock(e.created_at)} {e.kind} {e.subject_id or ''}",
@@ -275,6 +294,7 @@ class L402App(AppActions, App):
         self.reload(dirty)
 
     # --- the eval log --------------------------------------------------------------------
+    @while_shown
     def on_evaluations_loaded(self, message: EvaluationsLoaded) -> None:
         self.evaluations = message.rows
         running = next((e for e in message.rows if e.status == "RUNNING"), None)
@@ -317,6 +337,7 @@ class L402App(AppActions, App):
             else:
                 await asyncio.sleep(self.log_poll_s)
 
+    @while_shown
     def on_eval_log_read(self, message: EvalLogRead) -> None:
         pane = self.main_screen.query_one(EvalLogPane)
         if pane.evaluation is not None and pane.evaluation.id == message.evaluation_id:
@@ -335,10 +356,13 @@ class L402App(AppActions, App):
     # --- telemetry -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="telemetry", exit_on_error=False)
     def _sample_telemetry(self) -> None:
-        if not self.main_screen.query_one("#side").display and self.is_running:
+        if not self.is_running or not self.screen_stack:
+            return  # quitting
+        if not self.main_screen.query_one("#side").display:
             return  # hidden: do not spend a core-second an hour drawing what nobody sees
         self.post_message(TelemetrySampled(self.gpu_sampler.read(), self.host_sampler.read()))
 
+    @while_shown
     def on_telemetry_sampled(self, message: TelemetrySampled) -> None:
         self.main_screen.query_one(TelemetryPane).update_readings(message.gpu, message.host)
 
@@ -357,6 +381,7 @@ class L402App(AppActions, App):
         except Exception as exc:
             self.post_message(SourceFailed("agent event stream", str(exc)))
 
+    @while_shown
     def on_agent_event_received(self, message: AgentEventReceived) -> None:
         self.main_screen.query_one(AgentPanel).apply(message.event)
 
