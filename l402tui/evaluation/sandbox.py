@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from l402tui.evaluation.bwrap_spare import Spare, SparePool, start_spare
 from l402tui.evaluation.cgroups import CgroupAccount, remove_later
 from l402tui.evaluation.untrusted_log import LogSink
 
@@ -130,21 +131,34 @@ class Sandbox(ABC):
         stderr both go to ``log``.  Interactive mode passes pipe fds for stdin/stdout
         (this call closes them once the child holds them); stderr goes to ``log``.
         """
-        uid = self._sandbox_uid()
-        _prepare_layout(layout, uid, self.kind == "bwrap")
+        # A batch run may use a process started ahead for these limits (see bwrap_spare.py).
+        spare = self._take_spare(limits) if stdin is None and stdout is None else None
+        uid = spare.uid if spare is not None else self._sandbox_uid()
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1",
                **{f"L402_{k.upper()}": v for k, v in self.placeholders(layout).items()}, **(extra_env or {})}
-        read_fd, write_fd = os.pipe()
-        child_stdout = stdout if stdout is not None else write_fd
-        try:
-            running = self._spawn(argv, layout, limits, env,
-                                  stdin if stdin is not None else subprocess.DEVNULL, child_stdout, write_fd, uid)
-        finally:
-            os.close(write_fd)
-            for fd in (stdin, stdout):
-                if fd is not None:
-                    os.close(fd)
+        if spare is not None:
+            try:
+                _prepare_layout(layout, uid, self.kind == "bwrap")
+                running = self._launch_spare(spare, argv, layout, limits, env)
+            except BaseException:
+                spare.discard()
+                raise
+            read_fd = spare.log_r
+        else:
+            _prepare_layout(layout, uid, self.kind == "bwrap")
+            read_fd, write_fd = os.pipe()
+            child_stdout = stdout if stdout is not None else write_fd
+            try:
+                running = self._spawn(argv, layout, limits, env,
+                                      stdin if stdin is not None else subprocess.DEVNULL, child_stdout, write_fd,
+                                      uid)
+            finally:
+                os.close(write_fd)
+                for fd in (stdin, stdout):
+                    if fd is not None:
+                        os.close(fd)
+        self._refill(limits)
         pump = threading.Thread(target=log.pump, args=(read_fd,), daemon=True)
         pump.start()
         timer = threading.Timer(limits.time_limit_s + self.startup_allowance_s, running.kill)
@@ -161,6 +175,17 @@ class Sandbox(ABC):
 
     def _sandbox_uid(self) -> int | None:
         return None
+
+    # Runners that can start a process ahead of its run override these three.
+    def _take_spare(self, limits: Limits) -> "Spare | None":
+        return None
+
+    def _refill(self, limits: Limits) -> None:
+        return None
+
+    def _launch_spare(self, spare: "Spare", argv: list[str], layout: Layout, limits: Limits,
+                      env: dict[str, str]) -> "_Running":
+        raise NotImplementedError(f"the {self.kind} runner starts no process ahead")
 
 
 def _prepare_layout(layout: Layout, uid: int | None, check_reach: bool) -> None:
@@ -237,23 +262,33 @@ class _Running:
         return outcome
 
 
+def _rlimit_values(limits: Limits, nproc: int | None, address_space: bool) -> list[tuple[int, int, int]]:
+    """(resource, soft, hard) for a run, in the order they are set."""
+    out = []
+    if address_space:
+        mem = limits.memory_mb * 1024 * 1024
+        out.append((resource.RLIMIT_AS, mem, mem))
+    cpu = int(limits.time_limit_s * max(limits.cpus, 1)) + 1
+    out.append((resource.RLIMIT_CPU, cpu, cpu + 1))
+    fsize = limits.file_size_mb * 1024 * 1024
+    out.append((resource.RLIMIT_FSIZE, fsize, fsize))
+    out.append((resource.RLIMIT_CORE, 0, 0))
+    if nproc is not None:
+        out.append((resource.RLIMIT_NPROC, nproc, nproc))
+    return out
+
+
 def _rlimits(limits: Limits, nproc: int | None, *, address_space: bool = True,
              cgroup: "CgroupAccount | None" = None, uid: int | None = None) -> Callable[[], None]:
-    """Runs in the child between fork and exec: join the cgroup, set limits, drop to uid."""
+    """Runs in the child between fork and exec: join the cgroup, set limits, drop to uid.
+    (bwrap_spare.LAUNCHER does the same in the same order.)"""
+    values = _rlimit_values(limits, nproc, address_space)
 
     def apply() -> None:
         if cgroup is not None:
             cgroup.join()
-        if address_space:
-            mem = limits.memory_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        cpu = int(limits.time_limit_s * max(limits.cpus, 1)) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        fsize = limits.file_size_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if nproc is not None:
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        for which, soft, hard in values:
+            resource.setrlimit(which, (soft, hard))
         if uid is not None:
             os.setgroups([])
             os.setgid(uid)
@@ -302,6 +337,8 @@ class BwrapSandbox(Sandbox):
         self.bwrap = bwrap or shutil.which("bwrap")
         if not self.bwrap:
             raise SandboxUnavailable("bubblewrap is not installed: apt-get install bubblewrap")
+        self._spares = SparePool(self._start_spare)
+        self.spare_runs = 0  # runs started from a spare (bwrap_spare.py)
 
     def _sandbox_uid(self) -> int | None:
         return _next_uid() if os.geteuid() == 0 else None
@@ -322,8 +359,9 @@ class BwrapSandbox(Sandbox):
                 cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
         return cmd
 
-    def _spawn(self, argv, layout, limits, env, stdin, stdout, stderr, uid) -> _Running:
-        cmd = self.base_args()
+    def _options(self, layout, limits, env) -> list[str]:
+        """bwrap's options for one run: everything but the binary and the command."""
+        cmd = self.base_args()[1:]
         cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
                 "--bind", str(layout.workdir), MOUNTS["workdir"],
                 "--ro-bind", str(layout.inputs), MOUNTS["inputs"],
@@ -335,7 +373,10 @@ class BwrapSandbox(Sandbox):
                 cmd += ["--dev-bind", str(dev), str(dev)]
         for key, value in env.items():
             cmd += ["--setenv", key, value]
-        cmd += ["--", *argv]
+        return cmd
+
+    def _spawn(self, argv, layout, limits, env, stdin, stdout, stderr, uid) -> _Running:
+        cmd = [self.bwrap, *self._options(layout, limits, env), "--", *argv]
         cgroup = None
         if uid is not None:
             nproc = limits.pids
@@ -356,3 +397,38 @@ class BwrapSandbox(Sandbox):
             running.unmeasured = True
         return running
 
+
+    # processes started ahead (bwrap_spare.py) ------------------------------------------------
+
+    def _spare_key(self, limits: Limits) -> tuple:
+        return (limits, os.geteuid())
+
+    def _take_spare(self, limits: Limits) -> Spare | None:
+        return self._spares.take(self._spare_key(limits))
+
+    def _refill(self, limits: Limits) -> None:
+        self._spares.refill(self._spare_key(limits))
+
+    def _start_spare(self, key: tuple) -> Spare:
+        limits = key[0]
+        uid = self._sandbox_uid()
+        nproc = limits.pids if uid is not None else _user_process_count(os.geteuid()) + limits.pids
+
+        def preexec(cgroup: CgroupAccount | None) -> Callable[[], None]:
+            return _rlimits(limits, nproc, address_space=cgroup is None, cgroup=cgroup, uid=uid)
+
+        return start_spare(self.bwrap, key, uid, limits, preexec)
+
+    def _launch_spare(self, spare, argv, layout, limits, env) -> _Running:
+        spare.launch(self._options(layout, limits, env), argv)
+        self.spare_runs += 1
+        running = _Running(spare.proc, self.kind, cgroup=spare.cgroup)
+        running.unmeasured = spare.cgroup is None  # as in _spawn: bwrap's rusage misses the code
+        return running
+
+    def spare_ready(self, limits: Limits) -> bool:
+        return self._spares.ready(self._spare_key(limits))
+
+    def close(self) -> None:
+        """End the process kept ready for the next run (also done at exit)."""
+        self._spares.close()
