@@ -1,11 +1,16 @@
 """TUI figures: cold start to first paint, idle CPU, scrolling 10,000 submissions, RSS.
 
-    .venv/bin/python bench/tui.py [--idle-seconds 30] [--rows 10000]
+    .venv/bin/python bench/tui.py [--idle-seconds 30] [--rows 10000] [--starts 5]
 
-Start-up, idle CPU and RSS are measured on the real `l402tui` process on a 120x40
-pseudo-terminal (what a terminal or tmux gives it), read from /proc; scrolling is measured headless
-with Textual's pilot (key press -> handled -> screen composed), since a terminal
-adds nothing we control.  Prints figures; asserts nothing.
+Start-up, idle CPU, RSS and thread count are measured on the real `l402tui` process on
+a 120x40 pseudo-terminal (what a terminal or tmux gives it), read from /proc; scrolling
+is measured headless with Textual's pilot (key press -> handled -> screen composed),
+since a terminal adds nothing we control.  Prints figures; asserts nothing.
+
+Bytecode: an installed package has its .pyc files (pip compiles them), but a dev shell
+may set PYTHONDONTWRITEBYTECODE, which would make every start compile l402tui from
+source.  The child processes use a private PYTHONPYCACHEPREFIX and one unmeasured start
+fills it, so "cold" means a new process, as a user's every start is.
 """
 
 from __future__ import annotations
@@ -60,9 +65,13 @@ def proc_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def thread_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
 def run_in_pty(argv: list[str], env: dict[str, str], idle_s: float) -> dict[str, float]:
     """Start `argv` on a 120x40 pseudo-terminal (what a terminal or tmux gives it); time
-    the first frame and the first data; then idle CPU and RSS from /proc."""
+    the first frame and the first data; then idle CPU, RSS and threads from /proc."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: becomes the TUI
         os.execvpe(argv[0], argv, {**os.environ, **env, "TERM": "xterm-256color"})
@@ -95,11 +104,13 @@ def run_in_pty(argv: list[str], env: dict[str, str], idle_s: float) -> dict[str,
     deadline = start + 60
     while time.perf_counter() < deadline and data_shown is None:
         time.sleep(0.01)
-    time.sleep(2.0)  # let start-up work settle before measuring idle
-    cpu0, t0 = proc_cpu_s(pid), time.perf_counter()
-    time.sleep(idle_s)
-    idle_pct = 100.0 * (proc_cpu_s(pid) - cpu0) / (time.perf_counter() - t0)
-    rss = proc_rss_mb(pid)
+    idle_pct = rss = threads = float("nan")
+    if idle_s > 0:
+        time.sleep(2.0)  # let start-up work settle before measuring idle
+        cpu0, t0 = proc_cpu_s(pid), time.perf_counter()
+        time.sleep(idle_s)
+        idle_pct = 100.0 * (proc_cpu_s(pid) - cpu0) / (time.perf_counter() - t0)
+        rss, threads = proc_rss_mb(pid), thread_count(pid)
     os.write(fd, b"q")
     try:
         for _ in range(100):
@@ -113,7 +124,12 @@ def run_in_pty(argv: list[str], env: dict[str, str], idle_s: float) -> dict[str,
         stop.set()
         os.close(fd)
     return {"first_paint_s": first_paint or float("nan"), "data_shown_s": data_shown or float("nan"),
-            "idle_cpu_pct": idle_pct, "rss_mb": rss}
+            "idle_cpu_pct": idle_pct, "rss_mb": rss, "threads": threads}
+
+
+def spread(values: list[float]) -> str:
+    values = sorted(values)
+    return f"median {statistics.median(values):.2f} s (min {values[0]:.2f}, max {values[-1]:.2f}, n={len(values)})"
 
 
 async def scroll_pages(db: Path, rows: int, pages: int) -> dict[str, float]:
@@ -168,6 +184,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--pages", type=int, default=40)
+    parser.add_argument("--starts", type=int, default=5, help="measured starts of each view (first paint)")
     parser.add_argument("--no-coordinator", action="store_true",
                         help="skip the in-process coordinator run (where its dependencies are missing)")
     args = parser.parse_args()
@@ -176,17 +193,30 @@ def main() -> None:
         db = data / "l402tui.sqlite"
         seed_rows(db, args.rows)
         env = {"XDG_CONFIG_HOME": str(Path(tmp) / "config"), "L402TUI_COORDINATOR__PORT": "0",
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache"), "PYTHONDONTWRITEBYTECODE": ""}
         print(f"{os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.2f}")
-        ro = run_in_pty([*COMMAND, "--data-dir", str(data), "tui", "--read-only"], env, args.idle_seconds)
-        print(f"read-only view, {args.rows:,} submissions: first paint {ro['first_paint_s']:.2f} s, rows shown "
-              f"{ro['data_shown_s']:.2f} s, idle CPU {ro['idle_cpu_pct']:.2f} % of a core over "
-              f"{args.idle_seconds:.0f} s, RSS {ro['rss_mb']:.0f} MB")
+        read_only = [*COMMAND, "--data-dir", str(data), "tui", "--read-only"]
+        run_in_pty(read_only, env, 0)  # fills the bytecode cache (see the module docstring)
+        starts = [run_in_pty(read_only, env, 0) for _ in range(args.starts)]
+        print(f"read-only view, {args.rows:,} submissions: first paint {spread([r['first_paint_s'] for r in starts])}; "
+              f"rows shown {spread([r['data_shown_s'] for r in starts])}")
+        ro = run_in_pty(read_only, env, args.idle_seconds)
+        print(f"read-only view idle: CPU {ro['idle_cpu_pct']:.2f} % of a core over {args.idle_seconds:.0f} s, "
+              f"RSS {ro['rss_mb']:.0f} MB, {ro['threads']:.0f} threads")
         if not args.no_coordinator:
-            ip = run_in_pty([*COMMAND, "--data-dir", str(Path(tmp) / "fresh")], env, args.idle_seconds)
-            print(f"in-process coordinator (sim network, empty): first paint {ip['first_paint_s']:.2f} s, "
-                  f"coordinator up {ip['data_shown_s']:.2f} s, idle CPU {ip['idle_cpu_pct']:.2f} % of a core, "
-                  f"RSS {ip['rss_mb']:.0f} MB")
+            fresh = iter(range(10**6))
+
+            def in_process(idle_s: float) -> dict[str, float]:
+                return run_in_pty([*COMMAND, "--data-dir", str(Path(tmp) / f"fresh{next(fresh)}")], env, idle_s)
+
+            starts = [in_process(0) for _ in range(args.starts)]
+            print(f"in-process coordinator (sim network, empty): first paint "
+                  f"{spread([r['first_paint_s'] for r in starts])}; coordinator up "
+                  f"{spread([r['data_shown_s'] for r in starts])}")
+            ip = in_process(args.idle_seconds)
+            print(f"in-process coordinator idle: CPU {ip['idle_cpu_pct']:.2f} % of a core over "
+                  f"{args.idle_seconds:.0f} s, RSS {ip['rss_mb']:.0f} MB, {ip['threads']:.0f} threads")
         scroll = asyncio.run(scroll_pages(db, min(args.rows + 5, 10_000), args.pages))  # the pane shows 10,000
         print(f"scrolling {scroll['rows']:,} submissions (headless pilot, 120x40): loaded in "
               f"{scroll['load_rows_s']:.2f} s, page down median {scroll['page_ms_median']:.1f} ms "

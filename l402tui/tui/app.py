@@ -151,12 +151,17 @@ class L402App(AppActions, App):
         self.main_screen.query_one("#side").border_title = "GPU / host"
         for note in self._startup_notes:
             self.notify(note, severity="warning", timeout=10)
-        self._open_source()
-        self._sample_telemetry()
-        self.set_interval(self.telemetry_interval_s, self._sample_telemetry)
         if self.agent is not None:
             self._attach_agent()
         self.main_screen.query_one("#bounties-table").focus()
+        # The first frame first: opening the source and sampling telemetry import modules
+        # in threads that would compete with it for the GIL (~0.3 s later on 2 busy cores).
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        self._open_source()
+        self._sample_telemetry()
+        self.set_interval(self.telemetry_interval_s, self._sample_telemetry)
 
     def on_descendant_focus(self, event) -> None:
         # A blinking cursor is animation too: steady unless tui.animation is on.
