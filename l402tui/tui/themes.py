@@ -1,5 +1,6 @@
-"""Theme files: TOML, one theme per file, shipped in ``themes/`` and added by users in
-``<data dir>/themes/``.  A user theme with a shipped name replaces the shipped one.
+"""Theme files: TOML, one theme per file, shipped in the package (``l402tui/themes/``,
+package data, so a wheel carries them) and added by users in ``<data dir>/themes/``.
+A user theme with a shipped name replaces the shipped one.
 
 A file's keys are Textual ``Theme`` fields (name, primary, secondary, accent,
 warning, error, success, foreground, background, surface, panel, boost, dark, ansi,
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SHIPPED_DIR = Path(__file__).resolve().parents[2] / "themes"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "themes"
 DEFAULT_THEME = "l402-dark"
 COLOUR_FIELDS = ("primary", "secondary", "accent", "warning", "error", "success",
                  "foreground", "background", "surface", "panel", "boost")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+from pathlib import Path
+
 import pytest
 
 from l402tui.tui import format as fmt
@@ -65,6 +67,23 @@ def test_shipped_themes_include_dark_light_and_ansi(tmp_path):
     assert by_name["l402-light"].fields["dark"] is False
     ansi = by_name["l402-ansi"].to_textual()
     assert ansi.ansi and ansi.background == "ansi_default"  # transparent in tmux
+
+
+def test_shipped_themes_are_package_data_a_wheel_carries():
+    """They live inside the package and pyproject's package-data globs name each one
+    (checked by hand with `pip wheel . --no-deps`: l402tui/themes/*.toml are in it)."""
+    import fnmatch
+    import tomllib
+
+    from l402tui.tui.themes import SHIPPED_DIR
+
+    package = Path(__file__).resolve().parents[2] / "l402tui"
+    assert SHIPPED_DIR.parent == package
+    pyproject = tomllib.loads((package.parent / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["l402tui"]
+    shipped = sorted(p.relative_to(package).as_posix() for p in SHIPPED_DIR.glob("*.toml"))
+    assert len(shipped) >= 3
+    assert [p for p in shipped if not any(fnmatch.fnmatch(p, g) for g in globs)] == []
 
 
 def test_user_themes_load_and_bad_ones_are_reported_not_fatal(tmp_path):
