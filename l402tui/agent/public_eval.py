@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -71,24 +69,28 @@ class HarnessEvaluator:
 
     async def evaluate(self, candidate: Candidate, repeats: int) -> PublicScore:
         from l402tui.evaluation import harness
-        from l402tui.evaluation.sandbox import Limits
+        from l402tui.evaluation.sandbox import RUN_GROUP, Limits, RunGroup
 
         spec = candidate.spec
         limit = min(spec.run.timeout_s, spec.time_limit_s)
         if candidate.time_limit_s is not None:
             limit = min(limit, candidate.time_limit_s)
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        started = time.time()
+        group = RunGroup()
+        token = RUN_GROUP.set(group)  # copied into the harness's threads with the context
         try:
             result = await harness.evaluate(
                 spec, candidate.diff or None, eval_set="public", sandbox=self.sandbox, repeats=repeats,
                 allow_unsandboxed=True, log=tail.append, parallel=self._parallel(spec),
                 limits=Limits(memory_mb=spec.memory_mb, cpus=spec.cpus, time_limit_s=limit, gpu=spec.gpu))
         except asyncio.CancelledError:
-            # The harness works in a thread that cannot be cancelled; end the processes it
-            # started so the thread (and Ctrl-C) does not wait for the run to finish.
-            _kill_children_since(started)
+            # The harness works in a thread that cannot be cancelled; end the runs it
+            # started (and any it starts from now on) so the thread, and Ctrl-C, do not
+            # wait for them.  Only this evaluation's: another agent in this process goes on.
+            group.cancel()
             raise
+        finally:
+            RUN_GROUP.reset(token)
         if not result.ok:
             reason = "; ".join(result.reasons) or f"evaluation {result.status}"
             output = " | ".join(line.strip() for line in tail if line.strip() and "[harness]" not in line)
@@ -96,20 +98,3 @@ class HarnessEvaluator:
         peak = max((r.peak_rss_mb or 0.0) for r in result.runs) if result.runs else 0.0
         samples = {name: [r.metrics[name] for r in result.runs if name in r.metrics] for name in result.medians}
         return PublicScore(dict(result.medians), dict(result.spreads), len(result.runs), peak, samples)
-
-
-def _kill_children_since(started: float) -> None:
-    import psutil
-
-    try:
-        children = psutil.Process().children(recursive=True)
-    except psutil.Error:
-        return
-    for child in children:
-        try:
-            # The harness starts every run in a session of its own; anything else (git's
-            # helper processes, say) is not the evaluation's to end.
-            if child.create_time() >= started - 1.0 and os.getsid(child.pid) == child.pid:
-                os.killpg(child.pid, signal.SIGKILL)
-        except (psutil.Error, ProcessLookupError, PermissionError):
-            continue

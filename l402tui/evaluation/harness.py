@@ -36,6 +36,7 @@ API for the coordinator and the agent (all other modules here are details):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 import threading
@@ -219,7 +220,9 @@ def _repeats(one: Callable[[int], RepeatRun], repeats: int, parallel: int) -> li
         return run
 
     with ThreadPoolExecutor(max_workers=min(parallel, repeats), thread_name_prefix="repeat") as pool:
-        results = list(pool.map(guarded, range(repeats)))
+        # Each repeat in a copy of this thread's context (the evaluation's RunGroup).
+        futures = [pool.submit(contextvars.copy_context().run, guarded, r) for r in range(repeats)]
+        results = [f.result() for f in futures]
     for repeat, run in enumerate(results):
         if run is None:
             break

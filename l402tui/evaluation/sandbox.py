@@ -17,6 +17,7 @@ Every runner measures wall time, CPU time and peak RSS from outside the sandbox
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import os
 import resource
@@ -43,6 +44,36 @@ MOUNTS = {"workdir": "/work", "inputs": "/inputs", "artifacts": "/artifacts"}
 _UID_BASE = 61000
 _uid_counter = itertools.count()
 _uid_lock = threading.Lock()
+
+
+class RunGroup:
+    """The sandboxed processes of one evaluation, so that cancelling it ends exactly
+    those (two agents in one process must not end each other's runs).  Set it with
+    :data:`RUN_GROUP` around ``harness.evaluate``: the context reaches the harness's
+    threads, and every run started there joins the group; one started after
+    :meth:`cancel` is ended at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: list[_Running] = []
+        self.cancelled = False
+
+    def add(self, running: "_Running") -> None:
+        with self._lock:
+            self._runs.append(running)
+            cancelled = self.cancelled
+        if cancelled:
+            running.kill()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            runs = list(self._runs)
+        for running in runs:
+            running.kill()
+
+
+RUN_GROUP: contextvars.ContextVar[RunGroup | None] = contextvars.ContextVar("l402tui_run_group", default=None)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -159,6 +190,9 @@ class Sandbox(ABC):
                     if fd is not None:
                         os.close(fd)
         self._refill(limits)
+        group = RUN_GROUP.get()
+        if group is not None:
+            group.add(running)
         pump = threading.Thread(target=log.pump, args=(read_fd,), daemon=True)
         pump.start()
         timer = threading.Timer(limits.time_limit_s + self.startup_allowance_s, running.kill)
