@@ -154,11 +154,11 @@ class L402App(AppActions, App):
         if self.agent is not None:
             self._attach_agent()
         self.main_screen.query_one("#bounties-table").focus()
-        # The first frame first: opening the source and sampling telemetry import modules
-        # in threads that would compete with it for the GIL (~0.3 s later on 2 busy cores).
-        self.call_after_refresh(self._after_first_frame)
 
-    def _after_first_frame(self) -> None:
+    def on_ready(self) -> None:
+        # Textual's Ready: the first frame is on screen.  Only now open the source and
+        # sample telemetry: their imports run in threads that competed with the first
+        # frame for the GIL (it came ~0.3 s later on 2 cores when started at mount).
         self._open_source()
         self._sample_telemetry()
         self.set_interval(self.telemetry_interval_s, self._sample_telemetry)
