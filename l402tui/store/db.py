@@ -8,6 +8,7 @@ connections, transactions and the event log every state change writes to.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import sqlite3
 import time
@@ -21,6 +22,8 @@ import sqlite_utils
 from l402tui.store.migrations import LATEST, migrate
 
 BUSY_TIMEOUT_MS = 10_000
+# The store whose transaction the current task has open (its reads see its own writes).
+_IN_TRANSACTION: contextvars.ContextVar["Store | None"] = contextvars.ContextVar("l402tui_store_txn", default=None)
 
 
 def now() -> float:
@@ -52,29 +55,44 @@ class Store:
     (``BEGIN IMMEDIATE``) so read-modify-write sequences cannot interleave with
     another writer.  A single asyncio lock serialises this connection's
     transactions; other processes are kept apart by SQLite itself.
+
+    Reads outside a transaction go through a second connection, so they see only
+    committed rows: a task reading (the event stream, a pane, the tick) while another
+    task's transaction is open must not see rows that may still be rolled back.  Reads
+    by the task that holds the transaction use its connection and see its own writes.
     """
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self._conn: aiosqlite.Connection | None = None
+        self._read: aiosqlite.Connection | None = None  # committed rows only
         self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str) -> "Store":
         open_sync(path).close()  # migrations run synchronously, once
         store = cls(path)
+        store._conn = await cls._connect(path)
+        if str(path) != ":memory:":  # a second :memory: connection would be another database
+            store._read = await cls._connect(path)
+            await store._read.execute("PRAGMA query_only = ON")
+        return store
+
+    @staticmethod
+    async def _connect(path: Path | str) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         conn.row_factory = aiosqlite.Row
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA synchronous = NORMAL")
-        store._conn = conn
-        return store
+        return conn
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        for name in ("_read", "_conn"):
+            conn = getattr(self, name)
+            if conn is not None:
+                setattr(self, name, None)
+                await conn.close()
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -82,17 +100,22 @@ class Store:
             raise RuntimeError("store is closed")
         return self._conn
 
+    def _reader(self) -> aiosqlite.Connection:
+        if self._read is None or _IN_TRANSACTION.get() is self:
+            return self.conn
+        return self._read
+
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        async with self.conn.execute(sql, tuple(params)) as cur:
+        async with self._reader().execute(sql, tuple(params)) as cur:
             return [dict(r) for r in await cur.fetchall()]
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-        async with self.conn.execute(sql, tuple(params)) as cur:
+        async with self._reader().execute(sql, tuple(params)) as cur:
             row = await cur.fetchone()
             return dict(row) if row is not None else None
 
     async def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        async with self.conn.execute(sql, tuple(params)) as cur:
+        async with self._reader().execute(sql, tuple(params)) as cur:
             row = await cur.fetchone()
             return row[0] if row is not None else None
 
@@ -102,6 +125,7 @@ class Store:
         async with self._lock:
             await self.conn.execute("BEGIN IMMEDIATE")
             txn = Txn(self.conn)
+            token = _IN_TRANSACTION.set(self)
             try:
                 yield txn
             except BaseException:
@@ -109,8 +133,10 @@ class Store:
                 raise
             else:
                 await self.conn.execute("COMMIT")
-                for callback in txn.after_commit:
-                    callback()
+            finally:
+                _IN_TRANSACTION.reset(token)
+            for callback in txn.after_commit:
+                callback()
 
 
 class Txn:

@@ -65,3 +65,40 @@ async def test_transaction_rolls_back_and_records_events(tmp_path: Path) -> None
         assert events == [{"kind": "bounty.created", "subject_id": "b1"}]
     finally:
         await store.close()
+
+
+async def test_other_tasks_never_read_an_open_transactions_rows(tmp_path: Path) -> None:
+    """An event stream or a pane reading while a payout's transaction is open must not
+    see rows that may yet be rolled back; the transaction's own task sees its writes."""
+    import asyncio
+
+    store = await Store.open(tmp_path / "s.sqlite")
+    inside, release = asyncio.Event(), asyncio.Event()
+    seen_inside: list = []
+
+    async def writer(fail: bool) -> None:
+        async with store.transaction() as txn:
+            await txn.event("payout.sent", "b1")
+            seen_inside.append(await store.scalar("SELECT COUNT(*) FROM events"))  # its own write
+            inside.set()
+            await release.wait()
+            if fail:
+                raise RuntimeError("the payment failed after all")
+
+    try:
+        task = asyncio.create_task(writer(fail=True))
+        await inside.wait()
+        assert await store.scalar("SELECT COUNT(*) FROM events") == 0  # not committed: invisible
+        release.set()
+        with pytest.raises(RuntimeError):
+            await task
+        assert seen_inside == [1]
+        assert await store.scalar("SELECT COUNT(*) FROM events") == 0
+        inside.clear(), release.clear()
+        task = asyncio.create_task(writer(fail=False))
+        await inside.wait()
+        release.set()
+        await task
+        assert await store.scalar("SELECT COUNT(*) FROM events") == 1  # committed: visible at once
+    finally:
+        await store.close()
