@@ -104,6 +104,8 @@ class Coordinator:
             try:
                 now = time.time()
                 marks = await self._change_marks()
+                if seen is not None and marks != seen:
+                    self._changed.set()  # event followers wake for the worker's commits too, not only ours
                 if marks != seen or now >= next_pass:
                     await self.run_due_timers()
                     await submissions.reconcile_evaluations(self)

@@ -156,3 +156,18 @@ def test_start_up_imports_only_what_the_screens_use(tmp_path):
     assert out["before_paint"] == []
     assert out["source"].startswith("in-process")
     assert out["heavy"] == []
+
+
+async def test_event_followers_wake_for_commits_that_bypass_the_service(ticking):
+    """The evaluation worker writes through the store, not the service: the tick notices
+    its commit and wakes followers, which otherwise would wait out their poll."""
+    coordinator, passes = ticking
+    after = await coordinator.last_event_id()
+    stream = coordinator.follow_events(after, poll_s=60.0)
+    first = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0.3)  # the follower is parked on its 60 s wait
+    async with coordinator.store.transaction() as txn:
+        await txn.event("evaluation.done", "42", status="DONE")
+    event = await asyncio.wait_for(first, timeout=10)
+    assert event["kind"] == "evaluation.done"
+    await stream.aclose()
