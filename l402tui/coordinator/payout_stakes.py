@@ -3,6 +3,7 @@ and the sponsor confirms gaming: then the hold is settled and the stake joins th
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -74,8 +75,18 @@ async def confirm_gaming(store: Store, lightning: LightningBackend, cfg: Config,
             raise Conflict(f"submission {submission_id} is {sub['status']}; only a FLAGGED one awaits the "
                            "sponsor's decision", code="not_flagged")
         async with store.transaction() as txn:
-            await txn.event("stake.sponsor_decision", submission_id, bounty_id=sub["bounty_id"],
-                            gaming_confirmed=confirmed, note=note)
+            # One decision per submission.  The same decision again is a retry (after a
+            # crash before the stake was resolved) and finishes the work; the opposite
+            # one would contradict a stake that may already be settled or refunded.
+            earlier = await txn.fetchone("SELECT payload_json FROM events WHERE kind = 'stake.sponsor_decision' "
+                                         "AND subject_id = ? ORDER BY id LIMIT 1", (submission_id,))
+            if earlier is None:
+                await txn.event("stake.sponsor_decision", submission_id, bounty_id=sub["bounty_id"],
+                                gaming_confirmed=confirmed, note=note)
+            elif bool(json.loads(earlier["payload_json"]).get("gaming_confirmed")) != confirmed:
+                raise Conflict(f"submission {submission_id} was already reviewed (gaming "
+                               f"{'confirmed' if not confirmed else 'not confirmed'}); the decision stands",
+                               code="already_reviewed")
         await resolve_stake(store, lightning, sub, forfeit=confirmed)
         if confirmed and await ledger.posted(store, f"stake_forfeit:{submission_id}"):
             bounty = await load_bounty(store, sub["bounty_id"])

@@ -6,9 +6,11 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from payouts_world import World
 
 from l402tui.coordinator import ledger, payouts
+from l402tui.coordinator.errors import Conflict
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "payouts.md"
 SAT = 1000
@@ -39,6 +41,9 @@ async def play(w: World) -> dict[str, int]:
     await w.verdict(c, "FLAGGED")
     await payouts.on_verdict(store, ln, cfg, c)
     await payouts.confirm_gaming(store, ln, cfg, c, True, note="canary labels read")
+    await payouts.confirm_gaming(store, ln, cfg, c, True)  # the same decision again: a harmless retry
+    with pytest.raises(Conflict, match="already reviewed"):
+        await payouts.confirm_gaming(store, ln, cfg, c, False)  # the stake is forfeited; it stands
 
     later = time.time() + 61
     await payouts.tick(store, ln, cfg, at=later)  # holdback due: stability evaluations queued
