@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterable
 
 import aiosqlite
-import sqlite_utils
 
+from l402tui.store.lean_imports import import_sqlite_utils
 from l402tui.store.migrations import LATEST, migrate
+
+sqlite_utils = import_sqlite_utils()  # without numpy and pandas (see lean_imports)
 
 BUSY_TIMEOUT_MS = 10_000
 # The store whose transaction the current task has open (its reads see its own writes).
@@ -40,7 +42,7 @@ def open_sync(path: Path | str, *, migrate_to: int = LATEST) -> sqlite_utils.Dat
     """Open (creating if needed) and migrate the database; returns a sqlite-utils handle."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite_utils.Database(str(path))
+    db = sqlite_utils.Database(str(path), execute_plugins=False)  # no scan of installed plugins
     if str(path) != ":memory:":
         db.execute("PRAGMA journal_mode = WAL")
     _prepare(db.conn)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-import sqlite_utils
+from l402tui.store.lean_imports import import_sqlite_utils
+
+sqlite_utils = import_sqlite_utils()
 
 Migration = Callable[[sqlite_utils.Database], None]
 

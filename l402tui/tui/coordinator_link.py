@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 
 from l402tui.config import Config
-from l402tui.tui.lean_imports import preload
+from l402tui.store.lean_imports import preload
 from l402tui.tui.source import SourceError
 
 HEAVY_MODULES = ("aiohttp.web", "l402tui.coordinator.service", "l402tui.coordinator.app",

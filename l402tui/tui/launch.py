@@ -34,7 +34,7 @@ def source_factory(cfg: Config, attach: str | None, admin_macaroon: Path | None,
         if read_only:
             import asyncio
 
-            from l402tui.tui.lean_imports import preload
+            from l402tui.store.lean_imports import preload
 
             await asyncio.to_thread(preload, "l402tui.tui.store_source")  # off the UI thread
             from l402tui.tui.store_source import StoreSource

@@ -108,7 +108,7 @@ def run_python(code: str, timeout: float = 120) -> dict:
 def test_sqlite_utils_is_imported_without_numpy_which_stays_importable():
     out = run_python("""
         import json, sys
-        from l402tui.tui.lean_imports import import_sqlite_utils
+        from l402tui.store.lean_imports import import_sqlite_utils
         sqlite_utils = import_sqlite_utils()
         db = sqlite_utils.Database(memory=True)
         db["t"].insert({"a": 1})

@@ -4,8 +4,9 @@ sqlite-utils imports numpy and pandas at import time whenever they are installed
 to map their scalar types to column types — values we never insert.  numpy alone (a
 dependency: bounty code run by the local sandbox uses it) adds ~12 MB and OpenBLAS
 threads per core; with pandas on the machine it is +40 MB and most of a second before
-the first query.  The TUI imports sqlite-utils with both hidden, then makes them importable again
-for anyone who really wants them.
+the first query.  The store imports sqlite-utils with both hidden (so the TUI, serve,
+the demo and agents all start lean), then makes them importable again for anyone who
+really wants them.
 """
 
 from __future__ import annotations
