@@ -78,7 +78,12 @@ async def test_sample_bounty_resists_every_attack(isolated, name):
     limit = {"logparse": 12, "sqlquery": 12, "charlm": 15}[name]
     report = await audit_bounty(spec, sandbox=isolated, time_limit_s=limit, baseline_repeats=1,
                                 honest_diff=honest_diff(name, spec), allow_unsandboxed=True, extra_env=env,
-                                ignore_patterns=name == "sqlquery")
+                                ignore_patterns=name == "sqlquery",
+                                # CPU seconds in this VM vary by up to ±40 % from run to run even on
+                                # an idle box (1.33-2.52 s for the same sqlquery run), so 3 repeats
+                                # can estimate σ at 50 % and put the bar above a 72 % gain; the
+                                # median absolute deviation of 7 is robust to such outliers.
+                                honest_repeats=7 if name in ("logparse", "sqlquery") else None)
     print(report.table())
     assert {r.name: r.verdict for r in report.results} == EXPECTED[name], report.table()
     assert report.honest.verdict == "accepted", report.table()
