@@ -27,7 +27,7 @@ import io
 import os
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import git
@@ -61,7 +61,7 @@ class FastChange:
     edited: dict[str, bytes]  # path -> content now (differs from the kept commit)
     full_diff: str
     paths: tuple[str, ...]  # every file that differs from the baseline
-    sections: dict[str, str] = field(default_factory=dict)  # path -> its diff section (baseline -> now)
+    sections: dict[str, str]  # path -> its diff section (baseline -> now)
 
 
 def _skipped(rel: str, name: str, is_dir: bool) -> bool:
@@ -136,9 +136,6 @@ class TreeState:
         # Objects are written here in-process: repo.odb.store would run `git hash-object`.
         self._loose = LooseObjectDB(os.path.join(repo.common_dir, "objects"))
 
-    def invalidate(self) -> None:
-        self._sigs = None
-
     # -- reading ---------------------------------------------------------------------------------
 
     def _blob(self, commit: str, path: str) -> bytes | None:
@@ -177,11 +174,8 @@ class TreeState:
     def _load(self) -> bool:
         head = self.repo.head.commit
         files = scan(self.root)
-        tracked: dict[str, int] = {}
-        for item in head.tree.traverse():
-            if item.type == "blob":
-                tracked[item.path] = item.mode
-        if set(files) != set(tracked) or any(not stat.S_ISREG(st.st_mode) for st in files.values()):
+        tracked = {item.path for item in head.tree.traverse() if item.type == "blob"}
+        if set(files) != tracked or any(not stat.S_ISREG(st.st_mode) for st in files.values()):
             return False
         self._set_kept(head)
         reader = self.repo.config_reader()
@@ -199,7 +193,7 @@ class TreeState:
             if old_text is None or new_text is None:
                 return False  # a file added or binary since the baseline: git's diff is the reference
             self._base_sections[item.path] = section(item.path, old_text, new_text)
-        if set(base_shas) != set(tracked):
+        if set(base_shas) != tracked:
             return False  # files added or deleted since the baseline
         self._sigs = {rel: _sig(st) for rel, st in files.items()}
         self._taken_ns = time.time_ns()
@@ -247,8 +241,7 @@ class TreeState:
         commit objects, the index entries of the edited files (their stat left blank, so
         git re-reads those files once; no cached trees kept, so git rebuilds them), then
         the branch ref with its reflog lines.  Returns the commit's hash."""
-        blobs = {p: self._store(b"blob", d) for p, d in change.edited.items()}
-        tree = self._tree_with(self._kept_tree, [(tuple(p.split("/")), sha) for p, sha in blobs.items()])
+        blobs, tree = self._edited_tree(change)
         sha = self._commit(tree, [bytes.fromhex(self._kept_sha)], message.rstrip("\n") + "\n")
         index = git.IndexFile(self.repo)
         for path, blob in blobs.items():
@@ -269,21 +262,25 @@ class TreeState:
         the entry's commit hash.  The commit and the reflog line come first, so a kill
         before the files are restored leaves a dirty tree that recovery resets."""
         branch = self.repo.active_branch.name
-        kept = bytes.fromhex(self._kept_sha)
-        tree = self._tree_with(self._kept_tree, [(tuple(p.split("/")), self._store(b"blob", d))
-                                                 for p, d in change.edited.items()])
-        index_commit = self._commit(self._kept_tree, [kept],
+        head = bytes.fromhex(self._kept_sha)
+        _, tree = self._edited_tree(change)
+        index_commit = self._commit(self._kept_tree, [head],
                                     f"index on {branch}: {self._kept_sha[:7]} {self._kept_subject}")
         text = f"On {branch}: {message}"
-        entry = self._commit(tree, [kept, index_commit], text)
+        entry = self._commit(tree, [head, index_commit], text)
         self._move_ref("refs/stash", entry, text)
         for rel in change.edited:
-            kept = self._kept_content(rel)
-            assert kept is not None
+            content = self._kept_content(rel)
+            assert content is not None
             with open(self.root / rel, "wb") as fh:
-                fh.write(kept)
+                fh.write(content)
         self._restat(change.edited)
         return entry.hex()
+
+    def _edited_tree(self, change: FastChange) -> tuple[dict[str, bytes], bytes]:
+        """The candidate's blobs (path -> sha) and the kept tree with them in place."""
+        blobs = {p: self._store(b"blob", d) for p, d in change.edited.items()}
+        return blobs, self._tree_with(self._kept_tree, [(tuple(p.split("/")), sha) for p, sha in blobs.items()])
 
     def _restat(self, paths) -> None:
         assert self._sigs is not None
@@ -293,8 +290,9 @@ class TreeState:
 
     def _commit(self, tree: bytes, parents: list[bytes], message: str) -> bytes:
         """A commit object by the work tree's own author (set in its config at creation)."""
+        when = self._when()  # one moment for author and committer
         lines = [f"tree {tree.hex()}", *(f"parent {p.hex()}" for p in parents),
-                 f"author {self._author} {self._when()}", f"committer {self._author} {self._when()}", "", message, ""]
+                 f"author {self._author} {when}", f"committer {self._author} {when}", "", message, ""]
         return self._store(b"commit", "\n".join(lines).encode("utf-8"))
 
     @staticmethod
