@@ -19,9 +19,9 @@ else known: ``bwrap --args FD -- /bin/sh /tmp/.l402tui-run``.
   bwrap sets up the namespaces and runs, and the run's clock starts there.
 
 A spare is made for the limits of the run before it and used only by a run with the
-same limits; anything else discards it.  One never used reads end of file when its
-parent goes away (even on kill -9: the kernel closes the pipes), finds an empty
-script and exits.  CPU time and memory are counted from the cgroup join, as for a
+same limits; anything else discards it.  One never used dies with its parent
+(``--die-with-parent``); were it to read end of file first, it would have no binds
+at all, so no ``/bin/sh`` to run, and exit.  CPU time and memory are counted from the cgroup join, as for a
 run started directly; the blocked bwrap uses neither.
 """
 
@@ -32,8 +32,6 @@ import os
 import shlex
 import subprocess
 import threading
-import time
-import uuid
 import weakref
 from typing import Callable
 
@@ -51,7 +49,6 @@ class Spare:
         self.script_fd = script_fd  # the script pipe's read end, as numbered in bwrap
         self.log_r = log_r
         self.cgroup = cgroup
-        self.started = time.monotonic()
 
     def launch(self, options: list[str], argv: list[str]) -> None:
         """Hand bwrap its options (without the command) and the command; it goes on at once."""
@@ -107,7 +104,7 @@ class SparePool:
     def _fill(self, key: tuple) -> None:
         try:
             spare = self._start(key)
-        except OSError:
+        except (OSError, subprocess.SubprocessError):  # the next run starts directly instead
             spare = None
         finally:
             with self._lock:
@@ -152,15 +149,10 @@ def _write_all(fd: int, data: bytes) -> None:
         os.close(fd)
 
 
-def start_spare(bwrap: str, key: tuple, uid: int | None, limits,
-                preexec: Callable[[CgroupAccount | None], Callable[[], None]]) -> Spare:
-    """Start bwrap waiting for its options: in a fresh cgroup with ``limits`` (when
-    root), under the rlimits and uid that ``preexec(cgroup)`` applies in the child."""
-    cgroup = None
-    if uid is not None and CgroupAccount.usable():
-        cgroup = CgroupAccount(f"l402tui-bwrap-{uuid.uuid4().hex[:12]}")
-        if not cgroup.create(limits):
-            cgroup = None
+def start_spare(bwrap: str, key: tuple, uid: int | None, cgroup: CgroupAccount | None,
+                preexec: Callable[[], None]) -> Spare:
+    """Start bwrap waiting for its options; ``preexec`` (run in the child) joins
+    ``cgroup``, sets the rlimits and drops to ``uid``, as for a direct start."""
     args_r, args_w = os.pipe()
     script_r, script_w = os.pipe()
     log_r, log_w = os.pipe()
@@ -171,7 +163,7 @@ def start_spare(bwrap: str, key: tuple, uid: int | None, limits,
         proc = subprocess.Popen([bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--args",
                                  str(args_r), "--", "/bin/sh", SCRIPT], stdin=subprocess.DEVNULL,
                                 stdout=log_w, stderr=log_w, env={"PATH": "/usr/bin:/bin"}, start_new_session=True,
-                                preexec_fn=preexec(cgroup), pass_fds=(args_r, script_r))
+                                preexec_fn=preexec, pass_fds=(args_r, script_r))
     except BaseException:
         for fd in (args_w, script_w, log_r):
             os.close(fd)

@@ -409,8 +409,9 @@ class BwrapSandbox(Sandbox):
             cmd += ["--setenv", key, value]
         return cmd
 
-    def _spawn(self, argv, layout, limits, env, stdin, stdout, stderr, uid) -> _Running:
-        cmd = [self.bwrap, *self._options(layout, limits, env), "--", *argv]
+    def _confine(self, limits: Limits, uid: int | None) -> tuple[CgroupAccount | None, Callable[[], None]]:
+        """The run's cgroup (root only) and the preexec hook that joins it, sets the
+        rlimits and drops to ``uid``: the same for a direct start and a spare."""
         cgroup = None
         if uid is not None:
             nproc = limits.pids
@@ -421,15 +422,21 @@ class BwrapSandbox(Sandbox):
         else:
             # Unprivileged: RLIMIT_NPROC counts all of this user's processes.
             nproc = _user_process_count(os.geteuid()) + limits.pids
-        limit = _rlimits(limits, nproc, address_space=cgroup is None, cgroup=cgroup, uid=uid)
+        return cgroup, _rlimits(limits, nproc, address_space=cgroup is None, cgroup=cgroup, uid=uid)
+
+    def _running(self, proc: subprocess.Popen, cgroup: CgroupAccount | None) -> _Running:
+        running = _Running(proc, self.kind, cgroup=cgroup)
+        # Without a cgroup: bwrap does not reap the sandboxed process itself, so its
+        # rusage misses the code that ran; report nothing rather than a wrong figure.
+        running.unmeasured = cgroup is None
+        return running
+
+    def _spawn(self, argv, layout, limits, env, stdin, stdout, stderr, uid) -> _Running:
+        cmd = [self.bwrap, *self._options(layout, limits, env), "--", *argv]
+        cgroup, limit = self._confine(limits, uid)
         proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, env={"PATH": "/usr/bin:/bin"},
                                 start_new_session=True, preexec_fn=limit)
-        running = _Running(proc, self.kind, cgroup=cgroup)
-        if cgroup is None:
-            # bwrap does not reap the sandboxed process itself, so its rusage misses the
-            # code that ran: report nothing rather than a wrong figure.
-            running.unmeasured = True
-        return running
+        return self._running(proc, cgroup)
 
 
     # processes started ahead (bwrap_spare.py) ------------------------------------------------
@@ -444,21 +451,14 @@ class BwrapSandbox(Sandbox):
         self._spares.refill(self._spare_key(limits))
 
     def _start_spare(self, key: tuple) -> Spare:
-        limits = key[0]
         uid = self._sandbox_uid()
-        nproc = limits.pids if uid is not None else _user_process_count(os.geteuid()) + limits.pids
-
-        def preexec(cgroup: CgroupAccount | None) -> Callable[[], None]:
-            return _rlimits(limits, nproc, address_space=cgroup is None, cgroup=cgroup, uid=uid)
-
-        return start_spare(self.bwrap, key, uid, limits, preexec)
+        cgroup, limit = self._confine(key[0], uid)
+        return start_spare(self.bwrap, key, uid, cgroup, limit)
 
     def _launch_spare(self, spare, argv, layout, limits, env) -> _Running:
         spare.launch(self._options(layout, limits, env), argv)
         self.spare_runs += 1
-        running = _Running(spare.proc, self.kind, cgroup=spare.cgroup)
-        running.unmeasured = spare.cgroup is None  # as in _spawn: bwrap's rusage misses the code
-        return running
+        return self._running(spare.proc, spare.cgroup)
 
     def spare_ready(self, limits: Limits) -> bool:
         return self._spares.ready(self._spare_key(limits))

@@ -4,18 +4,14 @@ for it: same measurements, limits, exit codes and logs; never leaks a process.""
 from __future__ import annotations
 
 import os
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from l402tui.evaluation.sandbox import Layout, Limits
-from l402tui.evaluation.untrusted_log import LogSink
+from l402tui.evaluation.sandbox import Limits
 from runners_fixture import make_runner
-
-SMALL = Limits(memory_mb=128, cpus=1, time_limit_s=10, pids=64)
-
+from sandbox_probes import FORK_BOMB, MEMORY_HOG, SMALL, run_probe
 
 @pytest.fixture
 def bwrap():
@@ -25,25 +21,19 @@ def bwrap():
 
 
 def run(sandbox, tmp_path: Path, name: str, code: str, limits: Limits = SMALL):
-    base = tmp_path / name
-    layout = Layout(base / "work", base / "inputs", base / "artifacts")
-    for d in (layout.workdir, layout.inputs, layout.artifacts):
-        d.mkdir(parents=True)
-    (layout.inputs / "data.txt").write_text("input-data")
-    (layout.workdir / "probe.py").write_text(textwrap.dedent(code))
-    lines: list[str] = []
-    places = sandbox.placeholders(layout)
-    outcome = sandbox.run(["python3", "probe.py", places["inputs"], places["artifacts"]], layout, limits,
-                          log=LogSink(base / "run.log", 64 * 1024, lines.append))
-    return outcome, lines, layout
+    return run_probe(sandbox, tmp_path / name, code, limits)
+
+
+def wait_for_spare(sandbox, limits: Limits = SMALL) -> None:
+    end = time.monotonic() + 10
+    while not sandbox.spare_ready(limits) and time.monotonic() < end:
+        time.sleep(0.01)
 
 
 def from_spare(sandbox, tmp_path, name, code, limits=SMALL):
     """Run once to make a spare for ``limits``, wait for it, run ``code`` from it."""
     run(sandbox, tmp_path, name + "-first", "pass\n", limits)
-    end = time.monotonic() + 10
-    while not sandbox.spare_ready(limits) and time.monotonic() < end:
-        time.sleep(0.01)
+    wait_for_spare(sandbox, limits)
     before = sandbox.spare_runs
     result = run(sandbox, tmp_path, name, code, limits)
     assert sandbox.spare_runs == before + 1, "the run did not start from the spare"
@@ -71,44 +61,22 @@ def test_a_spare_run_keeps_every_limit(bwrap, sandbox_tmp):
     quick = Limits(memory_mb=128, cpus=1, time_limit_s=1.0, pids=64)
     outcome, _, _ = from_spare(bwrap, sandbox_tmp, "endless", "while True: pass\n", quick)
     assert outcome.timed_out
-    outcome, lines, _ = from_spare(bwrap, sandbox_tmp, "forks", """
-        import os, time
-        children = 0
-        try:
-            for _ in range(500):
-                if os.fork() == 0:
-                    time.sleep(5)
-                    os._exit(0)
-                children += 1
-        except OSError:
-            print("fork refused after", children)
-    """)
+    outcome, lines, _ = from_spare(bwrap, sandbox_tmp, "forks", FORK_BOMB)
     assert any(line.startswith("fork refused after") for line in lines), lines
-    outcome, _, _ = from_spare(bwrap, sandbox_tmp, "memory", """
-        chunks = []
-        for _ in range(64):
-            chunk = bytearray(16 * 1024 * 1024)
-            for i in range(0, len(chunk), 4096):
-                chunk[i] = 1
-            chunks.append(chunk)
-    """)
+    outcome, _, _ = from_spare(bwrap, sandbox_tmp, "memory", MEMORY_HOG)
     assert outcome.exit_code != 0
 
 
 def test_other_limits_discard_the_spare_and_close_ends_it(bwrap, sandbox_tmp):
     run(bwrap, sandbox_tmp, "a", "pass\n")
-    end = time.monotonic() + 10
-    while not bwrap.spare_ready(SMALL) and time.monotonic() < end:
-        time.sleep(0.01)
+    wait_for_spare(bwrap)
     spare_pid = bwrap._spares._spare.proc.pid
     other = Limits(memory_mb=256, cpus=1, time_limit_s=10, pids=64)
     outcome, lines, _ = run(bwrap, sandbox_tmp, "b", "print('ran')\n", other)
     assert outcome.ok and lines == ["ran"] and bwrap.spare_runs == 0
     with pytest.raises(ChildProcessError):
         os.waitpid(spare_pid, os.WNOHANG)  # discarded and reaped
-    end = time.monotonic() + 10
-    while not bwrap.spare_ready(other) and time.monotonic() < end:
-        time.sleep(0.01)
+    wait_for_spare(bwrap, other)
     proc = bwrap._spares._spare.proc
     bwrap.close()
     assert proc.poll() is not None
@@ -116,9 +84,7 @@ def test_other_limits_discard_the_spare_and_close_ends_it(bwrap, sandbox_tmp):
 
 def test_an_unused_spare_whose_parent_is_gone_runs_nothing(bwrap, sandbox_tmp):
     run(bwrap, sandbox_tmp, "a", "pass\n")
-    end = time.monotonic() + 10
-    while not bwrap.spare_ready(SMALL) and time.monotonic() < end:
-        time.sleep(0.01)
+    wait_for_spare(bwrap)
     spare = bwrap._spares.take((SMALL, os.geteuid()))
     # What the kernel does when the coordinator dies: both pipes' write ends close.
     os.close(spare.args_w)

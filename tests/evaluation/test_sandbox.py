@@ -4,31 +4,15 @@ the isolating runners also keep it off the network and away from host files."""
 from __future__ import annotations
 
 import socket
-import textwrap
 import threading
 from pathlib import Path
 
-from l402tui.evaluation.sandbox import Layout, Limits
-from l402tui.evaluation.untrusted_log import LogSink
-
-SMALL = Limits(memory_mb=128, cpus=1, time_limit_s=10, pids=64)
-
-
-def _run(sandbox, tmp_path: Path, code: str, limits: Limits = SMALL, cap: int = 64 * 1024):
-    layout = Layout(tmp_path / "work", tmp_path / "inputs", tmp_path / "artifacts")
-    for d in (layout.workdir, layout.inputs, layout.artifacts):
-        d.mkdir(exist_ok=True)
-    (layout.inputs / "data.txt").write_text("input-data")
-    (layout.workdir / "probe.py").write_text(textwrap.dedent(code))
-    lines: list[str] = []
-    sink = LogSink(tmp_path / "run.log", cap, lines.append)
-    places = sandbox.placeholders(layout)
-    outcome = sandbox.run(["python3", "probe.py", places["inputs"], places["artifacts"]], layout, limits, log=sink)
-    return outcome, lines, layout
+from l402tui.evaluation.sandbox import Limits
+from sandbox_probes import FORK_BOMB, MEMORY_HOG, SMALL, run_probe
 
 
 def test_runs_and_measures_from_outside(any_runner, sandbox_tmp):
-    outcome, lines, layout = _run(any_runner, sandbox_tmp, """
+    outcome, lines, layout = run_probe(any_runner, sandbox_tmp, """
         import sys
         data = open(sys.argv[1] + "/data.txt").read()
         open(sys.argv[2] + "/out.txt", "w").write(data.upper())
@@ -45,14 +29,14 @@ def test_runs_and_measures_from_outside(any_runner, sandbox_tmp):
 
 
 def test_time_limit_kills_and_says_so(any_runner, sandbox_tmp):
-    outcome, _, _ = _run(any_runner, sandbox_tmp, "while True: pass\n",
+    outcome, _, _ = run_probe(any_runner, sandbox_tmp, "while True: pass\n",
                          Limits(memory_mb=128, time_limit_s=1.0, pids=64))
     assert outcome.timed_out
     assert outcome.describe_failure() == "the run exceeded its time limit (1 s) and was killed"
 
 
-def test_log_is_capped_without_blocking_the_run(any_runner, sandbox_tmp):
-    outcome, lines, _ = _run(any_runner, sandbox_tmp, "import sys\nsys.stdout.write('x' * 200000)\nprint('end')\n",
+def test_log_is_capped_without_blocking_therun_probe(any_runner, sandbox_tmp):
+    outcome, lines, _ = run_probe(any_runner, sandbox_tmp, "import sys\nsys.stdout.write('x' * 200000)\nprint('end')\n",
                              cap=1000)
     assert outcome.ok
     assert outcome.log_truncated and outcome.log_bytes == 1000
@@ -77,7 +61,7 @@ def test_no_network(isolated, sandbox_tmp):
 
     thread = threading.Thread(target=accept)
     thread.start()
-    outcome, lines, _ = _run(isolated, sandbox_tmp, f"""
+    outcome, lines, _ = run_probe(isolated, sandbox_tmp, f"""
         import socket
         for host in ("127.0.0.1", "172.17.0.1", "10.0.2.2"):
             try:
@@ -100,7 +84,7 @@ def test_host_files_are_out_of_reach(isolated, sandbox_tmp):
     secret = Path(__file__).resolve()
     host_file = sandbox_tmp / "host-secret.txt"  # world-readable on the host, outside the layout
     host_file.write_text("secret")
-    outcome, lines, _ = _run(isolated, sandbox_tmp, f"""
+    outcome, lines, _ = run_probe(isolated, sandbox_tmp, f"""
         import os
         for path in ({str(secret)!r}, {str(host_file)!r}):
             print(path, "visible" if os.path.exists(path) else "absent")
@@ -123,35 +107,13 @@ def test_host_files_are_out_of_reach(isolated, sandbox_tmp):
 
 
 def test_memory_limit_kills(isolated, sandbox_tmp):
-    outcome, _, _ = _run(isolated, sandbox_tmp, """
-        chunks = []
-        for _ in range(64):
-            chunk = bytearray(16 * 1024 * 1024)
-            for i in range(0, len(chunk), 4096):
-                chunk[i] = 1
-            chunks.append(chunk)
-        print("allocated 1 GiB")
-    """)
+    outcome, _, _ = run_probe(isolated, sandbox_tmp, MEMORY_HOG)
     assert not outcome.ok
     assert outcome.exit_code != 0
 
 
 def test_fork_bomb_is_contained(isolated, sandbox_tmp):
-    # Bounded so that a broken sandbox cannot take the test machine down with it.
-    outcome, lines, _ = _run(isolated, sandbox_tmp, """
-        import os, time
-        children = 0
-        try:
-            for _ in range(500):
-                if os.fork() == 0:
-                    time.sleep(5)
-                    os._exit(0)
-                children += 1
-        except OSError as exc:
-            print("fork refused after", children)
-        else:
-            print("forked", children)
-    """)
+    outcome, lines, _ = run_probe(isolated, sandbox_tmp, FORK_BOMB)
     assert any(line.startswith("fork refused after") for line in lines), lines
     refused_after = int(next(line for line in lines if line.startswith("fork refused")).split()[-1])
     assert refused_after < SMALL.pids
