@@ -78,10 +78,7 @@ async def admin_submissions(request: web.Request) -> web.Response:
 
 
 async def admin_ledger(request: web.Request) -> web.Response:
-    service, bounty_id, limit = svc(request), request.query.get("bounty_id"), _limit(request)
-    return web.json_response({"entries": await service.ledger(bounty_id, limit),
-                              "invoices": await service.invoices(bounty_id, limit),
-                              "payments": await service.payments(bounty_id, limit)})
+    return web.json_response(await svc(request).ledger_page(request.query.get("bounty_id"), _limit(request)))
 
 
 async def admin_revoke(request: web.Request) -> web.Response:

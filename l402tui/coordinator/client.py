@@ -118,26 +118,23 @@ class HttpCoordinatorClient:
         params = {"limit": str(limit), **({"bounty_id": bounty_id} if bounty_id else {})}
         return (await self._call("GET", "/api/v1/admin/submissions", params=params))["submissions"]
 
-    async def _ledger(self, bounty_id: str | None, limit: int) -> dict[str, Any]:
+    async def ledger_page(self, bounty_id: str | None = None, limit: int = 500) -> dict[str, list[dict[str, Any]]]:
+        """Ledger entries, invoices and payments in one request (the route answers all three)."""
         params = {"limit": str(limit), **({"bounty_id": bounty_id} if bounty_id else {})}
         return await self._call("GET", "/api/v1/admin/ledger", params=params)
 
     async def ledger(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        return (await self._ledger(bounty_id, limit))["entries"]
+        return (await self.ledger_page(bounty_id, limit))["entries"]
 
     async def invoices(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        return (await self._ledger(bounty_id, limit))["invoices"]
+        return (await self.ledger_page(bounty_id, limit))["invoices"]
 
     async def payments(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        return (await self._ledger(bounty_id, limit))["payments"]
+        return (await self.ledger_page(bounty_id, limit))["payments"]
 
     async def last_event_id(self) -> int:
         """The newest event's id: follow from here to see only what happens from now on."""
         return int((await self._call("GET", "/api/v1/admin/events", params={"limit": "1"}))["last_event_id"])
-
-    async def events_after(self, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
-        page = await self._call("GET", "/api/v1/admin/events", params={"after": str(after_id), "limit": str(limit)})
-        return page["events"]
 
     async def follow_events(self, after_id: int = 0, *, reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
         """Every event after ``after_id``, then live ones, each exactly once.
@@ -171,8 +168,6 @@ class HttpCoordinatorClient:
                                              "is `l402tui serve` still running?")
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_reconnect_delay_s)
-
-    events = follow_events  # the name CoordinatorSource uses
 
     async def _sse_once(self, after_id: int) -> AsyncIterator[tuple[int, dict[str, Any]]]:
         """One connection of the event stream, resumed after ``after_id``; ends when it closes."""

@@ -377,6 +377,11 @@ class Coordinator:
             f"status, attempts, last_error, created_at, updated_at FROM payments {where} "
             f"ORDER BY created_at DESC LIMIT ?", (*params, int(limit)))
 
+    async def ledger_page(self, bounty_id: str | None = None, limit: int = 500) -> dict[str, list[dict[str, Any]]]:
+        """Ledger entries, invoices and payments together: what the ledger pane shows."""
+        return {"entries": await self.ledger(bounty_id, limit), "invoices": await self.invoices(bounty_id, limit),
+                "payments": await self.payments(bounty_id, limit)}
+
     # -- submissions (the logic lives in coordinator/submissions.py) -------------------
 
     async def submit(self, bounty_id: str, token_id: str, diff: str, *, claimed_score: float | None = None,

@@ -91,8 +91,8 @@ class ApiSource(CoordinatorSource):
         return rows
 
     async def ledger(self, bounty_id: str | None = None, limit: int = 10_000) -> list[LedgerRow]:
-        invoices = await self._call("list invoices", self.api.invoices(bounty_id, limit))
-        payments = await self._call("list payments", self.api.payments(bounty_id, limit))
+        page = await self._call("ledger", self.api.ledger_page(bounty_id, limit))  # one round trip attached
+        invoices, payments = page["invoices"], page["payments"]
         timers = await self._holdback_timers()
         releases = {sid: due for sid, (due, done) in timers.items() if done is None and due is not None}
         rows = []
@@ -111,8 +111,7 @@ class ApiSource(CoordinatorSource):
                 detail = f"release {fmt_time(releases[p['submission_id']])}"
             rows.append(LedgerRow(_unix(p["created_at"]), p["purpose"], p["status"], int(p["amount_msat"]),
                                   p.get("bounty_id"), p.get("submission_id"), p["idempotency_key"], detail))
-        entries = await self._call("ledger entries", self.api.ledger(bounty_id, limit))
-        entries = [dict(e, created_at=_unix(e.get("created_at"))) for e in entries
+        entries = [dict(e, created_at=_unix(e.get("created_at"))) for e in page["entries"]
                    if str(e.get("account", "")).startswith(("holdback:", "fees:"))]
         rows.extend(reservation_rows(entries, timers))
         rows.sort(key=lambda r: r.created_at, reverse=True)

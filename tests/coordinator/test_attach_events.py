@@ -5,6 +5,7 @@ exactly once and in order, and the reconnect asks for it with Last-Event-ID."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from aiohttp import web
@@ -94,11 +95,31 @@ async def _emit(coordinator, n: int, tag: str) -> list[int]:
     return ids
 
 
-async def _collect_until(got: list[dict], want_id: int, timeout: float = 20) -> None:
-    async def wait() -> None:
-        while not got or got[-1]["id"] < want_id:
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(wait(), timeout)
+class Following:
+    """``client.follow_events(start)`` in a task, collecting into ``got``."""
+
+    def __init__(self, client: HttpCoordinatorClient, start: int):
+        self.got: list[dict] = []
+        self.task = asyncio.create_task(self._follow(client, start))
+
+    async def _follow(self, client: HttpCoordinatorClient, start: int) -> None:
+        async for event in client.follow_events(start):
+            self.got.append(event)
+
+    async def until(self, want_id: int, timeout: float = 20) -> None:
+        """Wait until event ``want_id`` arrived; a follower that died raises its own error here."""
+        async def wait() -> None:
+            while not self.got or self.got[-1]["id"] < want_id:
+                if self.task.done():
+                    self.task.result()  # re-raises what ended it
+                    raise AssertionError("the event stream ended")
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(wait(), timeout)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
 
 
 @pytest.fixture
@@ -111,27 +132,22 @@ async def test_events_resume_across_a_server_restart_without_loss_or_repeats(coo
     await server.start()
     client = HttpCoordinatorClient(server.url, admin_macaroon=token, max_reconnect_delay_s=0.5)
     start = await client.last_event_id()  # from now on: history is not replayed
-    got: list[dict] = []
-
-    async def follow() -> None:
-        async for event in client.events(start):
-            got.append(event)
-
-    follower = asyncio.create_task(follow())
+    follow = Following(client, start)
     try:
         first = await _emit(coordinator, 5, "before")
-        await _collect_until(got, first[-1])
+        await follow.until(first[-1])
         await server.stop()
         missed = await _emit(coordinator, 5, "while-down")  # written while no server runs
         await asyncio.sleep(0.3)  # the client is retrying against a closed port
         await server.start()
-        await _collect_until(got, missed[-1])
+        await follow.until(missed[-1])
         live = await _emit(coordinator, 3, "after")
-        await _collect_until(got, live[-1])
+        await follow.until(live[-1])
     finally:
-        follower.cancel()
+        await follow.stop()
         await client.close()
         await server.stop()
+    got = follow.got
     ids = [e["id"] for e in got]
     assert ids == first + missed + live  # every event, once, in order
     assert [e["subject_id"] for e in got][5:10] == [f"while-down-{i}" for i in range(5)]
@@ -149,26 +165,19 @@ async def test_a_silent_tunnel_is_noticed_and_the_stream_resumes_through_a_new_o
     # Keep-alives come every 15 s; here the stream is taken for dead after 1 s of silence.
     client = HttpCoordinatorClient(f"http://127.0.0.1:{port}", admin_macaroon=token, stream_idle_s=1.0,
                                    max_reconnect_delay_s=0.5)
-    start = await coordinator.last_event_id()
-    got: list[dict] = []
-
-    async def follow() -> None:
-        async for event in client.events(start):
-            got.append(event)
-
-    follower = asyncio.create_task(follow())
+    follow = Following(client, await coordinator.last_event_id())
     try:
         first = await _emit(coordinator, 3, "a")
-        await _collect_until(got, first[-1])
+        await follow.until(first[-1])
         tunnel.stall()  # the old connection swallows these; the next one replays them
         during = await _emit(coordinator, 4, "b")
-        await _collect_until(got, during[-1], timeout=15)
+        await follow.until(during[-1], timeout=15)
     finally:
-        follower.cancel()
+        await follow.stop()
         await client.close()
         await tunnel.close()
         await server.stop()
-    assert [e["id"] for e in got] == first + during
+    assert [e["id"] for e in follow.got] == first + during
     assert str(first[-1]) in server.last_event_ids[1:]
 
 
@@ -178,7 +187,7 @@ async def test_the_stream_refuses_a_wrong_macaroon_and_a_one_shot_follow_reports
     try:
         wrong = HttpCoordinatorClient(server.url, admin_macaroon="AgEBbogus")
         with pytest.raises(AdminUnauthorized):
-            await wrong.events(0).__anext__()
+            await wrong.follow_events(0).__anext__()
         await wrong.close()
         once = HttpCoordinatorClient(server.url, admin_macaroon=token)
         stream = once.follow_events(await once.last_event_id(), reconnect=False)
