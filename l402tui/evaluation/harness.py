@@ -39,14 +39,13 @@ import asyncio
 import contextvars
 import json
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 import shutil
 import stat
 import statistics
 import subprocess
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal

@@ -5,11 +5,8 @@ daemon was down arrives — every event once, in order."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -21,6 +18,7 @@ from l402tui.tui.app import L402App
 from l402tui.tui.launch import source_factory
 from l402tui.tui.messages import CoordinatorEvent
 from tests.agent.agent_fixtures import make_bounty
+from tests.serve_process import start_serve
 from tests.tui.conftest import FixedGpu, FixedHost, wait_for
 
 pytestmark = pytest.mark.slow
@@ -32,24 +30,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(data, port: int) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "L402TUI_LIGHTNING__SIM_BLOCK_INTERVAL_S": "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "l402tui.cli", "--data-dir", str(data), "serve", "--port",
-                             str(port), "--no-evaluate"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
-    lines, macaroon = [], None
-    deadline = time.monotonic() + 60
-    while macaroon is None and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if m := re.search(r"admin macaroon:\s+(\S+)", line):
-            macaroon = m.group(1)
-    if macaroon is None:
-        proc.kill()
-        pytest.fail("l402tui serve did not start:\n" + "".join(lines))
-    return proc, macaroon
+SLOW_BLOCKS = {"L402TUI_LIGHTNING__SIM_BLOCK_INTERVAL_S": "120"}
 
 
 async def settle(pilot, app) -> None:
@@ -68,7 +49,7 @@ def _stop(proc: subprocess.Popen) -> None:
 async def test_attached_tui_shows_the_outage_and_resumes_without_loss_or_repeats(tmp_path):
     data, port = tmp_path / "daemon", _free_port()
     url = f"http://127.0.0.1:{port}"
-    proc, macaroon = _serve(data, port)
+    proc, _, macaroon = start_serve(data, port, SLOW_BLOCKS)
     seen: list[int] = []
 
     def hook(message) -> None:
@@ -100,7 +81,7 @@ async def test_attached_tui_shows_the_outage_and_resumes_without_loss_or_repeats
                                               "created_at": now}).last_pk
             db.close()
 
-            proc, _ = _serve(data, port)
+            proc, _, _ = start_serve(data, port, SLOW_BLOCKS)
             await wait_for(pilot, lambda: during in seen, "the event written during the outage", timeout=40)
             rows = lambda: {r.id for r in app.main_screen.query_one("#submissions-table").records}  # noqa: E731
             await wait_for(pilot, lambda: "s_during" in rows(), "the submission in its pane")

@@ -3,11 +3,6 @@ subprocess on loopback), through the admin API and the event stream."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -17,6 +12,7 @@ from l402tui.config import load_config
 from l402tui.tui.app import L402App
 from l402tui.tui.launch import source_factory
 from tests.agent.agent_fixtures import make_bounty
+from tests.serve_process import start_serve
 from tests.tui.conftest import FixedGpu, FixedHost, wait_for
 
 pytestmark = pytest.mark.slow
@@ -25,24 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def daemon(tmp_path):
     data = tmp_path / "daemon"
-    env = {**os.environ, "L402TUI_LIGHTNING__SIM_BLOCK_INTERVAL_S": "120"}
-    proc = subprocess.Popen([sys.executable, "-m", "l402tui.cli", "--data-dir", str(data), "serve", "--port", "0",
-                             "--no-evaluate"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    url = macaroon = None
-    deadline = time.monotonic() + 60
-    lines = []
-    while time.monotonic() < deadline and (url is None or macaroon is None):
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if m := re.search(r"listening on (http://\S+)", line):
-            url = m.group(1)
-        if m := re.search(r"admin macaroon:\s+(\S+)", line):
-            macaroon = m.group(1)
-    if url is None or macaroon is None:
-        proc.kill()
-        pytest.fail("l402tui serve did not start:\n" + "".join(lines))
+    proc, url, macaroon = start_serve(data, env={"L402TUI_LIGHTNING__SIM_BLOCK_INTERVAL_S": "120"})
     yield url, macaroon, data
     proc.terminate()
     proc.wait(timeout=20)
