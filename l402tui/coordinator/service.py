@@ -90,10 +90,10 @@ class Coordinator:
         """Timers, evaluation verdicts, payouts and invoice reconciliation, when there is work.
 
         A full pass costs a dozen queries; run every second it was most of an idle
-        coordinator's CPU.  Each ``tick_s`` this only compares two counters: this
-        connection's ``total_changes`` (the service's and the in-process evaluation
-        worker's commits) and ``PRAGMA data_version`` (commits by any other connection,
-        e.g. an external worker).  A full pass runs when either moved, when the earliest
+        coordinator's CPU.  Each ``tick_s`` this only compares two counters: the write
+        connection's ``total_changes`` and ``PRAGMA data_version`` read on the store's
+        read connection, which moves with every commit by any other connection (the
+        store's own write connection included, and an external worker's).  A full pass runs when either moved, when the earliest
         timer or payment retry falls due, after a pass that itself changed something
         (follow-up work), and at least every ``idle_ticks * tick_s`` as a backstop
         (invoice reconciliation with the node runs on that cadence too)."""

@@ -32,12 +32,16 @@ class ApiSource(CoordinatorSource):
         self.http_url = http_url  # where agents reach this coordinator (the side panel's agent too)
         self.description = description
         self.local = store_source  # in-process only: logs, diffs, timers straight from the store
-        self.attached = store_source is None  # then the admin API serves them
         self.has_eval_logs = store_source is not None or callable(getattr(api, "eval_log", None))
         self.reviewer = reviewer
         self._on_close = on_close
         self._metrics: dict[str, str] = {}  # bounty id -> headline metric name
         self._last_event: int | None = None  # attached: where the next event subscription resumes
+
+    @property
+    def attached(self) -> bool:
+        """No store beside us: the admin API serves logs, diffs and timers."""
+        return self.local is None
 
     async def _call(self, what: str, awaitable: Awaitable) -> Any:
         try:

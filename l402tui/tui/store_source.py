@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from l402tui.coordinator.operator_reads import read_log_segments  # noqa: F401 (one reader, both modes)
+from l402tui.coordinator.operator_reads import read_log_segments  # one reader, both modes
 from l402tui.store import Store
 from l402tui.tui.source import (BountyRow, CoordinatorSource, EvaluationRow, LedgerRow, SourceError,
                                 SourceEvent, SubmissionRow)
@@ -177,7 +177,7 @@ def reservation_rows(entries: list[dict[str, Any]],
             continue
         due, done = releases.get(sub or "", (None, None))
         if amount > 0:
-            status = "HELD" if due is not None and done is None else ("RESOLVED" if done else "HELD")
+            status = "RESOLVED" if done else "HELD"
             detail = f"release {fmt_time(due)}" if status == "HELD" and due else (e.get("memo") or "")
             rows.append(LedgerRow(e["created_at"], "holdback", status, amount, e.get("bounty_id"), sub,
                                   e.get("txn_id") or "", detail))

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from l402tui.coordinator.operator_reads import read_log_segments
 from l402tui.tui import format as fmt
 from l402tui.tui.actions import BINDING_IDS, KeymapError, check_keymap
 from l402tui.tui.agent_events import AgentExperiment, best_so_far, experiments_per_hour
 from l402tui.tui.bars import bar, sparkline
 from l402tui.tui.export import export_csv
-from l402tui.tui.store_source import headline_metric, read_log_segments, score_of
+from l402tui.tui.store_source import headline_metric, score_of
 from l402tui.tui.themes import ThemeFileError, discover_themes, parse_theme_file
 
 
