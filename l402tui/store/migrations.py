@@ -236,7 +236,16 @@ def _m003_coordinator_indexes(db: sqlite_utils.Database) -> None:
     db["invoices"].create_index(["kind", "status"])
 
 
-MIGRATIONS: list[Migration] = [_m001_core, _m002_revocation_and_timers, _m003_coordinator_indexes]
+def _m004_verdict_integrity(db: sqlite_utils.Database) -> None:
+    # A reason code from a closed list: all an agent may learn of why an evaluation failed
+    # (the operator's ``error`` text can quote what the run controlled).
+    db["evaluations"].add_column("reason_code", str)
+    # A digest of each repeat's outputs: two submissions with identical held-out outputs.
+    db["eval_runs"].add_column("outputs_sha256", str)
+
+
+MIGRATIONS: list[Migration] = [_m001_core, _m002_revocation_and_timers, _m003_coordinator_indexes,
+                               _m004_verdict_integrity]
 LATEST = len(MIGRATIONS)
 
 
