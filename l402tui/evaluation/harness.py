@@ -19,7 +19,9 @@ API for the coordinator and the agent (all other modules here are details):
     outside.
     ``result.status`` is "ok", "refused" (diff or policy; nothing ran) or "failed"
     (a phase crashed, timed out, or the scorer's output was unusable);
-    ``result.reasons`` are safe to show the agent, ``result.medians`` /
+    ``result.code`` is the one code of :mod:`l402tui.evaluation.reasons` an agent may
+    learn of why; ``result.reasons`` is the operator's detail (it can quote what the
+    run controlled: never send it to an agent); ``result.medians`` /
     ``result.spreads`` hold per-metric medians and robust spreads (σ from the MAD), ``result.runs`` one
     ``RepeatRun`` per repeat.  ``result.agent_view()`` is all an agent may be sent.
     ``log`` receives the untrusted output line by line from worker threads (the
@@ -40,7 +42,6 @@ import contextvars
 import json
 import os
 import shutil
-import stat
 import statistics
 import subprocess
 import tempfile
@@ -53,6 +54,8 @@ from typing import Any, Callable, Literal
 from l402tui.bounty.spec import HARNESS_MEASUREMENTS, BountySpec
 from l402tui.evaluation import stats
 from l402tui.evaluation.diffcheck import DiffRejected, apply_diff, check_diff, git_apply
+from l402tui.evaluation.phases import PhaseFailed, failure_code, output_cap, outputs_digest, trusted_copy
+from l402tui.evaluation.reasons import Reason
 from l402tui.evaluation.sandbox import Layout, Limits, RunOutcome, Sandbox
 from l402tui.evaluation.untrusted_log import LogSink
 
@@ -77,36 +80,46 @@ class RepeatRun:
     exit_code: int | None
     log_path: str
     ok: bool = True
-    reason: str = ""
+    reason: str = ""  # the operator's detail
+    code: str = ""  # a Reason: what an agent may learn
+    outputs_sha256: str | None = None  # digest of the outputs the scorer read
 
 
 @dataclass
 class EvaluationResult:
     status: Literal["ok", "refused", "failed"]
-    reasons: list[str]
+    reasons: list[str]  # the operator's detail
     medians: dict[str, float] = field(default_factory=dict)
     spreads: dict[str, float] = field(default_factory=dict)
     runs: list[RepeatRun] = field(default_factory=list)
     sandbox: str = ""
     eval_set: str = "heldout"
     heldout_index: int = 0
+    code: str | None = None  # a Reason when not ok
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def outputs_sha256(self) -> str | None:
+        """Repeat 1's output digest: identical outputs on the same set mean the same predictions."""
+        return self.runs[0].outputs_sha256 if self.runs else None
+
     def agent_view(self) -> dict[str, Any]:
-        """What the submitting agent may see: status, scores and reasons (never logs)."""
-        return {"status": self.status, "reasons": list(self.reasons), "medians": dict(self.medians),
-                "spreads": dict(self.spreads), "repeats": len(self.runs), "sandbox": self.sandbox}
+        """What may leave the coordinator about this evaluation without the judge: its
+        status and reason code (scores are published by the coordinator's ladder)."""
+        return {"status": self.status, "code": self.code, "repeats": len(self.runs), "sandbox": self.sandbox}
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.agent_view(), "runs": [asdict(r) for r in self.runs], "eval_set": self.eval_set,
+        return {"status": self.status, "code": self.code, "reasons": list(self.reasons),
+                "medians": dict(self.medians), "spreads": dict(self.spreads), "sandbox": self.sandbox,
+                "runs": [asdict(r) for r in self.runs], "eval_set": self.eval_set,
                 "heldout_index": self.heldout_index}
 
-
-class _PhaseFailed(Exception):
-    """One repeat could not produce metrics; the message is safe to show the agent."""
+    def refuse(self, code: Reason, reasons: list[str]) -> "EvaluationResult":
+        self.status, self.code, self.reasons = "refused", code.value, reasons
+        return self
 
 
 def _set_dir(spec: BountySpec, eval_set: EvalSet, heldout_index: int) -> Path:
@@ -115,7 +128,7 @@ def _set_dir(spec: BountySpec, eval_set: EvalSet, heldout_index: int) -> Path:
 
 def _limits(spec: BountySpec) -> Limits:
     return Limits(memory_mb=spec.memory_mb, cpus=spec.cpus, time_limit_s=min(spec.run.timeout_s, spec.time_limit_s),
-                  gpu=spec.gpu)
+                  gpu=spec.gpu, **({"disk_mb": spec.disk_mb} if hasattr(spec, "disk_mb") else {}))
 
 
 async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "heldout", heldout_index: int = 0,
@@ -135,11 +148,9 @@ async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "h
     if diff is not None:
         reasons = check_diff(spec, diff)
         if reasons:
-            base.reasons = reasons
-            return base
+            return base.refuse(Reason.DIFF_REFUSED, reasons)
         if not sandbox.isolated and not allow_unsandboxed:
-            base.reasons = [UNSANDBOXED_REFUSAL]
-            return base
+            return base.refuse(Reason.NO_SANDBOX, [UNSANDBOXED_REFUSAL])
     return await asyncio.to_thread(_evaluate_sync, spec, diff, eval_set, heldout_index, sandbox,
                                    repeats or spec.repeats, log, log_dir, log_cap_bytes, limits or _limits(spec),
                                    base, keep_artifacts, dict(extra_env or {}), max(1, parallel))
@@ -172,9 +183,8 @@ def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, l
             argv = [a.format(**sandbox.placeholders(layout)) for a in spec.test_command]
             outcome = sandbox.run(argv, layout, limits, log=sink, extra_env=extra_env)
             if not outcome.ok:
-                result.status = "refused"
-                result.reasons = [f"the bounty's required tests failed: {outcome.describe_failure()}"]
-                return result
+                return result.refuse(Reason.TESTS_FAILED,
+                                     [f"the bounty's required tests failed: {outcome.describe_failure()}"])
         def one(repeat: int) -> RepeatRun:
             return _one_repeat(spec, diff, set_dir, inputs, root / f"r{repeat}", sandbox, limits, repeat,
                                logs, log_cap_bytes, log, extra_env)
@@ -184,12 +194,11 @@ def _evaluate_sync(spec, diff, eval_set, heldout_index, sandbox, repeats, log, l
             if keep_artifacts is not None and repeat == 0:
                 shutil.copytree(root / f"r{repeat}" / "artifacts", keep_artifacts, dirs_exist_ok=True)
             if not run.ok:
-                result.status = "failed"
+                result.status, result.code = "failed", run.code
                 result.reasons = [f"repeat {repeat + 1} of {repeats}: {run.reason}"]
                 return result
     except DiffRejected as exc:
-        result.status, result.reasons = "refused", exc.reasons
-        return result
+        return result.refuse(Reason.DIFF_REFUSED, exc.reasons)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     result.status = "ok"
@@ -292,40 +301,18 @@ def _one_repeat(spec: BountySpec, diff, set_dir: Path, inputs: Path, dest: Path,
         sink.note(f"run phase: exit {outcome.exit_code}, wall {outcome.wall_s:.3f} s, cpu {outcome.cpu_s} s, "
                   f"peak {outcome.peak_rss_mb} MB")
         if not outcome.ok:
-            raise _PhaseFailed(outcome.describe_failure())
+            raise PhaseFailed(failure_code(outcome), outcome.describe_failure())
+        scored = dest / "scored-artifacts"
         if score_proc is None:
-            scored = _trusted_copy(artifacts, dest / "scored-artifacts")
+            trusted_copy(artifacts, scored, output_cap(limits))
             score_proc = _score_batch(spec, set_dir, scored, outcome, score_files, sink)
         metrics = _collect_metrics(spec, score_proc, score_files["metrics_out"], outcome, sink)
-    except _PhaseFailed as exc:
-        return RepeatRun(repeat, {}, 0.0, None, None, None, str(sink.path), ok=False, reason=str(exc))
+    except PhaseFailed as exc:
+        sink.note(f"repeat failed ({exc.code.value}): {exc}")
+        return RepeatRun(repeat, {}, 0.0, None, None, None, str(sink.path), ok=False, reason=str(exc),
+                         code=exc.code.value)
     return RepeatRun(repeat, metrics, outcome.wall_s, outcome.cpu_s, outcome.peak_rss_mb, outcome.exit_code,
-                     str(sink.path))
-
-
-def _trusted_copy(artifacts: Path, dest: Path) -> Path:
-    """Copy the run's outputs for the scorer, refusing anything but plain files and
-    folders.  The trusted scorer runs on the host: an output that is a symlink to the
-    held-out labels would otherwise be scored as perfect answers."""
-    dest.mkdir(exist_ok=True)
-    for dirpath, dirnames, filenames in os.walk(artifacts, followlinks=False):
-        here = Path(dirpath)
-        rel = here.relative_to(artifacts)
-        for name in [*dirnames, *filenames]:
-            path = here / name
-            mode = path.lstat().st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                kind = "a symlink" if stat.S_ISLNK(mode) else "a special file"
-                raise _PhaseFailed(f"the run left {kind} in its outputs ({(rel / name).as_posix()}); outputs must be "
-                                   "plain files")
-        for name in dirnames:
-            (dest / rel / name).mkdir()
-        for name in filenames:
-            # O_NOFOLLOW: the file cannot be swapped for a link between the check and the copy.
-            fd = os.open(here / name, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as src, open(dest / rel / name, "wb") as out:
-                shutil.copyfileobj(src, out)
-    return dest
+                     str(sink.path), outputs_sha256=outputs_digest(scored))
 
 
 def _score_values(spec: BountySpec, set_dir: Path, artifacts: Path, files: dict[str, Path]) -> dict[str, str]:
@@ -353,9 +340,10 @@ def _score_batch(spec, set_dir, artifacts, outcome, files, sink: LogSink) -> sub
         proc = subprocess.run(argv, cwd=spec.scorer_path, env=_trusted_env(), capture_output=True, text=True,
                               timeout=spec.score.timeout_s, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise _PhaseFailed(f"the scorer did not finish within {spec.score.timeout_s:g} s") from None
+        raise PhaseFailed(Reason.OUTPUT_INVALID, f"the scorer did not finish within {spec.score.timeout_s:g} s") \
+            from None
     except OSError as exc:
-        raise _PhaseFailed(f"the scorer could not start ({exc.strerror})") from None
+        raise PhaseFailed(Reason.INTERNAL_ERROR, f"the scorer could not start ({exc.strerror})") from None
     if proc.stderr:
         sink.note("scorer stderr: " + proc.stderr[-4000:])
     return proc
@@ -380,7 +368,7 @@ def _interactive(spec, sandbox: Sandbox, layout: Layout, limits: Limits, sink: L
     except OSError as exc:
         for fd in (to_scorer_r, to_scorer_w, to_predictor_r, to_predictor_w):
             os.close(fd)
-        raise _PhaseFailed(f"the scorer could not start ({exc.strerror})") from None
+        raise PhaseFailed(Reason.INTERNAL_ERROR, f"the scorer could not start ({exc.strerror})") from None
     os.close(to_scorer_r)
     os.close(to_predictor_w)
     stderr_chunks: list[str] = []
@@ -390,8 +378,8 @@ def _interactive(spec, sandbox: Sandbox, layout: Layout, limits: Limits, sink: L
     outcome = sandbox.run(run_argv, layout, limits, log=sink, stdin=to_predictor_r, stdout=to_scorer_w,
                           extra_env=extra_env)
     try:
-        _trusted_copy(artifacts, scored)
-    except _PhaseFailed:
+        trusted_copy(artifacts, scored, output_cap(limits))
+    except PhaseFailed:
         scorer.kill()
         scorer.wait()
         raise
@@ -400,7 +388,8 @@ def _interactive(spec, sandbox: Sandbox, layout: Layout, limits: Limits, sink: L
     except subprocess.TimeoutExpired:
         scorer.kill()
         scorer.wait()
-        raise _PhaseFailed(f"the scorer did not finish within {spec.score.timeout_s:g} s") from None
+        raise PhaseFailed(Reason.OUTPUT_INVALID, f"the scorer did not finish within {spec.score.timeout_s:g} s") \
+            from None
     reader.join(timeout=5)
     _write_measurements(files["measurements"], outcome)
     stderr = "".join(stderr_chunks)
@@ -412,7 +401,8 @@ def _interactive(spec, sandbox: Sandbox, layout: Layout, limits: Limits, sink: L
 def _collect_metrics(spec: BountySpec, proc: subprocess.CompletedProcess, metrics_out: Path,
                      outcome: RunOutcome, sink: LogSink) -> dict[str, float]:
     if proc.returncode != 0:
-        raise _PhaseFailed(f"the scorer exited with code {proc.returncode} (the artifacts could not be scored)")
+        raise PhaseFailed(Reason.OUTPUT_INVALID,
+                           f"the scorer exited with code {proc.returncode} (the artifacts could not be scored)")
     data: dict[str, Any] | None = None
     if metrics_out.exists():
         try:
@@ -429,7 +419,7 @@ def _collect_metrics(spec: BountySpec, proc: subprocess.CompletedProcess, metric
                 data = parsed
                 break
     if not isinstance(data, dict):
-        raise _PhaseFailed("the scorer reported no metrics JSON object")
+        raise PhaseFailed(Reason.OUTPUT_INVALID, "the scorer reported no metrics JSON object")
     metrics: dict[str, float] = {}
     for key, value in data.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -444,7 +434,8 @@ def _collect_metrics(spec: BountySpec, proc: subprocess.CompletedProcess, metric
     for metric in spec.metrics:
         if metric.name not in metrics:
             if metric.source == "harness":
-                raise _PhaseFailed(f"the {outcome.runner} sandbox cannot measure {metric.name} here")
-            raise _PhaseFailed(f"the scorer did not report metric {metric.name!r}")
+                raise PhaseFailed(Reason.MEASUREMENT_UNAVAILABLE,
+                                   f"the {outcome.runner} sandbox cannot measure {metric.name} here")
+            raise PhaseFailed(Reason.OUTPUT_INVALID, f"the scorer did not report metric {metric.name!r}")
     sink.note("metrics: " + json.dumps(metrics, sort_keys=True))
     return metrics

@@ -145,7 +145,11 @@ async def test_outputs_that_are_symlinks_are_never_scored(isolated, sums):
                             ).replace("@@ -1,6 +1,6 @@", "@@ -1,6 +1,8 @@")
     result = await evaluate(sums, link, sandbox=isolated)
     assert result.status == "failed"
-    assert result.reasons == ["repeat 1 of 1: the run left a symlink in its outputs (answers.json); "
+    assert result.code == "output_invalid"
+    assert result.agent_view() == {"status": "failed", "code": "output_invalid", "repeats": 1,
+                                   "sandbox": isolated.kind}
+    # The operator's detail names the file, escaped (the run chose the name).
+    assert result.reasons == ["repeat 1 of 1: the run left a symlink in its outputs ('answers.json'); "
                               "outputs must be plain files"]
 
 

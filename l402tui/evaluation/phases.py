@@ -1,0 +1,81 @@
+"""What the harness does with a finished run phase: classify a failure, copy the outputs
+for the trusted scorer, and fingerprint them.
+
+A failure carries two things: a :class:`~l402tui.evaluation.reasons.Reason`, which
+is all an agent may learn, and the operator's detail, which may quote what the run
+controlled (its file names, its exit code) and so never leaves the operator's views.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+from l402tui.evaluation.reasons import Reason
+from l402tui.evaluation.sandbox import Limits, RunOutcome
+
+
+class PhaseFailed(Exception):
+    """One repeat could not produce metrics: ``code`` for the agent, the message for the operator."""
+
+    def __init__(self, code: Reason, detail: str):
+        super().__init__(detail)
+        self.code = code
+
+
+def failure_code(outcome: RunOutcome) -> Reason:
+    """The coarse class of a failed run: the only part of its exit an agent may learn."""
+    return Reason(getattr(outcome, "failure_code", None) or Reason.CRASHED)
+
+
+def output_cap(limits: Limits) -> int:
+    """Bytes of outputs the host copies for the scorer: the run's disk limit, or its file size limit."""
+    return int(getattr(limits, "disk_mb", limits.file_size_mb)) * 1024 * 1024
+
+
+def trusted_copy(artifacts: Path, dest: Path, cap_bytes: int) -> Path:
+    """Copy the run's outputs for the scorer, refusing anything but plain files and
+    folders, and no more than ``cap_bytes`` in all.  The trusted scorer runs on the
+    host: an output that is a symlink to the held-out labels would otherwise be
+    scored as perfect answers.  (Paths in the operator's detail are escaped: the run
+    chose them.)"""
+    dest.mkdir(exist_ok=True)
+    copied = 0
+    for dirpath, dirnames, filenames in os.walk(artifacts, followlinks=False):
+        here = Path(dirpath)
+        rel = here.relative_to(artifacts)
+        for name in [*dirnames, *filenames]:
+            path = here / name
+            mode = path.lstat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                kind = "a symlink" if stat.S_ISLNK(mode) else "a special file"
+                raise PhaseFailed(Reason.OUTPUT_INVALID, f"the run left {kind} in its outputs "
+                                   f"({ascii((rel / name).as_posix())[:200]}); outputs must be plain files")
+        for name in dirnames:
+            (dest / rel / name).mkdir()
+        for name in filenames:
+            # O_NOFOLLOW: the file cannot be swapped for a link between the check and the copy.
+            fd = os.open(here / name, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as src, open(dest / rel / name, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    copied += len(chunk)
+                    if copied > cap_bytes:
+                        raise PhaseFailed(Reason.DISK_LIMIT, f"the run's outputs exceed {cap_bytes >> 20} MB")
+                    out.write(chunk)
+    return dest
+
+
+def outputs_digest(scored: Path) -> str | None:
+    """sha256 over the scored outputs (relative path and content, in path order)."""
+    if not scored.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in scored.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(scored).as_posix().encode("utf-8", "surrogateescape") + b"\0")
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
