@@ -96,6 +96,7 @@ class BountySpec:
     test_command: list[str] | None
     cpus: float
     memory_mb: int
+    disk_mb: int
     gpu: bool
     time_limit_s: float
     image: str | None
@@ -247,7 +248,7 @@ KNOWN_KEYS: dict[str, set[str]] = {
     "target": {"kind", "improvement", "min_improvement"},
     "reward": {"pool_sats", "deadline", "duration_hours", "holdback_s", "stake_sats"},
     "constraints": {"max_changed_lines", "forbidden_patterns", "test_command"},
-    "resources": {"cpus", "memory_mb", "gpu", "time_limit_s", "image"},
+    "resources": {"cpus", "memory_mb", "disk_mb", "gpu", "time_limit_s", "image"},
     "noise": {"repeats", "k_sigma"},
     "canaries": {"file"},
 }
@@ -419,6 +420,10 @@ def _parse(data: dict[str, Any], lines: KeyLines, root: Path, file: str) -> Boun
     memory_mb = r.positive("resources.memory_mb", int, 1024)
     if memory_mb is not None and memory_mb < 32:
         r.problem("resources.memory_mb", f"is {memory_mb} MB; at least 32 MB is needed to start Python")
+    # Everything a run writes (work dir, artifacts, /tmp) together; see docs/bounty-format.md.
+    disk_mb = r.positive("resources.disk_mb", int, 512)
+    if disk_mb is not None and not 16 <= disk_mb <= 1024 * 1024:
+        r.problem("resources.disk_mb", f"is {disk_mb} MB; give 16 MB to 1048576 MB (1 TiB) for the run's files")
     gpu = r.get("resources.gpu", bool, False)
     time_limit = r.positive("resources.time_limit_s", float, 600.0)
     image = r.get("resources.image", str, None)
@@ -441,7 +446,7 @@ def _parse(data: dict[str, Any], lines: KeyLines, root: Path, file: str) -> Boun
         metrics=tuple(metrics), target_kind=target_kind, target_improvement=improvement,
         min_improvement=min_improvement, pool_sats=pool, deadline=deadline, duration_hours=duration,
         holdback_s=holdback, stake_sats=stake, max_changed_lines=max_lines,
-        forbidden_patterns=tuple(patterns), test_command=test_cmd, cpus=cpus, memory_mb=memory_mb,
+        forbidden_patterns=tuple(patterns), test_command=test_cmd, cpus=cpus, memory_mb=memory_mb, disk_mb=disk_mb,
         gpu=gpu, time_limit_s=time_limit, image=image, repeats=repeats, k_sigma=k_sigma,
         canaries=canaries, raw=data,
     )
