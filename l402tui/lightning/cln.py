@@ -10,6 +10,7 @@ away, so we back off and reconnect.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,7 @@ class ClnBackend(LightningBackend):
         # Long waits (waitany*, pay on a hold invoice) each hold a thread.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cln-rpc")
         self._closed = False
+        self._keysend_method: str | None = None  # learnt at the first keysend
 
     @classmethod
     def from_config(cls, cfg: Any) -> "ClnBackend":
@@ -137,12 +139,26 @@ class ClnBackend(LightningBackend):
 
     async def keysend(self, destination: str, amount_msat: int, *,
                       max_fee_msat: int | None = None) -> Payment:
-        result = await self._call("keysend", destination=destination, amount_msat=amount_msat, maxfee=max_fee_msat)
+        # CLN 26 refuses the old ``keysend`` command as deprecated; ``xkeysend`` replaces it
+        # (older nodes have only ``keysend``).  Its answer has no payment_hash or status.
+        method = self._keysend_method or "keysend"
+        try:
+            result = await self._call(method, destination=destination, amount_msat=amount_msat,
+                                      maxfee=max_fee_msat)
+        except LightningError as exc:
+            if method != "keysend" or getattr(exc, "code", None) != -32601:
+                raise
+            method = "xkeysend"
+            result = await self._call(method, destination=destination, amount_msat=amount_msat,
+                                      maxfee=max_fee_msat)
+        self._keysend_method = method
+        preimage = result.get("payment_preimage")
+        payment_hash = result.get("payment_hash") or hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
         amount = _msat(result.get("amount_msat"))
-        return Payment(payment_hash=result["payment_hash"], amount_msat=amount,
+        return Payment(payment_hash=payment_hash, amount_msat=amount,
                        fee_msat=_msat(result.get("amount_sent_msat")) - amount,
                        state=_PAY_STATE.get(result.get("status"), PaymentState.COMPLETE),
-                       preimage=result.get("payment_preimage"), destination=destination)
+                       preimage=preimage, destination=destination)
 
     async def lookup_payment(self, payment_hash: str) -> Payment:
         pays = (await self._call("listpays", payment_hash=payment_hash)).get("pays", [])
@@ -158,19 +174,23 @@ class ClnBackend(LightningBackend):
     def updates(self) -> AsyncIterator[InvoiceUpdate]:
         """Paid plain invoices (waitanyinvoice) and hold-invoice changes (waitanyholdinvoice)
         from the moment of this call on."""
-        return self._updates(time.time())
+        try:
+            # Take the starting indexes now, not at the first read: a payment made between
+            # the call and the first read must be reported, one made before must not.
+            start: asyncio.Future | None = asyncio.ensure_future(self._stream_start())
+        except RuntimeError:  # no running loop: start at the first read
+            start = None
+        return self._updates(start)
 
-    async def _updates(self, called_at: float) -> AsyncIterator[InvoiceUpdate]:
-        queue: asyncio.Queue[InvoiceUpdate] = asyncio.Queue()
-        # Start before anything stamped at or after the call (paid_at has 1 s resolution:
-        # an invoice paid in that second may be reported even if paid just before).
+    async def _stream_start(self) -> tuple[int, int]:
         invoices = (await self._call("listinvoices")).get("invoices", [])
-        pay_start = max((_msat(i.get("pay_index")) for i in invoices
-                         if i.get("pay_index") and int(i.get("paid_at", 0)) < int(called_at)), default=0)
-        holds = await self._call("listholdinvoices")
-        later = [int(r["updated_index"]) for r in holds.get("holdinvoices", [])
-                 if float(r.get("updated_at", 0)) >= called_at]
-        hold_start = min(later) - 1 if later else int(holds.get("lastindex", 0))
+        pay_start = max((_msat(i.get("pay_index")) for i in invoices if i.get("pay_index")), default=0)
+        hold_start = int((await self._call("listholdinvoices")).get("lastindex", 0))
+        return pay_start, hold_start
+
+    async def _updates(self, start: asyncio.Future | None) -> AsyncIterator[InvoiceUpdate]:
+        queue: asyncio.Queue[InvoiceUpdate] = asyncio.Queue()
+        pay_start, hold_start = await (start if start is not None else self._stream_start())
         tasks = [asyncio.create_task(self._follow("waitanyinvoice", "lastpay_index", pay_start,
                                                   "pay_index", _native_update, queue)),
                  asyncio.create_task(self._follow("waitanyholdinvoice", "lastindex", hold_start,

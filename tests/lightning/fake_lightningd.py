@@ -315,18 +315,25 @@ class FakeLightningd(DatastoreRpc):
     async def rpc_pay(self, bolt11: str, amount_msat: int | None = None, maxfee: int | None = None, **_) -> dict:
         inv = decode_invoice(bolt11)
         if inv.amount_msat and amount_msat is not None:
-            raise RpcFail(-32602, "amount_msat: msatoshi parameter unnecessary")
+            raise RpcFail(-32602, "amount_msat unnecessary")
         amount = inv.amount_msat or int(amount_msat or 0)
         if time.time() >= inv.expires_at:
             raise RpcFail(207, "Invoice expired")
         return await self.send_htlc(inv.payee, inv.payment_hash, amount, payment_secret=inv.payment_secret,
                                     cltv_delta=inv.min_final_cltv, maxfee=maxfee, bolt11=bolt11)
 
-    async def rpc_keysend(self, destination: str, amount_msat: int, maxfee: int | None = None, **_) -> dict:
+    async def rpc_keysend(self, **_) -> dict:
+        # lightningd 26 without allow-deprecated-apis: xkeysend replaces it.
+        raise RpcFail(-32601, 'Command "keysend" is deprecated')
+
+    async def rpc_xkeysend(self, destination: str, amount_msat: int, maxfee: int | None = None, **_) -> dict:
         preimage = os.urandom(32).hex()
         payment_hash = hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
-        return await self.send_htlc(destination, payment_hash, int(amount_msat), keysend_preimage=preimage,
+        sent = await self.send_htlc(destination, payment_hash, int(amount_msat), keysend_preimage=preimage,
                                     cltv_delta=22, maxfee=maxfee)
+        # xkeysend answers only these (no payment_hash, no status)
+        return {"payment_preimage": preimage, "amount_msat": sent["amount_msat"],
+                "amount_sent_msat": sent["amount_sent_msat"], "failed_parts": 0, "successful_parts": 1}
 
     async def send_htlc(self, destination: str, payment_hash: str, amount: int, *, cltv_delta: int,
                         payment_secret: str | None = None, keysend_preimage: str | None = None,

@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from l402tui.lightning.backend import InvoiceUpdate, LightningBackend, Payment
+from l402tui.lightning.backend import InvoiceUpdate, LightningBackend, Payment, PaymentState
 
 PAYER_FUNDS_MSAT = 50_000_000
 
@@ -68,6 +68,20 @@ class Harness(abc.ABC):
 
     def hook_answers(self, payment_hash: str) -> list[dict]:
         return []
+
+    async def payment_outcome(self, payment_hash: str, timeout: float = 10.0) -> Payment:
+        """The payer's payment once it is no longer PENDING (real nodes learn a settle or a
+        cancel a few messages later; the sim and the fake at once)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            payment = await self.payer.lookup_payment(payment_hash)
+            if payment.state is not PaymentState.PENDING or asyncio.get_running_loop().time() > deadline:
+                await self.htlcs_resolved(payment_hash)
+                return payment
+            await asyncio.sleep(0.05)
+
+    async def htlcs_resolved(self, payment_hash: str) -> None:
+        """Return once no HTLC for this hash is left in the payer's channels (real nodes only)."""
 
     async def payer_balance(self) -> int:
         return (await self.payer.status()).balance_msat

@@ -75,7 +75,7 @@ async def test_hold_accepted_then_settled(harness):
     settled = await harness.receiver.settle_hold(preimage)
     assert settled.state is InvoiceState.SETTLED and settled.preimage == preimage
     await harness.wait_update(payment_hash, "SETTLED")
-    paid = await harness.payer.lookup_payment(payment_hash)
+    paid = await harness.payment_outcome(payment_hash)
     assert paid.state is PaymentState.COMPLETE and paid.preimage == preimage
     assert await harness.payer_balance() == before - 500_000 - paid.fee_msat
     if harness.kind == "cln":
@@ -95,7 +95,7 @@ async def test_hold_accepted_then_cancelled_refunds_payer(harness):
     cancelled = await harness.receiver.cancel_hold(payment_hash)
     assert cancelled.state is InvoiceState.CANCELED
     await harness.wait_update(payment_hash, "CANCELED")
-    failed = await harness.payer.lookup_payment(payment_hash)
+    failed = await harness.payment_outcome(payment_hash)
     assert failed.state is PaymentState.FAILED
     assert await harness.payer_balance() == before
     assert (await harness.receiver.cancel_hold(payment_hash)).state is InvoiceState.CANCELED  # idempotent
@@ -150,7 +150,7 @@ async def test_hold_auto_cancels_a_safety_margin_before_htlc_expiry(harness):
     await harness.mine(1)
     await harness.wait_update(payment_hash, "CANCELED")
     assert (await harness.receiver.lookup_invoice(payment_hash)).state is InvoiceState.CANCELED
-    assert (await harness.payer.lookup_payment(payment_hash)).state is PaymentState.FAILED
+    assert (await harness.payment_outcome(payment_hash)).state is PaymentState.FAILED
     assert await harness.payer_balance() == before
     with pytest.raises(InvalidState):
         await harness.receiver.settle_hold(preimage)
@@ -171,7 +171,7 @@ async def test_restart_with_held_htlc_replayed_settles_once(harness):
     again = await harness.receiver.settle_hold(preimage)
     assert first.state is again.state is InvoiceState.SETTLED
     assert again.amount_received_msat == 250_000
-    paid = await harness.payer.lookup_payment(payment_hash)
+    paid = await harness.payment_outcome(payment_hash)
     assert paid.state is PaymentState.COMPLETE
     assert await harness.payer_balance() == before - 250_000 - paid.fee_msat
     if harness.kind == "cln":
