@@ -21,8 +21,8 @@ from l402tui.coordinator.admin_api import (OPERATOR_ROUTES, admin_cancel, admin_
 from l402tui.coordinator.errors import CoordinatorError, Invalid
 from l402tui.coordinator.http_common import ADMIN, COORDINATOR, GATE, SSE_TASKS, json_body, svc
 from l402tui.coordinator.service import Coordinator
-from l402tui.l402.middleware import Gate, L402Gate, gated, token_of
-from l402tui.l402.tokens import RootKeyStore, TokenAuthority, TokenRefused, parse_authorization
+from l402tui.l402.middleware import Gate, L402Gate, gated, read_credential, token_of, unauthorized
+from l402tui.l402.tokens import RootKeyStore, TokenAuthority, TokenRefused
 
 log = logging.getLogger("l402tui.http")
 
@@ -96,31 +96,36 @@ async def submission_status(request: web.Request) -> web.Response:
 
 
 async def claim(request: web.Request) -> web.Response:
-    gate = request.app[GATE]
+    # The submitting token, scoped to the submission's bounty; a new token could never
+    # be the submitter, so a refusal is a 401 with the reason, not a 402 challenge.
+    bounty_id = (await svc(request).submission(request.match_info["id"]))["bounty_id"]
     try:
-        credential = parse_authorization(request.headers.get("Authorization"))
+        credential = read_credential(request)
         if credential is None:
             raise TokenRefused("missing", "claiming needs the L402 token that made the submission")
-        token = await gate.authority.verify(credential, capability="submit")
+        token = await request.app[GATE].authority.verify(credential, capability="submit", bounty_id=bounty_id)
     except TokenRefused as exc:
-        return web.json_response({"error": "unauthorized", "reason": exc.reason, "message": exc.message},
-                                 status=401, headers={"WWW-Authenticate": f'L402 error="{exc.reason}"'})
+        return unauthorized(exc)
     body = await json_body(request)
     result = await svc(request).claim(request.match_info["id"], token.token_id, body.get("invoice"))
     return web.json_response(result)
 
 
 async def well_known(request: web.Request) -> web.Response:
+    # Built from the route table, so every gated route (aliases included) is listed.
     prices = request.app[GATE].prices_sats
+    routes, token_routes = [], []
+    for route in ROUTES:
+        gate = getattr(route.handler, "__l402_gate__", None)
+        if route.access == "l402" and gate is not None:
+            entry = {"method": route.method, "path": route.path, "price_sats": prices.get(gate.price_key),
+                     "capabilities": list(gate.grants)}
+            routes.append(entry | ({"alias_of": route.alias_of} if route.alias_of else {}))
+        elif route.access == "token":
+            token_routes.append({"method": route.method, "path": route.path, "needs": "the submitting token"})
     return web.json_response({
-        "version": "0", "scheme": ["L402", "LSAT"], "service": "bounties",
-        "routes": [
-            {"method": "GET", "path": "/api/v1/bounties/{id}/package", "price_sats": prices.get("download_sats"),
-             "capabilities": ["download"]},
-            {"method": "POST", "path": "/api/v1/bounties/{id}/submissions", "price_sats": prices.get("submit_sats"),
-             "capabilities": ["submit"]},
-        ],
-        "token_valid_s": request.app[GATE].token_valid_s,
+        "version": "0", "scheme": ["L402", "LSAT"], "service": "bounties", "routes": routes,
+        "token_routes": token_routes, "token_valid_s": request.app[GATE].token_valid_s,
     })
 
 

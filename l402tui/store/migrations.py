@@ -244,8 +244,15 @@ def _m004_verdict_integrity(db: sqlite_utils.Database) -> None:
     db["eval_runs"].add_column("outputs_sha256", str)
 
 
+def _m005_derived_root_keys(db: sqlite_utils.Database) -> None:
+    # How ``l402_root_keys.root_key`` is to be read (l402/rootkeys.py): 'derived' (a check value;
+    # the key is HMAC(master file, identifier)), 'sealed' (an old random key XOR-ed with a pad
+    # from the master), NULL (an old random key in the clear, sealed at the next start).
+    db["l402_root_keys"].add_column("key_kind", str)
+
+
 MIGRATIONS: list[Migration] = [_m001_core, _m002_revocation_and_timers, _m003_coordinator_indexes,
-                               _m004_verdict_integrity]
+                               _m004_verdict_integrity, _m005_derived_root_keys]
 LATEST = len(MIGRATIONS)
 
 
