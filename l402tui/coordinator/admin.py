@@ -1,26 +1,31 @@
 """The admin macaroon: what `l402tui serve` writes (0600) and the TUI's --attach sends.
 
-A macaroon, like the L402 tokens, with its root key in ``l402_root_keys`` (so
-deleting that row, or the file plus a restart, rotates it) and one caveat,
-``role=admin``.  Sent as ``Authorization: Bearer <base64>``.
+A macaroon, like the L402 tokens, whose root key is derived from the master key
+file (l402/rootkeys.py), with a row in ``l402_root_keys`` (token id ``admin``) and
+one caveat, ``role=admin``.  Sent as ``Authorization: Bearer <base64>``.
+
+Revoking it (``POST /api/v1/admin/tokens/admin/revoke``, or marking the row) takes
+effect on the next request: the row is read on every admin request, only the
+signature check is cached.  The text must be exactly the macaroon, nothing appended.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
-import time
 from pathlib import Path
 
 from pymacaroons import MACAROON_V2, Macaroon, Verifier
 from pymacaroons.exceptions import MacaroonException
 
-from l402tui.l402.tokens import to_std_b64
+from l402tui.l402.codec import TokenRefused, decode_macaroon, to_std_b64
+from l402tui.l402.rootkeys import RootKeyStore
 from l402tui.store import Store
 
 ADMIN_FILE = "admin.macaroon"
+ADMIN_TOKEN_ID = "admin"
 _PREFIX = b"l402tui-admin-v1:"
+_USAGE = "admin routes need 'Authorization: Bearer <contents of admin.macaroon>'"
 
 
 class AdminRefused(Exception):
@@ -29,23 +34,25 @@ class AdminRefused(Exception):
         self.message = message
 
 
-async def ensure_admin_macaroon(store: Store, data_dir: Path) -> Path:
-    """Write ``<data_dir>/admin.macaroon`` (mode 0600) unless a valid one is there."""
+async def ensure_admin_macaroon(store: Store, data_dir: Path, keys: RootKeyStore | None = None) -> Path:
+    """Write ``<data_dir>/admin.macaroon`` (mode 0600) unless a valid one is there.
+
+    Also loads the master key and seals root keys stored in the clear by older
+    versions, so a bad key file stops ``serve`` at start with its fix."""
+    keys = keys or RootKeyStore(store)
+    await keys.prepare()
     path = data_dir / ADMIN_FILE
     if path.is_file():
         try:
-            await AdminAuth(store).verify_text(path.read_text().strip())
+            await AdminAuth(store, keys).verify_text(path.read_text().strip())
             os.chmod(path, 0o600)
             return path
         except AdminRefused:
-            pass  # stale (database replaced): mint a new one
+            pass  # stale (database or master key replaced, or revoked): mint a new one
     identifier = _PREFIX + secrets.token_hex(16).encode()
-    root_key = secrets.token_bytes(32)
     async with store.transaction() as txn:
-        await txn.insert("l402_root_keys", {
-            "key_id": hashlib.sha256(identifier).hexdigest(), "root_key": root_key, "token_id": "admin",
-            "capabilities": "admin", "created_at": time.time()})
-        await txn.event("admin.macaroon_created", None, path=str(path))
+        root_key = await keys.put(txn, identifier, token_id=ADMIN_TOKEN_ID, payment_hash=None, bounty_id=None,
+                                  capabilities="admin", event="admin.macaroon_created")
     mac = Macaroon(location="l402tui", identifier=identifier, key=root_key.hex(), version=MACAROON_V2)
     mac.add_first_party_caveat("role=admin")
     text = to_std_b64(mac.serialize())
@@ -59,37 +66,47 @@ async def ensure_admin_macaroon(store: Store, data_dir: Path) -> Path:
 
 
 class AdminAuth:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, keys: RootKeyStore | None = None):
         self.store = store
-        self._ok: set[str] = set()
+        self.keys = keys or RootKeyStore(store)
+        # Texts whose signature was checked, with their identifier: a repeat skips the
+        # HMAC chain but never the revocation read.
+        self._signed: dict[str, bytes] = {}
 
     async def verify_header(self, header: str | None) -> None:
         if not header:
-            raise AdminRefused("admin routes need 'Authorization: Bearer <contents of admin.macaroon>'")
+            raise AdminRefused(_USAGE)
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() not in ("bearer", "macaroon") or not value.strip():
-            raise AdminRefused("admin routes need 'Authorization: Bearer <contents of admin.macaroon>'")
+            raise AdminRefused(_USAGE)
         await self.verify_text(value.strip())
 
     async def verify_text(self, text: str) -> None:
-        if text in self._ok:
+        identifier = self._signed.get(text)
+        if identifier is not None:
+            if await self.keys.get(identifier, fresh=True) is None:
+                self._signed.pop(text, None)
+                raise AdminRefused("this admin macaroon was revoked; use the admin.macaroon that "
+                                   "`l402tui serve` wrote at its last start")
             return
         try:
-            mac = Macaroon.deserialize(text)
-        except Exception:  # noqa: BLE001 - pymacaroons raises many kinds for garbage
-            raise AdminRefused("the admin macaroon cannot be decoded; copy admin.macaroon exactly") from None
+            mac = decode_macaroon(text)
+        except TokenRefused:
+            raise AdminRefused("the admin macaroon cannot be decoded, or has something appended; "
+                               "copy admin.macaroon exactly") from None
         identifier = mac.identifier_bytes
         if not identifier.startswith(_PREFIX):
             raise AdminRefused("this is not an admin macaroon (an L402 token cannot be used for admin routes)")
-        row = await self.store.fetchone("SELECT root_key, revoked_at FROM l402_root_keys WHERE key_id = ?",
-                                        (hashlib.sha256(identifier).hexdigest(),))
-        if row is None or row["revoked_at"] is not None:
+        minted = await self.keys.get(identifier, fresh=True)
+        if minted is None or minted.token_id != ADMIN_TOKEN_ID:
             raise AdminRefused("this admin macaroon is not (or no longer) valid for this coordinator; "
                                "use the admin.macaroon in its data dir")
         verifier = Verifier()
         verifier.satisfy_exact("role=admin")
         try:
-            verifier.verify(mac, bytes(row["root_key"]).hex())
+            verifier.verify(mac, minted.key.hex())
         except MacaroonException:
             raise AdminRefused("the admin macaroon signature does not match: it was altered") from None
-        self._ok.add(text)
+        if len(self._signed) > 1000:
+            self._signed.clear()
+        self._signed[text] = identifier

@@ -111,13 +111,18 @@ class L402Client:
         parts = urlsplit(url)
         key = (f"{parts.scheme}://{parts.netloc}", parts.path)
         cached = self.tokens.get(key)
+        response = None
         if cached:
-            response, _ = await self._send(method, url, cached, **dict(kwargs))
+            response, challenges = await self._send(method, url, cached, **dict(kwargs))
             if response.status == 401 and _reason(response) in _REBUY:
-                del self.tokens[key]
+                del self.tokens[key]  # an older server that refuses without a challenge
+                response = None
             elif response.status != 402:
                 return response
-        response, challenges = await self._send(method, url, None, **dict(kwargs))
+            else:
+                del self.tokens[key]  # the 402 carries a fresh challenge for this route
+        if response is None:
+            response, challenges = await self._send(method, url, None, **dict(kwargs))
         if response.status != 402:
             return response
         challenge = parse_challenge(challenges)

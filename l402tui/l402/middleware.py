@@ -3,7 +3,11 @@
 A handler opts in with :func:`gated`.  Without a credential the client gets a
 402 challenge: a fresh invoice from the Lightning backend and a token bound to
 its payment hash.  With one, the token is verified for the route's capability
-and the bounty in the URL; a refusal is a 401 whose body names the failed check.
+and the bounty in the URL.  As the L402 spec and Aperture do, a well-formed
+credential that cannot open this route (another bounty or capability, expired,
+revoked, forged, unpaid) gets a 402 with a *fresh* challenge, so a client that
+caches one token per host can pay and go on; the body's ``refused`` says why.
+Only a header that cannot be read at all gets a 401.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from l402tui.l402.ratelimit import RateLimiter
-from l402tui.l402.tokens import TokenAuthority, TokenRefused, VerifiedToken, parse_authorization
+from l402tui.l402.tokens import Credential, TokenAuthority, TokenRefused, VerifiedToken, parse_authorization
 from l402tui.lightning.backend import LightningBackend
 from l402tui.store import Store
 
@@ -105,12 +109,14 @@ class L402Gate:
             return await handler(request)
         bounty_id = request.match_info.get(gate.bounty_param)
         try:
-            credential = parse_authorization(request.headers.get("Authorization"))
+            credential = read_credential(request)
             if credential is None:
                 return await self.challenge(request, gate, bounty_id)
             token = await self.authority.verify(credential, capability=gate.capability, bounty_id=bounty_id)
         except TokenRefused as exc:
-            return _unauthorized(exc)
+            if exc.malformed:
+                return unauthorized(exc)
+            return await self.challenge(request, gate, bounty_id, refused=exc)
         wait = self.token_limits.hit("token:" + token.token_id)
         if wait is not None:
             return _too_many(wait, "too many requests with this token")
@@ -123,7 +129,8 @@ class L402Gate:
         except KeyError:
             raise RuntimeError(f"no price configured for {gate.price_key!r}; set prices.{gate.price_key}") from None
 
-    async def challenge(self, request: web.Request, gate: Gate, bounty_id: str | None) -> web.Response:
+    async def challenge(self, request: web.Request, gate: Gate, bounty_id: str | None,
+                        refused: TokenRefused | None = None) -> web.Response:
         if bounty_id is None:
             raise RuntimeError("a gated route needs a bounty id in its path")
         if self.before_challenge is not None:
@@ -148,13 +155,28 @@ class L402Gate:
             "payment_hash": invoice.payment_hash, "price_sats": amount_msat // 1000,
             "capabilities": list(gate.grants), "bounty_id": bounty_id, "valid_until": valid_until,
         }
+        if refused is not None:
+            body["reason"] = refused.reason
+            body["message"] = f"{refused.message}. Or {body['message']} to get a token for this route"
+            body["refused"] = {"reason": refused.reason, "message": refused.message}
         response = web.json_response(body, status=402)
         for name, value in headers:
             response.headers.add(name, value)
         return response
 
 
-def _unauthorized(exc: TokenRefused) -> web.Response:
+def read_credential(request: web.Request) -> Credential | None:
+    """The request's L402 credential; None without one.  Two Authorization headers are
+    malformed: which one counts would be a guess."""
+    values = request.headers.getall("Authorization", [])
+    if len(values) > 1:
+        raise TokenRefused("malformed", "send one Authorization header, not several")
+    return parse_authorization(values[0] if values else None)
+
+
+def unauthorized(exc: TokenRefused) -> web.Response:
+    """A 401 naming the failed check (a malformed header, or a credential a new
+    token could not replace, such as the submitting token on a claim)."""
     return _json(401, {"error": "unauthorized", "reason": exc.reason, "message": exc.message},
                  {"WWW-Authenticate": f'L402 error="{exc.reason}"'})
 

@@ -1,22 +1,21 @@
 """L402 tokens: macaroon V2 mint and verify (lightninglabs/L402, bLIP-0026).
 
-Identifier = u16 version (0) ‖ payment_hash[32] ‖ token_id[32].  Every token gets
-its own random 32-byte root key, stored under sha256(identifier) in the
-``l402_root_keys`` table, so tokens survive restarts and deleting (or marking
-revoked) the row revokes exactly one token.
+Identifier = u16 version (0) ‖ payment_hash[32] ‖ token_id[32].  Each token's root
+key is derived from a master key kept outside the database (rootkeys.py); its
+``l402_root_keys`` row records the scope it was sold with, and revoking (or
+deleting) the row revokes exactly that token.
 
-Caveats are checked here rather than by pymacaroons' verifier, because its
-verifier answers every failure with the same "Signatures do not match" and users
-deserve to hear *which* check failed.  pymacaroons only proves the signature chain.
+Every token carries its scope as caveats (service, capabilities, expiry, bounty);
+a macaroon without them opens nothing.  Caveats are checked here rather than by
+pymacaroons' verifier, because its verifier answers every failure with the same
+"Signatures do not match" and users deserve to hear *which* check failed.
+pymacaroons only proves the signature chain.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import re
 import secrets
 import struct
 import time
@@ -26,8 +25,13 @@ from dataclasses import dataclass
 from pymacaroons import MACAROON_V2, Macaroon, Verifier
 from pymacaroons.exceptions import MacaroonException
 
-from l402tui.store import Store
+from l402tui.l402.codec import Credential, TokenRefused, decode_macaroon, parse_authorization, to_std_b64
+from l402tui.l402.rootkeys import MasterKeyError, RootKeyStore
 from l402tui.store.db import Txn
+
+__all__ = ["CAPABILITIES", "Credential", "MasterKeyError", "MintedToken", "RootKeyStore", "TokenAuthority",
+           "TokenRefused", "VerifiedToken", "decode_identifier", "encode_identifier", "macaroon_caveats",
+           "parse_authorization", "read_caveats", "to_std_b64"]
 
 ID_VERSION = 0
 IDENTIFIER_LEN = 2 + 32 + 32
@@ -35,26 +39,6 @@ SERVICE = "bounties"
 SERVICE_TIER = 0
 CAPABILITIES = ("download", "submit")
 LOCATION = "l402tui"
-
-# Aperture's credential pattern: scheme, macaroon, then a 64-hex preimage.
-_AUTH_RE = re.compile(r"^\s*(LSAT|L402)\s+(\S+?):([a-fA-F0-9]{64})\s*$")
-
-
-class TokenRefused(Exception):
-    """A credential that does not grant access.  ``reason`` is a stable code
-    (shown in 401 bodies and tested); the message says what to do."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Credential:
-    scheme: str  # "L402" or "LSAT"
-    macaroon_b64: str
-    preimage_hex: str
 
 
 @dataclass(frozen=True)
@@ -71,12 +55,12 @@ class MintedToken:
 class VerifiedToken:
     token_id: str
     payment_hash: str
-    bounty_id: str | None
+    bounty_id: str
     capabilities: frozenset[str]
-    valid_until: int | None
+    valid_until: int
 
     def expired(self, now: float) -> bool:
-        return self.valid_until is not None and now >= self.valid_until
+        return now >= self.valid_until
 
 
 def encode_identifier(payment_hash: bytes, token_id: bytes) -> bytes:
@@ -94,34 +78,6 @@ def decode_identifier(identifier: bytes) -> tuple[bytes, bytes]:
     if version != ID_VERSION:
         raise TokenRefused("malformed", f"token identifier version {version} is not supported (only 0)")
     return identifier[2:34], identifier[34:]
-
-
-def parse_authorization(header: str | None) -> Credential | None:
-    """The L402/LSAT credential in an Authorization header, None if there is none.
-
-    Raises TokenRefused("malformed") for an L402/LSAT header that cannot be read,
-    so the client hears why instead of getting a fresh challenge.
-    """
-    if not header:
-        return None
-    scheme = header.strip().split(" ", 1)[0].upper()
-    if scheme not in ("L402", "LSAT"):
-        return None
-    m = _AUTH_RE.match(header)
-    if not m:
-        raise TokenRefused("malformed", "Authorization must be 'L402 <base64 macaroon>:<64-hex preimage>'")
-    return Credential(m.group(1).upper(), m.group(2), m.group(3).lower())
-
-
-def _deserialize(macaroon_b64: str) -> Macaroon:
-    try:
-        mac = Macaroon.deserialize(macaroon_b64)
-    except (MacaroonException, ValueError, TypeError, IndexError, binascii.Error, struct.error) as exc:
-        raise TokenRefused("malformed", f"the macaroon cannot be decoded ({exc}); send the token exactly "
-                           "as received in the challenge") from None
-    if mac.version != MACAROON_V2:
-        raise TokenRefused("malformed", "only V2 macaroons are accepted")
-    return mac
 
 
 def _caveat_pairs(mac: Macaroon) -> list[tuple[str, str]]:
@@ -181,53 +137,6 @@ def read_caveats(mac: Macaroon) -> _Restrictions:
     return _Restrictions(services, capabilities, valid_until, bounty_id)
 
 
-class RootKeyStore:
-    """Per-token root keys in SQLite, with a small in-process cache.
-
-    The cache is dropped for a token when it is revoked through this object; rows
-    deleted by another process stop working within ``ttl_s``.
-    """
-
-    def __init__(self, store: Store, ttl_s: float = 10.0, max_entries: int = 10_000):
-        self.store = store
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._cache: OrderedDict[str, tuple[bytes | None, float]] = OrderedDict()
-
-    async def put(self, txn: Txn, key_id: str, root_key: bytes, *, token_id: str, payment_hash: str,
-                  bounty_id: str, capabilities: str) -> None:
-        await txn.insert("l402_root_keys", {
-            "key_id": key_id, "root_key": root_key, "token_id": token_id, "payment_hash": payment_hash,
-            "bounty_id": bounty_id, "capabilities": capabilities, "created_at": time.time(),
-        })
-        await txn.event("l402.token_minted", token_id, bounty_id=bounty_id, capabilities=capabilities)
-
-    async def get(self, key_id: str) -> bytes | None:
-        """The root key, or None when unknown or revoked."""
-        hit = self._cache.get(key_id)
-        now = time.monotonic()
-        if hit is not None and now - hit[1] < self.ttl_s:
-            self._cache.move_to_end(key_id)
-            return hit[0]
-        row = await self.store.fetchone(
-            "SELECT root_key, revoked_at FROM l402_root_keys WHERE key_id = ?", (key_id,))
-        key = bytes(row["root_key"]) if row and row["revoked_at"] is None else None
-        self._cache[key_id] = (key, now)
-        if len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
-        return key
-
-    async def revoke(self, token_id: str) -> int:
-        """Revoke every key of a token (keeps the rows for audit); returns how many."""
-        async with self.store.transaction() as txn:
-            n = await txn.execute("UPDATE l402_root_keys SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
-                                  (time.time(), token_id))
-            if n:
-                await txn.event("l402.token_revoked", token_id)
-        self._cache.clear()
-        return n
-
-
 class TokenAuthority:
     """Mints and verifies L402 tokens for this coordinator."""
 
@@ -244,17 +153,17 @@ class TokenAuthority:
 
     async def mint(self, txn: Txn, payment_hash: str, bounty_id: str,
                    capabilities: tuple[str, ...] | list[str], valid_until: int) -> MintedToken:
-        """A new token whose root key is written in ``txn`` (with the invoice row it pays for)."""
+        """A new token recorded in ``txn`` (with the invoice row it pays for)."""
         unknown = set(capabilities) - set(CAPABILITIES)
-        if unknown:
-            raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {', '.join(CAPABILITIES)}")
+        if unknown or not capabilities:
+            raise ValueError(f"capabilities must be some of {', '.join(CAPABILITIES)}, not {sorted(capabilities)}")
+        if not bounty_id:
+            raise ValueError("a token is always for one bounty")
         token_id = secrets.token_bytes(32)
         identifier = encode_identifier(bytes.fromhex(payment_hash), token_id)
-        root_key = secrets.token_bytes(32)
-        key_id = hashlib.sha256(identifier).hexdigest()
         caps = ",".join(capabilities)
-        await self.keys.put(txn, key_id, root_key, token_id=token_id.hex(), payment_hash=payment_hash,
-                            bounty_id=bounty_id, capabilities=caps)
+        root_key = await self.keys.put(txn, identifier, token_id=token_id.hex(), payment_hash=payment_hash,
+                                       bounty_id=bounty_id, capabilities=caps)
         # pymacaroons wants the key as text; hex keeps all 256 bits.
         mac = Macaroon(location=self.location, identifier=identifier, key=root_key.hex(), version=MACAROON_V2)
         mac.add_first_party_caveat(f"services={SERVICE}:{SERVICE_TIER}")
@@ -268,6 +177,10 @@ class TokenAuthority:
                      bounty_id: str | None = None, now: float | None = None) -> VerifiedToken:
         """Check a credential for one use; raises TokenRefused with the failed check."""
         now = time.time() if now is None else now
+        if credential.preimage_hex is None:
+            decode_macaroon(credential.macaroon_b64)  # a macaroon that cannot be read is malformed (401)
+            raise TokenRefused("missing_preimage", "this token is not paid yet: pay its invoice and send "
+                               "'L402 <macaroon>:<preimage>'")
         cache_key = credential.macaroon_b64 + ":" + credential.preimage_hex
         hit = self._verified.get(cache_key)
         fresh = hit is not None and time.monotonic() - hit[1] < self.keys.ttl_s
@@ -286,54 +199,57 @@ class TokenAuthority:
 
     async def revoke(self, token_id: str) -> int:
         self._revoked_tokens.add(token_id)
+        self._verified.clear()
         return await self.keys.revoke(token_id)
 
     async def _verify_full(self, credential: Credential) -> VerifiedToken:
-        mac = _deserialize(credential.macaroon_b64)
+        mac = decode_macaroon(credential.macaroon_b64)
         payment_hash, token_id = decode_identifier(mac.identifier_bytes)
         # Preimage first, as Aperture does: it is the cheapest check and the one
         # a paying client most often gets wrong.
         if not hmac.compare_digest(hashlib.sha256(bytes.fromhex(credential.preimage_hex)).digest(), payment_hash):
             raise TokenRefused("wrong_preimage", "the preimage does not hash to this token's payment hash; "
                                "send the preimage your wallet got for paying this token's invoice")
-        key = await self.keys.get(hashlib.sha256(mac.identifier_bytes).hexdigest())
-        if key is None:
+        minted = await self.keys.get(mac.identifier_bytes)
+        if minted is None:
             raise TokenRefused("revoked", "this token is unknown to the coordinator or was revoked; buy a new one")
         verifier = Verifier()
         # Accept every caveat here: this step proves only the signature chain;
         # read_caveats() below enforces their meaning with precise reasons.
         verifier.satisfy_general(lambda _caveat: True)
         try:
-            verifier.verify(mac, key.hex())
+            verifier.verify(mac, minted.key.hex())
         except MacaroonException:
             raise TokenRefused("bad_signature", "the macaroon signature does not match: it was altered or forged; "
                                "use the token exactly as issued (you may only append caveats)") from None
         r = read_caveats(mac)
-        if r.services is not None and SERVICE not in r.services:
+        if r.services is None or r.capabilities is None or r.valid_until is None or r.bounty_id is None:
+            # Every token this coordinator sells names its service, capabilities, expiry and
+            # bounty; one without them would otherwise open every bounty for ever.
+            raise TokenRefused("unscoped", "this token does not say which bounty, capabilities and expiry it "
+                               "is for; request the route without a token to buy one that does")
+        if SERVICE not in r.services:
             raise TokenRefused("wrong_service", f"this token is not valid for the '{SERVICE}' service")
-        return VerifiedToken(token_id.hex(), payment_hash.hex(), r.bounty_id,
-                             r.capabilities if r.capabilities is not None else frozenset(CAPABILITIES),
-                             r.valid_until)
+        if r.bounty_id != minted.bounty_id or not r.capabilities <= minted.capabilities:
+            # The signature held, so the key is ours; a scope beyond what was sold means it leaked.
+            raise TokenRefused("scope_mismatch", "this token's caveats do not match what was sold with it; "
+                               "buy a new one")
+        return VerifiedToken(token_id.hex(), payment_hash.hex(), r.bounty_id, r.capabilities, r.valid_until)
 
 
 def _check_scope(token: VerifiedToken, *, capability: str | None, bounty_id: str | None, now: float) -> None:
     if token.expired(now):
         raise TokenRefused("expired", f"this token expired at unix time {token.valid_until}; buy a new one")
-    if bounty_id is not None and token.bounty_id is not None and token.bounty_id != bounty_id:
-        raise TokenRefused("wrong_bounty", f"this token is for bounty {token.bounty_id}, not {bounty_id}")
+    if bounty_id is not None and token.bounty_id != bounty_id:
+        raise TokenRefused("wrong_bounty", f"this token is for bounty {token.bounty_id}, not {bounty_id}; "
+                           "request this route without a token to buy one for it")
     if capability is not None and capability not in token.capabilities:
         have = ",".join(sorted(token.capabilities)) or "none"
         raise TokenRefused("missing_capability", f"this token lacks the '{capability}' capability (it has: {have}); "
                            f"request the route without a token to buy one that has it")
 
 
-def to_std_b64(urlsafe_nopad: str) -> str:
-    """pymacaroons emits URL-safe base64 without padding; L402 clients expect standard base64."""
-    raw = base64.urlsafe_b64decode(urlsafe_nopad + "=" * (-len(urlsafe_nopad) % 4))
-    return base64.b64encode(raw).decode("ascii")
-
-
 def macaroon_caveats(macaroon_b64: str) -> list[str]:
     """The caveat strings of a token (for display and tests)."""
-    mac = _deserialize(macaroon_b64)
+    mac = decode_macaroon(macaroon_b64)
     return [f"{k}={v}" for k, v in _caveat_pairs(mac)]

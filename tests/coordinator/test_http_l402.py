@@ -94,33 +94,33 @@ async def test_refusals_say_why(server, coordinator, bounty_dir, tmp_path, net):
         }
         for reason, (path, auth) in cases.items():
             status, body = await _refusal(session, server, path, auth)
-            assert (status, body["reason"]) == (401, reason), body
+            assert (status, body["reason"]) == (401 if reason == "malformed" else 402, reason), body
             assert body["message"]
         # A download-only token used to submit.
         status, body = await _refusal(session, server, f"/api/v1/bounties/{bounty_id}/submissions", f"L402 {mac}:{pre}",
                                       method="POST", json={"diff": diff_text()})
-        assert (status, body["reason"]) == (401, "missing_capability") and "submit" in body["message"]
+        assert (status, body["reason"]) == (402, "missing_capability") and "submit" in body["message"]
         # A forged caveat: the signature no longer matches.
         raw = base64.b64decode(mac)
         forged = base64.b64encode(raw.replace(b"bounties_capabilities=download", b"bounties_capabilities=submit!!"))
         status, body = await _refusal(session, server, pkg, f"L402 {forged.decode()}:{pre}")
-        assert (status, body["reason"]) == (401, "bad_signature")
+        assert (status, body["reason"]) == (402, "bad_signature")
         # An appended caveat that widens (a later valid_until) is refused; one that narrows works.
         widened = Macaroon.deserialize(mac)
         widened.add_first_party_caveat(f"bounties_valid_until={int(time.time()) + 10**9}")
         status, body = await _refusal(session, server, pkg, f"L402 {widened.serialize()}:{pre}")
-        assert (status, body["reason"]) == (401, "caveat_not_narrowing")
+        assert (status, body["reason"]) == (402, "caveat_not_narrowing")
         expired = Macaroon.deserialize(mac)
         expired.add_first_party_caveat(f"bounties_valid_until={int(time.time()) - 1}")
         status, body = await _refusal(session, server, pkg, f"L402 {expired.serialize()}:{pre}")
-        assert (status, body["reason"]) == (401, "expired")
+        assert (status, body["reason"]) == (402, "expired")
         # Revoked through the admin API.
         token_id = Macaroon.deserialize(mac).identifier_bytes[34:].hex()
         async with session.post(url(server, f"/api/v1/admin/tokens/{token_id}/revoke"),
                                 headers={"Authorization": f"Bearer {server.admin_token}"}) as r:
             assert r.status == 200 and (await r.json())["revoked_keys"] == 1
         status, body = await _refusal(session, server, pkg, f"L402 {mac}:{pre}")
-        assert (status, body["reason"]) == (401, "revoked")
+        assert (status, body["reason"]) == (402, "revoked")
 
 
 async def test_no_invoice_for_unknown_or_closed_bounty(server, coordinator, bounty_dir):
@@ -275,7 +275,8 @@ async def test_aliases_and_well_known(server, coordinator, bounty_dir):
             assert status["lightning"]["backend"] == "sim" and status["bounties"] == {"OPEN": 1}
         async with session.get(url(server, "/.well-known/l402.json")) as r:
             prices = {route["path"]: route["price_sats"] for route in (await r.json())["routes"]}
-            assert prices == {"/api/v1/bounties/{id}/package": 21, "/api/v1/bounties/{id}/submissions": 5}
+            assert prices == {"/api/v1/bounties/{id}/package": 21, "/api/v1/bounties/{id}/submissions": 5,
+                              "/bounty/{id}/submit": 5}
 
 
 def test_client_ip_trusts_forwarded_for_only_when_configured():
