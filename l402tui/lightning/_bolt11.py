@@ -2,7 +2,8 @@
 
 Invoices are real: bech32 with the network's prefix (``lnbcrt`` on regtest), signed
 with the issuing node's secp256k1 key, carrying payment hash, payment secret,
-description, expiry and min_final_cltv_expiry.  Encoding costs ~2 ms and decoding
+description, expiry, min_final_cltv_expiry and the features field ``9`` (BOLT 11: an
+invoice with a payment secret must set it, with var_onion_optin and payment_secret).  Encoding costs ~2 ms and decoding
 ~3-4 ms with the bolt11 library, so decoded invoices are cached by string.
 """
 
@@ -83,9 +84,18 @@ def encode_invoice(*, key: NodeKey, network: str, payment_hash: str, payment_sec
     tags.add(TagChar.description, description)
     tags.add(TagChar.expire_time, int(expiry_s))
     tags.add(TagChar.min_final_cltv_expiry, int(cltv_delta))
+    tags.add(TagChar.features, invoice_features())
     invoice = Bolt11(currency=currency_for(network), date=int(timestamp), tags=tags,
                      amount_msat=MilliSatoshi(amount_msat) if amount_msat else None)
     return bolt11_encode(invoice, key.secret_hex)
+
+
+def invoice_features():
+    """The ``9`` field: var_onion_optin (bit 8) and payment_secret (bit 14), both required."""
+    from bolt11.models.features import Feature, Features, FeatureState
+
+    return Features.from_feature_list({Feature.var_onion_optin: FeatureState.required,
+                                       Feature.payment_secret: FeatureState.required})
 
 
 @lru_cache(maxsize=4096)

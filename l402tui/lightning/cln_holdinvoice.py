@@ -182,8 +182,11 @@ def _unsigned_bolt11(payment_hash, secret, amount_msat, description, expiry, clt
     tags.add(TagChar.description, description)
     tags.add(TagChar.expire_time, expiry)
     tags.add(TagChar.min_final_cltv_expiry, cltv)
+    # As lightningd's own invoices: var_onion_optin and payment_secret required, basic_mpp
+    # optional (the hook collects the parts of a multi-part payment).
     tags.add(TagChar.features, Features.from_feature_list({Feature.var_onion_optin: FeatureState.required,
-                                                           Feature.payment_secret: FeatureState.required}))
+                                                           Feature.payment_secret: FeatureState.required,
+                                                           Feature.basic_mpp: FeatureState.supported}))
     invoice = Bolt11(currency=CURRENCY.get(book.network, "bcrt"), date=now, tags=tags,
                      amount_msat=MilliSatoshi(amount_msat))
     return encode(invoice, os.urandom(32).hex())
