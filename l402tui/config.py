@@ -40,6 +40,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "holdback_percent": 20.0,
         "holdback_seconds": 48 * 3600,
         "submissions_per_day": 5,
+        # A verdict shows to its agent at created + Q·2^k, the end of the time class it fell in
+        # (coordinator/disclosure.py): a run that sleeps to signal learns only the class.
+        "verdict_quantum_s": 30.0,
         "funding_invoice_expiry_s": 3600,
         "token_valid_s": 7 * 24 * 3600,
         "max_diff_bytes": 256 * 1024,

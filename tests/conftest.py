@@ -20,4 +20,10 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     for name in list(os.environ):
         if name.startswith("L402TUI_"):
             monkeypatch.delenv(name)
+    # Verdicts show at once in tests (the time classes have their own tests), here and in
+    # the coordinators tests start as subprocesses.
+    from l402tui import config
+
+    monkeypatch.setitem(config.DEFAULTS["coordinator"], "verdict_quantum_s", 0.0)
+    monkeypatch.setenv("L402TUI_COORDINATOR__VERDICT_QUANTUM_S", "0")
     yield

@@ -104,6 +104,14 @@ class BountySpec:
     k_sigma: float
     canaries: str | None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    rejected_stake_keep_percent: float = 50.0  # of a REJECTED submission's stake, kept into the pool
+    # Rationing of held-out evaluations (docs/verdicts.md): this many a day per bounty
+    # need no stake beyond reward.stake_sats; each one past them needs a stake that
+    # grows by rationing_stake_sats per further free_evaluations_per_day (0: 1 % of the pool).
+    free_evaluations_per_day: int = 10
+    rationing_stake_sats: int = 0
+    honeypot_alpha: float = 0.001  # one-sided test level of the knows_heldout flag (antigaming)
+    honeypots: str | None = None  # file in every held-out labels/ naming the honeypot items
 
     @property
     def target_path(self) -> Path:
@@ -240,17 +248,20 @@ def _split_path(path: str) -> list[str | int]:
 
 KNOWN_KEYS: dict[str, set[str]] = {
     "": {"name", "description", "files", "run", "score", "metrics", "target", "reward",
-         "constraints", "resources", "noise", "canaries"},
+         "constraints", "resources", "noise", "canaries", "rationing", "antigaming"},
     "files": {"target", "mutable", "public", "heldout", "scorer"},
     "run": {"command", "timeout_s", "mode"},
     "score": {"command", "timeout_s"},
     "metrics": {"name", "direction", "weight", "guard", "tolerance", "source"},
     "target": {"kind", "improvement", "min_improvement"},
-    "reward": {"pool_sats", "deadline", "duration_hours", "holdback_s", "stake_sats"},
+    "reward": {"pool_sats", "deadline", "duration_hours", "holdback_s", "stake_sats",
+               "rejected_stake_keep_percent"},
     "constraints": {"max_changed_lines", "forbidden_patterns", "test_command"},
     "resources": {"cpus", "memory_mb", "disk_mb", "gpu", "time_limit_s", "image"},
     "noise": {"repeats", "k_sigma"},
     "canaries": {"file"},
+    "antigaming": {"honeypot_alpha", "honeypots"},
+    "rationing": {"free_evaluations_per_day", "stake_sats"},
 }
 
 
@@ -399,6 +410,9 @@ def _parse(data: dict[str, Any], lines: KeyLines, root: Path, file: str) -> Boun
         r.problem("reward.duration_hours", "conflicts with reward.deadline; give one of them")
     holdback = r.positive("reward.holdback_s", float, None)
     stake = r.positive("reward.stake_sats", int, 0, allow_zero=True)
+    stake_keep = r.positive("reward.rejected_stake_keep_percent", float, 50.0, allow_zero=True)
+    if stake_keep is not None and not 0 <= stake_keep <= 100:  # also nan
+        r.problem("reward.rejected_stake_keep_percent", f"is {stake_keep:g}; use a percentage from 0 to 100")
 
     max_lines = r.positive("constraints.max_changed_lines", int, 500)
     patterns_raw = r.get("constraints.forbidden_patterns", list, [])
@@ -433,9 +447,21 @@ def _parse(data: dict[str, Any], lines: KeyLines, root: Path, file: str) -> Boun
         r.problem("noise.repeats", f"is {repeats}; more than 50 repeats per evaluation is surely a mistake")
     k_sigma = r.positive("noise.k_sigma", float, 2.0, allow_zero=True)
 
+    free_evals = r.positive("rationing.free_evaluations_per_day", int, 10)
+    rationing_stake = r.positive("rationing.stake_sats", int, 0, allow_zero=True)
+
     canaries = r.get("canaries.file", str, None)
     if canaries is not None:
         _check_relative_path(r, root, "canaries.file", canaries, kind="file")
+
+    honeypot_alpha = r.positive("antigaming.honeypot_alpha", float, 0.001)
+    if honeypot_alpha is not None and honeypot_alpha >= 0.5:
+        r.problem("antigaming.honeypot_alpha", f"is {honeypot_alpha}; a test level that high flags honest "
+                  "submissions by chance (the default is 0.001)")
+    honeypots = r.get("antigaming.honeypots", str, None)
+    if honeypots is not None:
+        for h in heldout:  # every rotated held-out set carries its own honeypots
+            _check_relative_path(r, root, "antigaming.honeypots", f"{h}/labels/{honeypots}", kind="file")
 
     if r.problems:
         return r.problems
@@ -445,10 +471,11 @@ def _parse(data: dict[str, Any], lines: KeyLines, root: Path, file: str) -> Boun
         run=Phase(run_cmd, run_timeout, run_mode), score=Phase(score_cmd, score_timeout),
         metrics=tuple(metrics), target_kind=target_kind, target_improvement=improvement,
         min_improvement=min_improvement, pool_sats=pool, deadline=deadline, duration_hours=duration,
-        holdback_s=holdback, stake_sats=stake, max_changed_lines=max_lines,
+        holdback_s=holdback, stake_sats=stake, rejected_stake_keep_percent=stake_keep, max_changed_lines=max_lines,
         forbidden_patterns=tuple(patterns), test_command=test_cmd, cpus=cpus, memory_mb=memory_mb, disk_mb=disk_mb,
         gpu=gpu, time_limit_s=time_limit, image=image, repeats=repeats, k_sigma=k_sigma,
-        canaries=canaries, raw=data,
+        canaries=canaries, raw=data, free_evaluations_per_day=free_evals, rationing_stake_sats=rationing_stake,
+        honeypot_alpha=honeypot_alpha, honeypots=honeypots,
     )
 
 

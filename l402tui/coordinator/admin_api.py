@@ -153,6 +153,11 @@ async def admin_eval_log(request: web.Request) -> web.Response:
     return web.json_response(page)
 
 
+async def admin_submission(request: web.Request) -> web.Response:
+    """A submission with its whole verdict and evaluation detail (the agent's route shows codes only)."""
+    return web.json_response(await svc(request).submission_detail(request.match_info["id"]))
+
+
 async def admin_diff(request: web.Request) -> web.Response:
     return web.json_response(await operator_reads.submission_diff(svc(request).store, request.match_info["id"]))
 
@@ -190,11 +195,11 @@ async def admin_review(request: web.Request) -> web.Response:
     if not isinstance(note, str) or len(note) > 2000:
         raise Invalid("'note' must be a string of at most 2000 characters", code="invalid_request")
     service = svc(request)
-    await service.submission(submission_id)  # 404 with the usual message for an unknown id
+    await service.submission_detail(submission_id)  # 404 with the usual message for an unknown id
     await _payouts(request, "confirm_gaming", submission_id, REVIEW_DECISIONS[decision], note)
     return web.json_response({"submission_id": submission_id, "decision": decision,
                               "gaming_confirmed": REVIEW_DECISIONS[decision], "note": note,
-                              "submission": await service.submission(submission_id)})
+                              "submission": await service.submission_detail(submission_id)})
 
 
 def _bolt11(body: dict[str, Any]) -> str:
@@ -261,6 +266,9 @@ OPERATOR_ROUTES: list[dict[str, Any]] = [
          summary="Whole log lines of an evaluation from byte ?offset= (at most ?max_bytes=, 1 MiB cap); "
                  "follow with next_offset", access="admin",
          responses={200: "log page", **_ADMIN, 404: "unknown evaluation", 422: "bad id or query"}),
+    dict(method="GET", path="/api/v1/admin/submissions/{id}", handler=admin_submission,
+         summary="A submission with its whole verdict, the evaluation's error and reason code", access="admin",
+         responses={200: "submission", **_ADMIN, 404: "unknown submission"}),
     dict(method="GET", path="/api/v1/admin/submissions/{id}/diff", handler=admin_diff,
          summary="A submission's diff (for the sponsor's review)", access="admin",
          responses={200: "diff", **_ADMIN, 404: "unknown submission"}),

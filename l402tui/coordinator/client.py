@@ -112,7 +112,8 @@ class HttpCoordinatorClient:
         return (await self._call("GET", f"/api/v1/admin/bounties/{bounty_id}/funding"))["funding"]
 
     async def submission(self, submission_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/api/v1/submissions/{submission_id}")
+        """The operator's view: the whole verdict and the evaluation's detail."""
+        return await self._call("GET", f"/api/v1/admin/submissions/{submission_id}")
 
     async def list_submissions(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         params = {"limit": str(limit), **({"bounty_id": bounty_id} if bounty_id else {})}

@@ -13,6 +13,7 @@ Submission: (coordinator/submissions.py)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from l402tui.config import Config
-from l402tui.coordinator import publishing, seams, submissions
+from l402tui.coordinator import disclosure, publishing, seams, submissions
 from l402tui.coordinator.errors import Conflict, NotFound
 from l402tui.coordinator.views import bounty_view, event_view
 from l402tui.lightning.backend import InvoiceState, LightningBackend, LightningError
@@ -58,8 +59,14 @@ class Coordinator:
 
     async def start(self) -> None:
         """Catch up on anything missed while down, then follow Lightning and the clock."""
+        from l402tui.coordinator.reconcile import reconcile_at_start
+
+        await reconcile_at_start(self)  # the node is the truth about money: lost rows recovered or reported
         await self.reconcile()
-        for row in await self.store.fetchall("SELECT id FROM submissions WHERE status = 'ACCEPTED'"):
+        # Accepted and revealed (an unrevealed one is paid when its release timer runs).
+        for row in await self.store.fetchall(
+                "SELECT id FROM submissions WHERE status = 'ACCEPTED' AND id NOT IN (SELECT subject_id FROM "
+                "timers WHERE kind = 'verdict_release' AND done_at IS NULL)"):
             await self._payouts("on_accepted", row["id"])
         self._tasks = [asyncio.create_task(self._follow_invoices(), name="coordinator-invoices"),
                        asyncio.create_task(self._tick(), name="coordinator-tick")]
@@ -322,7 +329,8 @@ class Coordinator:
                  "holdback_percent": self.cfg.get("coordinator.holdback_percent"),
                  "max_diff_bytes": self.cfg.get("coordinator.max_diff_bytes")}
         return bounty_view(row, commitments, pool_left_msat=max(0, left), rules=rules,
-                           price_sats=dict(self.cfg.section("prices")))
+                           price_sats=dict(self.cfg.section("prices")),
+                           best=disclosure.agent_best(json.loads(row["best_json"] or "null")))
 
     async def get_bounty(self, bounty_id: str) -> dict[str, Any]:
         return await self._view(await self._bounty_row(bounty_id))
@@ -390,7 +398,12 @@ class Coordinator:
                                         payout_destination=payout_destination)
 
     async def submission(self, submission_id: str) -> dict[str, Any]:
+        """A submission as its agent may see it (coordinator/disclosure.py)."""
         return await submissions.status(self, submission_id)
+
+    async def submission_detail(self, submission_id: str) -> dict[str, Any]:
+        """A submission with its whole verdict and evaluation detail: operator and sponsor only."""
+        return await submissions.detail(self, submission_id)
 
     async def list_submissions(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         return await submissions.list_all(self, bounty_id, limit)

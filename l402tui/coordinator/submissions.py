@@ -24,9 +24,11 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from l402tui.bounty import BountyInvalid, BountySpec, load_bounty
-from l402tui.coordinator import seams
+from l402tui.coordinator import disclosure, rationing, seams
 from l402tui.coordinator.errors import Conflict, Invalid, LimitReached, NotFound, Unavailable
+from l402tui.coordinator.verdict import Verdict, judge
 from l402tui.coordinator.views import submission_view
+from l402tui.evaluation.reasons import Reason, is_code
 from l402tui.lightning.backend import LightningError
 from l402tui.store.db import Txn
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("l402tui.coordinator")
 
 FINAL = ("ACCEPTED", "REJECTED", "FLAGGED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
+PAYABLE = ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
 _DIFF_FILE_RE = re.compile(r"^(?:\+\+\+|---) (?:[ab]/)?(\S+)", re.M)
 
 
@@ -104,19 +107,12 @@ async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str,
         raise Invalid("the diff was refused: " + "; ".join(problems), code="diff_refused",
                       details={"problems": problems})
 
-    limit = int(coord.cfg.get("coordinator.submissions_per_day"))
-    day_start = dt.datetime.fromtimestamp(now, dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    used = await coord.store.scalar(
-        "SELECT COUNT(*) FROM submissions WHERE bounty_id = ? AND token_id = ? AND created_at >= ?",
-        (bounty_id, token_id, day_start.timestamp()))
-    if used >= limit:
-        wait = int((day_start + dt.timedelta(days=1)).timestamp() - now) + 1
-        # Every held-out score leaks a little of the held-out set, so scores are rationed.
-        raise LimitReached(f"this token has used its {limit} submissions for bounty {bounty_id} today (UTC); "
-                           f"the limit resets in {wait} s", retry_after_s=wait, code="daily_limit")
+    # Checked here to answer early; enforced again inside the transaction that inserts.
+    await _check_daily_limit(coord.store, coord.cfg, bounty_id, token_id, now)
 
     submission_id = "s_" + secrets.token_hex(12)
-    stake_sats = int((json.loads(bounty["spec_json"]) or {}).get("stake_sats") or 0)
+    stake_sats = rationing.required_stake_sats(spec, bounty["pool_msat"] // 1000,
+                                               await rationing.evaluations_in_window(coord.store, bounty_id, now))
     stake = None
     preimage = None
     if stake_sats > 0:
@@ -133,6 +129,12 @@ async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str,
 
     try:
         async with coord.transaction() as txn:
+            # The write lock is held from here: concurrent submits count each other.
+            await _check_daily_limit(txn, coord.cfg, bounty_id, token_id, now)
+            served = await rationing.evaluations_in_window(txn, bounty_id, now)
+            if rationing.required_stake_sats(spec, bounty["pool_msat"] // 1000, served) > stake_sats:
+                raise Conflict("the stake this bounty asks for rose while the submission was being made "
+                               "(other evaluations were queued first); submit again", code="stake_changed")
             await txn.insert("submissions", {
                 "id": submission_id, "bounty_id": bounty_id, "token_id": token_id, "status": "RECEIVED",
                 "diff": diff, "diff_sha256": hashlib.sha256(diff.encode("utf-8")).hexdigest(),
@@ -159,19 +161,34 @@ async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str,
     return await status(coord, submission_id)
 
 
+async def _check_daily_limit(db: Any, cfg: Any, bounty_id: str, token_id: str, now: float) -> None:
+    """A token's submissions to one bounty per UTC day (``db``: the store or a transaction)."""
+    limit = int(cfg.get("coordinator.submissions_per_day"))
+    day_start = dt.datetime.fromtimestamp(now, dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    used = (await db.fetchone(
+        "SELECT COUNT(*) AS n FROM submissions WHERE bounty_id = ? AND token_id = ? AND created_at >= ?",
+        (bounty_id, token_id, day_start.timestamp())))["n"]
+    if used >= limit:
+        wait = int((day_start + dt.timedelta(days=1)).timestamp() - now) + 1
+        raise LimitReached(f"this token has used its {limit} submissions for bounty {bounty_id} today (UTC); "
+                           f"the limit resets in {wait} s", retry_after_s=wait, code="daily_limit")
+
+
 async def _move(txn: Txn, submission_id: str, frm: str | tuple[str, ...], to: str, **payload: Any) -> bool:
     sources = (frm,) if isinstance(frm, str) else frm
     marks = ",".join("?" for _ in sources)
     extra_sql, extra = "", []
-    if "verdict" in payload:
+    verdict: Verdict | None = payload.pop("verdict", None)
+    if verdict is not None:
         extra_sql = ", verdict_json = ?, reasons = ?"
-        extra = [json.dumps(payload["verdict"]), json.dumps(payload.get("reasons", []))]
+        extra = [json.dumps(verdict.to_json()), json.dumps(verdict.reasons)]
+        # The event stream is the operator's: codes and the detail.
+        payload["codes"], payload["reasons"] = verdict.codes, verdict.reasons
     changed = await txn.execute(
         f"UPDATE submissions SET status = ?, updated_at = ?{extra_sql} WHERE id = ? AND status IN ({marks})",
         (to, time.time(), *extra, submission_id, *sources))
     if changed:
-        await txn.event("submission.status", submission_id, status=to,
-                        **{k: v for k, v in payload.items() if k != "verdict"})
+        await txn.event("submission.status", submission_id, status=to, **payload)
     return bool(changed)
 
 
@@ -192,36 +209,62 @@ async def stake_lapsed(txn: Txn, submission_id: str, how: str) -> None:
     """A stake invoice that expired or was cancelled before it was paid ends the submission."""
     reason = f"the stake invoice {how} before it was paid; submit again and pay the stake to be evaluated"
     await _move(txn, submission_id, "AWAITING_STAKE", "REJECTED",
-                verdict={"decision": "REJECTED", "reasons": [reason]}, reasons=[reason])
+                verdict=Verdict.rejected(Reason.STAKE_LAPSED, reason))
 
 
-async def status(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
+async def _row(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
     row = await coord.store.fetchone("SELECT * FROM submissions WHERE id = ?", (submission_id,))
     if row is None:
         raise NotFound(f"no submission {submission_id!r}", code="unknown_submission")
-    stake = None
-    if row["stake_payment_hash"]:
-        inv = await coord.store.fetchone("SELECT bolt11, amount_msat, status, expires_at FROM invoices "
-                                         "WHERE payment_hash = ?", (row["stake_payment_hash"],))
-        if inv:
-            stake = {"invoice": inv["bolt11"], "amount_sats": inv["amount_msat"] // 1000, "status": inv["status"],
-                     "expires_at": inv["expires_at"], "payment_hash": row["stake_payment_hash"]}
-    view = submission_view(row, stake_invoice=stake)
-    evaluation = await coord.store.fetchone(
-        "SELECT status, metrics_json, sandbox, error FROM evaluations WHERE submission_id = ? AND kind = 'submission' "
-        "ORDER BY id DESC LIMIT 1", (submission_id,))
-    if evaluation:
-        # Scores and the sandbox kind only: logs of the untrusted phase never go back to the agent.
-        view["evaluation"] = {"status": evaluation["status"], "sandbox": evaluation["sandbox"],
-                              "metrics": json.loads(evaluation["metrics_json"]) if evaluation["metrics_json"]
-                              and row["status"] in FINAL else None}
-    if row["status"] in ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED") and seams.has("payout_summary"):
+    return row
+
+
+async def _stake(coord: "Coordinator", row: dict[str, Any]) -> dict[str, Any] | None:
+    if not row["stake_payment_hash"]:
+        return None
+    inv = await coord.store.fetchone("SELECT bolt11, amount_msat, status, expires_at FROM invoices "
+                                     "WHERE payment_hash = ?", (row["stake_payment_hash"],))
+    if inv is None:
+        return None
+    return {"invoice": inv["bolt11"], "amount_sats": inv["amount_msat"] // 1000, "status": inv["status"],
+            "expires_at": inv["expires_at"], "payment_hash": row["stake_payment_hash"]}
+
+
+async def _payout_summary(coord: "Coordinator", row: dict[str, Any]) -> dict[str, Any] | None:
+    if row["status"] in PAYABLE and seams.has("payout_summary"):
         # What is owed and paid, so the agent knows what to claim (amounts, not secrets).
-        view["payouts"] = await seams.call("payout_summary", coord.store, submission_id)
+        return await seams.call("payout_summary", coord.store, row["id"])
+    return None
+
+
+async def status(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
+    """A submission as its agent may see it: built by coordinator/disclosure.py, nothing else."""
+    row = await _row(coord, submission_id)
+    return disclosure.agent_submission(row, stake=await _stake(coord, row),
+                                       payouts=await _payout_summary(coord, row))
+
+
+async def detail(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
+    """The operator's and sponsor's view: the whole verdict, the evaluation's error and reason code."""
+    row = await _row(coord, submission_id)
+    view = submission_view(row, stake_invoice=await _stake(coord, row))
+    evaluation = await coord.store.fetchone(
+        "SELECT id, status, metrics_json, sandbox, error, reason_code FROM evaluations WHERE submission_id = ? "
+        "AND kind = 'submission' ORDER BY id DESC LIMIT 1", (submission_id,))
+    if evaluation:
+        view["evaluation"] = {"id": evaluation["id"], "status": evaluation["status"],
+                              "sandbox": evaluation["sandbox"], "error": evaluation["error"],
+                              "reason_code": evaluation["reason_code"],
+                              "metrics": json.loads(evaluation["metrics_json"]) if evaluation["metrics_json"]
+                              else None}
+    payouts = await _payout_summary(coord, row)
+    if payouts is not None:
+        view["payouts"] = payouts
     return view
 
 
 async def list_all(coord: "Coordinator", bounty_id: str | None, limit: int) -> list[dict[str, Any]]:
+    """Every submission with its detail (the operator's list)."""
     where, params = ("WHERE bounty_id = ?", (bounty_id,)) if bounty_id else ("", ())
     rows = await coord.store.fetchall(f"SELECT * FROM submissions {where} ORDER BY created_at DESC LIMIT ?",
                                       (*params, int(limit)))
@@ -229,15 +272,17 @@ async def list_all(coord: "Coordinator", bounty_id: str | None, limit: int) -> l
 
 
 async def leaderboard(coord: "Coordinator", bounty_id: str) -> list[dict[str, Any]]:
+    """Revealed accepted submissions with their published (ladder-rounded) numbers."""
     rows = await coord.store.fetchall(
         "SELECT id, status, verdict_json, created_at FROM submissions WHERE bounty_id = ? AND status IN "
         "('ACCEPTED', 'PAID_PARTIAL', 'PAID_FULL', 'HOLDBACK_FORFEITED')", (bounty_id,))
+    now = time.time()
     board = []
     for r in rows:
-        verdict = json.loads(r["verdict_json"] or "{}")
-        board.append({"submission_id": r["id"], "status": r["status"], "improvement": verdict.get("improvement"),
-                      "metrics": verdict.get("metrics"), "accepted_at": r["created_at"]})
-    board.sort(key=lambda e: (-(e["improvement"] or 0.0), e["accepted_at"]))
+        verdict = Verdict.from_json(r["verdict_json"])
+        if verdict is not None and verdict.decision == "ACCEPTED" and disclosure.revealed(verdict, now):
+            board.append(disclosure.leaderboard_entry(r, verdict))
+    board.sort(key=lambda e: (-(e["improvement"] or 0.0), e["accepted_at"] or ""))
     for rank, entry in enumerate(board, 1):
         entry["rank"] = rank
     return board
@@ -264,7 +309,7 @@ async def reconcile_evaluations(coord: "Coordinator") -> int:
     n = 0
     rows = await coord.store.fetchall(
         "SELECT e.id AS eval_id, e.status AS eval_status, e.kind, e.bounty_id, e.submission_id, e.error, "
-        "e.metrics_json, e.spread_json, s.status AS sub_status FROM evaluations e "
+        "e.reason_code, e.metrics_json, e.spread_json, s.status AS sub_status FROM evaluations e "
         "LEFT JOIN submissions s ON s.id = e.submission_id "
         "WHERE (e.kind = 'submission' AND s.status IN ('QUEUED', 'EVALUATING')) "
         "OR (e.kind = 'baseline' AND e.status IN ('DONE', 'FAILED') AND e.bounty_id IN "
@@ -279,7 +324,7 @@ async def reconcile_evaluations(coord: "Coordinator") -> int:
             n += 1
         elif r["eval_status"] in ("DONE", "FAILED"):
             n += await _decide(coord, r)
-    return n
+    return n + await release_due_verdicts(coord)
 
 
 async def _record_baseline(coord: "Coordinator", r: dict[str, Any]) -> None:
@@ -299,33 +344,68 @@ async def _record_baseline(coord: "Coordinator", r: dict[str, Any]) -> None:
 
 
 async def _decide(coord: "Coordinator", r: dict[str, Any]) -> int:
-    """A finished evaluation -> ACCEPTED / REJECTED / FLAGGED, then the payouts seam."""
+    """A finished evaluation -> ACCEPTED / REJECTED / FLAGGED.  What the decision causes
+    (stake resolution, payouts) runs when it is revealed (:func:`release_due_verdicts`)."""
     bounty = await coord._bounty_row(r["bounty_id"])
     if r["eval_status"] == "FAILED":
-        verdict = {"decision": "REJECTED", "reasons": [f"evaluation failed: {r['error'] or 'unknown error'}"]}
+        code = r["reason_code"] if is_code(r["reason_code"]) else Reason.INTERNAL_ERROR.value
+        verdict = Verdict.rejected(code, f"evaluation failed: {r['error'] or 'unknown error'}")
     else:
         baseline = json.loads(bounty["baseline_json"] or "null")
         if baseline is None:
             return 0  # the baseline evaluation was queued first; wait for it
         if baseline.get("status") != "measured":
-            verdict = {"decision": "REJECTED",
-                       "reasons": ["the bounty's baseline could not be measured, so no improvement can be judged"]}
+            verdict = Verdict.rejected(Reason.BASELINE_UNAVAILABLE, "the bounty's baseline could not be measured, "
+                                       "so no improvement can be judged")
         else:
-            from l402tui.coordinator.verdict import judge
-
-            verdict = await judge(coord, bounty, baseline, r)
-    decision = verdict["decision"]
+            verdict = await judge(coord, load_frozen_spec(bounty["source_dir"]), bounty, baseline, r)
+    now = time.time()
+    sub = await coord.store.fetchone("SELECT created_at FROM submissions WHERE id = ?", (r["submission_id"],))
+    verdict.decided_at = now
+    verdict.reveal_at = disclosure.reveal_at(sub["created_at"], now,
+                                             float(coord.cfg.get("coordinator.verdict_quantum_s")))
+    decision = verdict.decision
     async with coord.transaction() as txn:
         moved = await _move(txn, r["submission_id"], ("QUEUED", "EVALUATING"), decision,
-                            bounty_id=r["bounty_id"], verdict=verdict, reasons=verdict.get("reasons", []))
-        if moved and decision == "ACCEPTED" and verdict.get("best") is not None:
-            # Accepted improvements stack: the next submission must beat this one.
+                            bounty_id=r["bounty_id"], verdict=verdict)
+        if moved and decision == "ACCEPTED" and verdict.best is not None:
+            # Accepted improvements stack: the next submission must beat this one.  Agents see
+            # the prior best until this one is revealed.
+            prior = json.loads(bounty["best_json"] or "null")
+            best = {**verdict.best, "reveal_at": verdict.reveal_at,
+                    "prior": _public_chain(prior, now)}
             await txn.execute("UPDATE bounties SET best_json = ?, updated_at = ? WHERE id = ?",
-                              (json.dumps(verdict["best"]), time.time(), r["bounty_id"]))
+                              (json.dumps(best), time.time(), r["bounty_id"]))
             await txn.event("bounty.best", r["bounty_id"], submission_id=r["submission_id"],
-                            improvement=verdict.get("improvement"))
+                            improvement=verdict.improvement)
+        if moved:
+            await txn.execute("INSERT OR IGNORE INTO timers (kind, subject_id, due_at, created_at) "
+                              "VALUES ('verdict_release', ?, ?, ?)", (r["submission_id"], verdict.reveal_at, now))
     if moved:
-        await coord._payouts("on_verdict", r["submission_id"])
-        if decision == "ACCEPTED":
-            await coord._payouts("on_accepted", r["submission_id"])
+        await release_due_verdicts(coord)
     return int(moved)
+
+
+def _public_chain(best: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
+    """The published part of a best and of the bests before it that are not revealed yet."""
+    if not best or not best.get("submission_id"):
+        return None
+    prior = None if (best.get("reveal_at") or 0) <= now else _public_chain(best.get("prior"), now)
+    return {"submission_id": best["submission_id"], "published": best.get("published"),
+            "reveal_at": best.get("reveal_at"), "prior": prior}
+
+
+async def release_due_verdicts(coord: "Coordinator", now: float | None = None) -> int:
+    """Run what revealed decisions cause: the stake's resolution and, if ACCEPTED, the payout."""
+    now = time.time() if now is None else now
+    due = await coord.store.fetchall(
+        "SELECT t.id, t.subject_id, s.status FROM timers t JOIN submissions s ON s.id = t.subject_id "
+        "WHERE t.kind = 'verdict_release' AND t.done_at IS NULL AND t.due_at <= ? ORDER BY t.due_at", (now,))
+    for timer in due:
+        await coord._payouts("on_verdict", timer["subject_id"])
+        if timer["status"] == "ACCEPTED":
+            await coord._payouts("on_accepted", timer["subject_id"])
+        async with coord.transaction() as txn:
+            await txn.execute("UPDATE timers SET done_at = ? WHERE id = ? AND done_at IS NULL",
+                              (time.time(), timer["id"]))
+    return len(due)

@@ -36,7 +36,7 @@ def spec_summary(spec: BountySpec) -> dict[str, Any]:
     }
 
 
-def _iso(ts: float | None) -> str | None:
+def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -47,7 +47,9 @@ def _loads(text: str | None) -> Any:
 
 
 def bounty_view(row: dict[str, Any], commitments: list[dict[str, Any]], *, pool_left_msat: int,
-                rules: dict[str, Any], price_sats: dict[str, int]) -> dict[str, Any]:
+                rules: dict[str, Any], price_sats: dict[str, int], best: dict[str, Any] | None) -> dict[str, Any]:
+    """A bounty as anyone may see it; ``best`` is what may be published of its current best
+    (:func:`l402tui.coordinator.disclosure.agent_best`), never the stored medians."""
     summary = _loads(row["spec_json"]) or {}
     primary = summary.get("primary_metric")
     metric = next((m for m in summary.get("metrics", []) if m["name"] == primary), None)
@@ -60,14 +62,14 @@ def bounty_view(row: dict[str, Any], commitments: list[dict[str, Any]], *, pool_
         "metric": metric,
         "metrics": summary.get("metrics", []),
         "baseline": baseline,
-        "best": _loads(row["best_json"]),
+        "best": best,
         "target": summary.get("target"),
         "pool_sats": row["pool_msat"] // 1000,
         "pool_left_sats": pool_left_msat // 1000,
         "funding_mode": row["funding_mode"],
-        "deadline": _iso(row["deadline"]),
+        "deadline": iso(row["deadline"]),
         "deadline_unix": row["deadline"],
-        "created_at": _iso(row["created_at"]),
+        "created_at": iso(row["created_at"]),
         "rules": {
             "mutable": summary.get("mutable", []),
             **summary.get("constraints", {}),
@@ -83,13 +85,15 @@ def bounty_view(row: dict[str, Any], commitments: list[dict[str, Any]], *, pool_
             {"set": c["set_index"], "commitment": c["commitment_hex"],
              # The salt is the secret that makes the hash unguessable: only after the reveal.
              "salt": c["salt_hex"] if c["revealed_at"] else None,
-             "revealed_at": _iso(c["revealed_at"])}
+             "revealed_at": iso(c["revealed_at"])}
             for c in commitments
         ],
     }
 
 
 def submission_view(row: dict[str, Any], *, stake_invoice: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A submission with its whole verdict and the operator's detail: operator and sponsor views only
+    (an agent's view is :func:`l402tui.coordinator.disclosure.agent_submission`)."""
     verdict = _loads(row["verdict_json"])
     reasons = _loads(row["reasons"]) if row["reasons"] and row["reasons"].startswith("[") else (
         [row["reasons"]] if row["reasons"] else [])
@@ -102,8 +106,8 @@ def submission_view(row: dict[str, Any], *, stake_invoice: dict[str, Any] | None
         "diff_sha256": row["diff_sha256"],
         "verdict": verdict,
         "reasons": reasons,
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
     }
     if stake_invoice is not None:
         out["stake"] = stake_invoice

@@ -63,6 +63,7 @@ def demo_config(base: Config, data_dir: Path, *, port: int | None = None,
         "coordinator.port": port,
         "coordinator.holdback_seconds": int(holdback_s),
         "coordinator.submissions_per_day": 50,
+        "coordinator.verdict_quantum_s": 5.0,  # verdicts in time classes of 5, 10, 20 … s: short for a demo
         "agent.node": AGENTS[0],
         "tui.agent_bounty": "",
     }, source="demo")

@@ -65,18 +65,22 @@ def acceptance_threshold(spec: BountySpec, baseline_medians: Mapping[str, float]
     return max(spec.min_improvement, spec.k_sigma * noise_sigma(spec, baseline_medians, baseline_spreads))
 
 
+def failed_guards(spec: BountySpec, new: Mapping[str, float], baseline: Mapping[str, float]) -> list[str]:
+    """Names of the guard metrics that were not reported or regressed beyond their tolerance."""
+    return [m.name for m in spec.metrics if m.guard and m.name in baseline and (
+        m.name not in new or -metric_gain(m, new[m.name], baseline[m.name]) > m.tolerance + EPS)]
+
+
 def guard_failures(spec: BountySpec, new: Mapping[str, float], baseline: Mapping[str, float]) -> list[str]:
     reasons = []
-    for m in spec.metrics:
-        if not m.guard or m.name not in baseline:
-            continue
+    for name in failed_guards(spec, new, baseline):
+        m = next(x for x in spec.metrics if x.name == name)
         if m.name not in new:
             reasons.append(f"guard metric {m.name} was not reported")
             continue
         regression = -metric_gain(m, new[m.name], baseline[m.name])
-        if regression > m.tolerance + EPS:
-            reasons.append(f"guard {m.name} regressed by {regression:.2%} (from {baseline[m.name]:g} to "
-                           f"{new[m.name]:g}); at most {m.tolerance:.2%} is allowed")
+        reasons.append(f"guard {m.name} regressed by {regression:.2%} (from {baseline[m.name]:g} to "
+                       f"{new[m.name]:g}); at most {m.tolerance:.2%} is allowed")
     return reasons
 
 
