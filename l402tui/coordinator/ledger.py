@@ -13,12 +13,17 @@ so every transaction sums to zero and so do the books.  External parties are
 ``owed:<submission>``           allocated to an agent, not yet paid
 ``owed:sponsor:<bounty>``       a refund allocated to the sponsor, not yet paid
 ``stake:<submission>``          a stake held in a hold invoice
+``stake_owed:<submission>``     the part of a settled stake owed back to the agent
 ``paid:<submission>``           sink: sent to the agent
 ``refund:<bounty>``             sink: returned to the sponsor (cancel or payment)
-``unstaked:<submission>``       sink: stake returned to the agent
+``unstaked:<submission>``       sink: stake returned to the agent (hold cancelled or paid back)
 ``fees:coordinator``            sink: the coordinator's fee (entries carry the bounty)
 ``routing_fees:coordinator``    sink: Lightning routing fees the operator paid
 ==============================  ====================================================
+
+Stakes are not bounty money: only the part a stake *keeps* (``stake_forfeit:`` when the
+sponsor confirms gaming, ``stake_keep:`` for a rejected submission) joins the pool and
+counts as funded.
 
 Transaction ids are deterministic (``payout:<submission>``, ``fund:<bounty>``...), so
 posting is idempotent: a transition replayed after a crash posts nothing twice.
@@ -83,6 +88,10 @@ def staker(submission_id: str) -> str:
 
 def unstaked(submission_id: str) -> str:
     return f"unstaked:{submission_id}"
+
+
+def stake_owed(submission_id: str) -> str:
+    return f"stake_owed:{submission_id}"
 
 
 class LedgerError(ValueError):
@@ -154,7 +163,7 @@ class BountyBooks:
     """Where a bounty's money is, in msat; ``problems`` is empty when the books are sound."""
 
     bounty_id: str
-    funded: int = 0  # sponsor funding plus forfeited stakes that joined the pool
+    funded: int = 0  # sponsor funding plus the parts of stakes kept into the pool
     pool_left: int = 0
     owed: int = 0
     paid: int = 0
@@ -165,6 +174,8 @@ class BountyBooks:
     stakes_held: int = 0
     stakes_in: int = 0
     stakes_returned: int = 0
+    stakes_owed: int = 0  # settled stakes' refunds not yet paid back
+    stakes_kept: int = 0  # forfeited or kept into the pool
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -177,7 +188,7 @@ class BountyBooks:
 
 
 _SINKS_AND_BUCKETS_NONNEGATIVE = ("pool:", "holdback:", "owed:", "paid:", "refund:", "stake:", "unstaked:",
-                                  "fees:", "routing_fees:")
+                                  "stake_owed:", "fees:", "routing_fees:")
 _SOURCES_NONPOSITIVE = ("sponsor_funding:", "staker:", "lightning:")
 
 
@@ -187,9 +198,9 @@ async def bounty_books(conn: Store | Txn, bounty_id: str) -> BountyBooks:
         "SELECT account, SUM(amount_msat) AS bal FROM ledger_entries WHERE bounty_id = ? GROUP BY account",
         (bounty_id,))
     books = BountyBooks(bounty_id)
-    forfeited_stakes = await conn.fetchone(
-        "SELECT COALESCE(SUM(amount_msat), 0) AS s FROM ledger_entries "
-        "WHERE bounty_id = ? AND account = ? AND txn_id LIKE 'stake_forfeit:%'", (bounty_id, pool(bounty_id)))
+    kept_stakes = await conn.fetchone(
+        "SELECT COALESCE(SUM(amount_msat), 0) AS s FROM ledger_entries WHERE bounty_id = ? AND account = ? "
+        "AND (txn_id LIKE 'stake_forfeit:%' OR txn_id LIKE 'stake_keep:%')", (bounty_id, pool(bounty_id)))
     for r in rows:
         account, bal = r["account"], int(r["bal"])
         if account.startswith(_SINKS_AND_BUCKETS_NONNEGATIVE) and bal < 0:
@@ -218,7 +229,15 @@ async def bounty_books(conn: Store | Txn, bounty_id: str) -> BountyBooks:
             books.stakes_in -= bal
         elif account.startswith("unstaked:"):
             books.stakes_returned += bal
-    books.funded += int(forfeited_stakes["s"])
+        elif account.startswith("stake_owed:"):
+            books.stakes_owed += bal
+    books.stakes_kept = int(kept_stakes["s"])
+    books.funded += books.stakes_kept
+    if books.stakes_in != books.stakes_held + books.stakes_owed + books.stakes_returned + books.stakes_kept:
+        books.problems.append(
+            f"stakes: {books.stakes_in} msat staked but {books.stakes_held} held + {books.stakes_owed} owed back "
+            f"+ {books.stakes_returned} returned + {books.stakes_kept} kept = "
+            f"{books.stakes_held + books.stakes_owed + books.stakes_returned + books.stakes_kept} msat")
     if books.out > books.funded:
         books.problems.append(
             f"paid {books.paid} + owed {books.owed} + held back {books.held_back} + refunded "
@@ -233,12 +252,13 @@ async def bounty_books(conn: Store | Txn, bounty_id: str) -> BountyBooks:
         books.problems.append(f"transaction {r['txn_id']} does not balance (sums to {r['s']} msat)")
     # The ledger and the payments table must agree on what was sent.
     sent = await conn.fetchall(
-        "SELECT submission_id, purpose, SUM(amount_msat) AS s FROM payments "
-        "WHERE bounty_id = ? AND status = 'COMPLETE' GROUP BY submission_id, purpose = 'refund'",
-        (bounty_id,))
+        "SELECT submission_id, CASE purpose WHEN 'refund' THEN 'refund' WHEN 'stake_refund' THEN 'stake_refund' "
+        "ELSE 'paid' END AS sink, SUM(amount_msat) AS s FROM payments "
+        "WHERE bounty_id = ? AND status = 'COMPLETE' GROUP BY submission_id, sink", (bounty_id,))
     for r in sent:
-        account = refund(bounty_id) if r["purpose"] == "refund" else paid(r["submission_id"])
-        # Only what payments sent; a refund by cancelling the funding hold has no payment row.
+        account = {"refund": refund(bounty_id), "stake_refund": unstaked(r["submission_id"] or "")}.get(
+            r["sink"], paid(r["submission_id"]))
+        # Only what payments sent; a refund by cancelling a hold has no payment row.
         on_books = await conn.fetchone(
             "SELECT COALESCE(SUM(amount_msat), 0) AS b FROM ledger_entries WHERE bounty_id = ? AND account = ? "
             "AND txn_id LIKE 'sent:%'", (bounty_id, account))

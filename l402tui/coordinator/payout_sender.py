@@ -1,7 +1,8 @@
 """Outgoing payments that never go out twice: rows first, then the send, then the outcome.
 
 One ``payments`` row per amount owed, keyed by an idempotency key
-(``payout:<submission>``, ``holdback:<submission>``, ``refund:<bounty>:<n>``).
+(``payout:<submission>``, ``holdback:<submission>``, ``refund:<bounty>:<n>``,
+``stake_refund:<submission>``).
 Its status says what may happen next:
 
 ``AWAITING_CLAIM``  owed; waits for the payee's BOLT11 invoice for exactly that amount
@@ -101,6 +102,8 @@ async def add(txn: Txn, *, key: str, bounty_id: str, submission_id: str | None, 
 def _owed_account(row: dict[str, Any]) -> tuple[str, str]:
     if row["purpose"] == "refund":
         return ledger.owed_sponsor(row["bounty_id"]), ledger.refund(row["bounty_id"])
+    if row["purpose"] == "stake_refund":
+        return ledger.stake_owed(row["submission_id"]), ledger.unstaked(row["submission_id"])
     return ledger.owed(row["submission_id"]), ledger.paid(row["submission_id"])
 
 
@@ -120,7 +123,7 @@ async def complete(store: Store, row: dict[str, Any], payment: Payment) -> None:
                                              row["submission_id"]))
         await ledger.post(txn, f"sent:{row['idempotency_key']}", transfers, bounty_id=row["bounty_id"],
                           memo=f"{row['purpose']} sent ({payment.payment_hash[:16] or 'hash unknown'})")
-        if row["submission_id"]:
+        if row["submission_id"] and row["purpose"] in ("payout", "holdback"):
             await _advance_submission(txn, row["submission_id"])
         await txn.event("payment.complete", row["idempotency_key"], bounty_id=row["bounty_id"],
                         submission_id=row["submission_id"], purpose=row["purpose"],

@@ -5,8 +5,9 @@ The coordinator service calls these after its own transitions commit (see
 
 - :func:`on_verdict` — refund the submission's stake, or wait for the sponsor if flagged.
 - :func:`on_accepted` — settle the funding hold (first payout), allocate
-  ``pool × improvement / target`` (capped, minus the fee): 80 % owed now, 20 % held
-  back until the stability re-evaluation; push it by keysend or wait for ``/claim``.
+  ``pool × (I − L) / target`` (``I`` the improvement over the baseline, ``L`` the bounty's
+  paid level; see ``payout_math``), minus the fee: 80 % owed now, 20 % held back until
+  the stability re-evaluation; push it by keysend or wait for ``/claim``.
 - :func:`on_bounty_closed` — refund what is left to the sponsor; SETTLED when the
   holdbacks are resolved.
 - :func:`claim` / :func:`claim_refund` — pay an invoice for exactly an amount owed.
@@ -29,11 +30,14 @@ from l402tui.config import Config
 from l402tui.coordinator import ledger, payout_sender, stability
 from l402tui.coordinator.errors import Conflict, Invalid, NotFound, Unavailable
 from l402tui.coordinator.payout_close import close, maybe_settle, on_bounty_closed, refund_rest
-from l402tui.coordinator.payout_funding import (FundingUnavailable, keysend_ok, left_msat, load_bounty,
-                                                load_submission, pool_left, record_funding, settle_funding)
-from l402tui.coordinator.payout_math import PayoutTermsError, bounty_terms, split_payout, verdict_improvement
+from l402tui.coordinator.payout_funding import (FundingUnavailable, funding_invoice, keysend_ok, left_msat,
+                                                load_bounty, load_submission, pool_left, record_funding,
+                                                settle_funding)
+from l402tui.coordinator.payout_levels import paid_level
+from l402tui.coordinator.payout_math import (PayoutSplit, PayoutTermsError, bounty_terms, step_split,
+                                             verdict_improvement, verdict_level)
 from l402tui.coordinator.payout_sender import PayoutsHalted, payout_lock
-from l402tui.coordinator.payout_stakes import book_stake, confirm_gaming, resolve_stake
+from l402tui.coordinator.payout_stakes import PAYABLE, after_resolve, confirm_gaming, resolve_stake
 from l402tui.lightning.backend import LightningBackend
 from l402tui.store.db import Store, Txn, now
 
@@ -42,14 +46,13 @@ log = logging.getLogger("l402tui.payouts")
 __all__ = ["on_verdict", "on_accepted", "on_bounty_closed", "claim", "claim_refund", "confirm_gaming", "tick",
            "record_funding", "pool_left", "payout_summary", "resolve_unknown", "PayoutsHalted", "FundingUnavailable"]
 
-PAYABLE = ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
-
 
 # -- verdicts and payouts ---------------------------------------------------------------
 
 
 async def on_verdict(store: Store, lightning: LightningBackend, cfg: Config, submission_id: str) -> None:
-    """Resolve the stake after a verdict: refunded unless flagged (then the sponsor decides)."""
+    """Resolve the stake after a verdict (``payout_stakes``): ACCEPTED refunds it, REJECTED keeps
+    the bounty's share of it, FLAGGED waits for the sponsor."""
     async with payout_lock(store):
         sub = await load_submission(store, submission_id)
         if sub["status"] == "FLAGGED":
@@ -61,7 +64,8 @@ async def on_verdict(store: Store, lightning: LightningBackend, cfg: Config, sub
                                     action="the sponsor confirms gaming (stake forfeited) or not (refunded)")
             return
         if sub["status"] in ("REJECTED", *PAYABLE):
-            await resolve_stake(store, lightning, sub, forfeit=False)
+            await resolve_stake(store, lightning, sub)
+            await after_resolve(store, lightning, cfg, sub)
 
 
 async def on_accepted(store: Store, lightning: LightningBackend, cfg: Config, submission_id: str) -> dict[str, Any]:
@@ -76,7 +80,7 @@ async def on_accepted(store: Store, lightning: LightningBackend, cfg: Config, su
                            code="not_accepted")
         if not await _allocated(store, submission_id):
             await _allocate(store, lightning, cfg, sub)
-        await resolve_stake(store, lightning, await load_submission(store, submission_id), forfeit=False)
+        await resolve_stake(store, lightning, await load_submission(store, submission_id))
         row = await store.fetchone("SELECT idempotency_key, status FROM payments WHERE idempotency_key = ?",
                                    (f"payout:{submission_id}",))
         if row is not None and row["status"] == "QUEUED":
@@ -98,32 +102,48 @@ async def _allocate(store: Store, lightning: LightningBackend, cfg: Config, sub:
                             reason=f"the bounty is {bounty['status']}")
         return
     terms = bounty_terms(bounty)
-    improvement = verdict_improvement(sub)
+    level = verdict_level(sub)
+    fee_percent = float(cfg.get("coordinator.fee_percent"))
+    holdback_percent = float(cfg.get("coordinator.holdback_percent"))
+
+    async def decide(conn: Store | Txn) -> tuple[float, int, PayoutSplit]:
+        before, left = await paid_level(conn, bounty["id"]), await left_msat(conn, bounty)
+        return before, left, step_split(pool_msat=terms.pool_msat, left_msat=left, level_before=before, level=level,
+                                        target=terms.target_improvement, fee_percent=fee_percent,
+                                        holdback_percent=holdback_percent)
+
     async with store.transaction() as txn:
         await record_funding(txn, bounty["id"])
-    left = await left_msat(store, bounty)
-    split = split_payout(pool_msat=terms.pool_msat, left_msat=left, improvement=improvement,
-                         target=terms.target_improvement, fee_percent=float(cfg.get("coordinator.fee_percent")),
-                         holdback_percent=float(cfg.get("coordinator.holdback_percent")))
-    if split.gross_msat > 0:
+    if (await decide(store))[2].gross_msat > 0:
         await settle_funding(store, lightning, bounty)
     keysend = await keysend_ok(lightning)
     b = bounty["id"]
     async with ledger.transition(store, b) as txn:
         if await _allocated(txn, sub["id"]):
             return
+        before, left, split = await decide(txn)  # decided again inside the transaction that books it
+        funding = await funding_invoice(txn, bounty)
+        if split.gross_msat > 0 and funding is not None and funding["status"] != "SETTLED":
+            raise Unavailable(f"the funding hold of {b} is not settled yet; the payout of {sub['id']} is retried")
         await ledger.post(txn, f"payout:{sub['id']}", [
             ledger.Transfer(ledger.pool(b), ledger.FEES, split.fee_msat, sub["id"]),
             ledger.Transfer(ledger.pool(b), ledger.owed(sub["id"]), split.now_msat, sub["id"]),
             ledger.Transfer(ledger.pool(b), ledger.holdback(b), split.holdback_msat, sub["id"]),
-        ], bounty_id=b, memo=f"improvement {improvement:.4%} of target {terms.target_improvement:.4%}")
+        ], bounty_id=b, memo=f"improvement over the baseline {before:.4%} -> {level:.4%} of target "
+                             f"{terms.target_improvement:.4%}")
         await payout_sender.add(txn, key=f"payout:{sub['id']}", bounty_id=b, submission_id=sub["id"],
                                 purpose="payout", amount_msat=split.now_msat, destination=sub["payout_destination"],
                                 keysend=keysend)
         if split.holdback_msat > 0:
             await stability.schedule(txn, sub["id"], now() + stability.holdback_seconds(cfg, bounty))
-        extra = {"reason": "the pool is spent; nothing is left to pay"} if split.gross_msat == 0 else {}
-        await txn.event("payout.allocated", sub["id"], bounty_id=b, improvement=improvement,
+        extra = {}
+        if split.gross_msat == 0:
+            extra["reason"] = ("the pool is spent; nothing is left to pay" if level > before and left <= 0 else
+                               f"its improvement over the baseline ({level:.4%}) does not exceed what this bounty "
+                               f"has already paid for ({before:.4%})" if level <= before else
+                               "the improvement is too small to be worth a whole msat")
+        await txn.event("payout.allocated", sub["id"], bounty_id=b, improvement=verdict_improvement(sub),
+                        improvement_vs_baseline=level, level_before=before, paid_level=max(before, level),
                         gross_msat=split.gross_msat, fee_msat=split.fee_msat, now_msat=split.now_msat,
                         holdback_msat=split.holdback_msat, pool_left_msat=left - split.gross_msat, **extra)
     if left - split.gross_msat <= 0 and bounty["status"] == "OPEN":
@@ -180,11 +200,12 @@ async def _claim(store: Store, lightning: LightningBackend, cfg: Config, rows: l
 
 
 async def claim(store: Store, lightning: LightningBackend, cfg: Config, submission_id: str, bolt11: str) -> dict[str, Any]:
-    """Pay an agent's BOLT11 invoice for exactly one amount owed to ``submission_id``."""
+    """Pay an agent's BOLT11 invoice for exactly one amount owed to ``submission_id``
+    (its payout, its released holdback, or the part of its stake owed back)."""
     async with payout_lock(store):
         await load_submission(store, submission_id)
         rows = await store.fetchall("SELECT * FROM payments WHERE submission_id = ? AND purpose IN "
-                                    "('payout', 'holdback') ORDER BY created_at", (submission_id,))
+                                    "('payout', 'holdback', 'stake_refund') ORDER BY created_at", (submission_id,))
         result = await _claim(store, lightning, cfg, rows, f"submission {submission_id}", bolt11)
         return {"submission_id": submission_id, **result}
 
@@ -250,13 +271,12 @@ async def tick(store: Store, lightning: LightningBackend, cfg: Config, *, at: fl
         for sub in await store.fetchall(
                 "SELECT s.* FROM submissions s JOIN invoices i ON i.payment_hash = s.stake_payment_hash "
                 "WHERE i.status = 'ACCEPTED' OR (i.status IN ('SETTLED', 'CANCELED', 'EXPIRED') AND NOT EXISTS "
-                "(SELECT 1 FROM ledger_entries WHERE txn_id IN ('stake_forfeit:' || s.id, 'stake_return:' || s.id)))"):
-            if sub["status"] in ("REJECTED", *PAYABLE):
-                await resolve_stake(store, lightning, sub, forfeit=False)
-            else:
-                invoice = await store.fetchone("SELECT * FROM invoices WHERE payment_hash = ?",
-                                               (sub["stake_payment_hash"],))
-                await book_stake(store, sub, invoice, invoice["status"])
+                "(SELECT 1 FROM ledger_entries WHERE txn_id IN ('stake_forfeit:' || s.id, 'stake_keep:' || s.id, "
+                "'stake_return:' || s.id)))"):
+            try:  # decided stakes are settled or cancelled; undecided ones are only booked as held
+                await resolve_stake(store, lightning, sub)
+            except PayoutTermsError as exc:
+                log.warning("stake of %s waits: %s", sub["id"], exc)
         for sub in await store.fetchall("SELECT id FROM submissions WHERE status = 'ACCEPTED'"):
             if not await _allocated(store, sub["id"]):
                 try:

@@ -7,9 +7,10 @@ submission checked on that set).  Scores on different sets are not comparable, s
 submission's gain is measured against the baseline *on the same set*.
 
 The improvement holds if that gain is at least ``g₀ − tolerance × i``, where ``i`` is
-the improvement the submission was paid for (over the best before it) and ``g₀`` its
-gain over the baseline when accepted: at most ``coordinator.stability_tolerance`` of
-its own contribution may vanish on new data.  Then the holdback is released to the
+the improvement the submission was paid for (its step of the bounty's paid level, over
+the baseline: see ``payout_levels``) and ``g₀`` its gain over the baseline when
+accepted: at most ``coordinator.stability_tolerance`` of its own contribution may
+vanish on new data.  Then the holdback is released to the
 agent; otherwise it returns to the pool, and the reason is recorded either way.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 from l402tui.bounty.spec import Metric
 from l402tui.config import Config
 from l402tui.coordinator import ledger, payout_sender
+from l402tui.coordinator.payout_levels import allocation, paid_range
 from l402tui.coordinator.payout_math import bounty_terms, verdict_improvement
 from l402tui.evaluation.scoring import metric_gain
 from l402tui.store.db import Store, Txn, now
@@ -187,7 +189,7 @@ async def run_due(store: Store, cfg: Config, *, at: float | None = None, keysend
             continue
         summary = json.loads(bounty["spec_json"] or "{}")
         verdict = json.loads(sub["verdict_json"] or "{}")
-        improvement = verdict_improvement(sub)
+        improvement = paid_range(await allocation(store, sub["id"]), verdict_improvement(sub))
         try:
             gain_now = composite_gain(summary, json.loads(latest["metrics_json"] or "{}"),
                                       json.loads(base["metrics_json"] or "{}"))

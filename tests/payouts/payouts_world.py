@@ -35,10 +35,12 @@ def make_config(data_dir: Path, **overrides: Any) -> Config:
 
 
 def spec_summary(*, target: float = 0.05, stake_sats: int = 0, holdback_s: float | None = None,
-                 heldout_sets: int = 2) -> dict[str, Any]:
-    """The fields of coordinator.views.spec_summary that payouts reads."""
+                 heldout_sets: int = 2, stake_keep: float | None = 50.0) -> dict[str, Any]:
+    """The fields of coordinator.views.spec_summary that payouts reads (``stake_keep`` None: a
+    summary written before reward.rejected_stake_keep_percent existed)."""
+    keep = {} if stake_keep is None else {"rejected_stake_keep_percent": stake_keep}
     return {"name": "tiny", "target": {"kind": "relative", "improvement": target, "min_improvement": 0.001},
-            "stake_sats": stake_sats, "holdback_s": holdback_s, "primary_metric": "error",
+            "stake_sats": stake_sats, **keep, "holdback_s": holdback_s, "primary_metric": "error",
             "metrics": [{"name": "error", "direction": "minimize", "weight": 1.0}], "heldout_sets": heldout_sets}
 
 
@@ -82,7 +84,7 @@ class World:
 
     async def bounty(self, *, pool_sats: int = 100_000, target: float = 0.05, stake_sats: int = 0,
                      funding: str = "hold", holdback_s: float | None = None, bounty_id: str | None = None,
-                     pay: bool = True) -> str:
+                     pay: bool = True, stake_keep: float | None = 50.0) -> str:
         bounty_id = bounty_id or f"b-{os.urandom(3).hex()}"
         pool_msat = pool_sats * 1000
         fee_msat = int(pool_msat * self.cfg.get("coordinator.fee_percent") / 100)
@@ -92,7 +94,8 @@ class World:
         async with self.store.transaction() as txn:
             await txn.insert("bounties", {
                 "id": bounty_id, "name": "tiny", "status": "OPEN" if funding == "self" else "AWAITING_FUNDING",
-                "spec_json": json.dumps(spec_summary(target=target, stake_sats=stake_sats, holdback_s=holdback_s)),
+                "spec_json": json.dumps(spec_summary(target=target, stake_sats=stake_sats, holdback_s=holdback_s,
+                                                     stake_keep=stake_keep)),
                 "pool_msat": pool_msat, "funding_mode": funding,
                 "funding_payment_hash": payment_hash if funding == "hold" else None,
                 "deadline": t + 3600, "created_at": t, "updated_at": t})
@@ -173,6 +176,15 @@ class World:
             await payer.pay(bolt11)
 
     # -- what happened ---------------------------------------------------------------------
+
+    async def sent_to(self, submission_id: str) -> int:
+        """Msat the ledger says went to the agent of ``submission_id``: payouts, holdbacks and
+        stake refunds that were paid (a cancelled stake hold was never received)."""
+        row = await self.store.fetchone(
+            "SELECT COALESCE(SUM(amount_msat), 0) AS s FROM ledger_entries WHERE submission_id = ? AND "
+            "txn_id LIKE 'sent:%' AND (account = 'paid:' || submission_id OR account = 'unstaked:' || submission_id)",
+            (submission_id,))
+        return int(row["s"])
 
     async def received(self, node: str) -> int:
         """Msat node ``node`` received from the coordinator (settled invoices paid by it)."""
