@@ -87,11 +87,22 @@ def load_or_create_master(path: Path) -> bytes:
 
 
 def _read_master(path: Path) -> bytes:
-    st = path.stat()
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise MasterKeyError(f"{path} can be read or written by other users; it signs every L402 token. "
-                             f"Fix it with: chmod 600 {path}")
-    text = path.read_text().strip()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise MasterKeyError(f"{path} cannot be opened ({exc.strerror}); it must be a plain file owned by "
+                             "you, not a link") from None
+    with os.fdopen(fd) as f:
+        st = os.fstat(f.fileno())
+        if st.st_uid != os.geteuid():
+            raise MasterKeyError(f"{path} belongs to another user; it signs every L402 token. Move it away "
+                                 "(every token issued so far stops working) or restore your own copy")
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise MasterKeyError(f"{path} can be read or written by other users; it signs every L402 token. "
+                                 f"Fix it with: chmod 600 {path}")
+        text = f.read(200).strip()
     try:
         master = bytes.fromhex(text)
     except ValueError:

@@ -176,3 +176,15 @@ def test_the_master_never_enters_the_database(tmp_path):
     finally:
         conn.close()
     assert master.hex().encode() not in dumped and master not in dumped
+
+
+async def test_a_linked_master_file_is_refused(store, tmp_path):
+    keys = RootKeyStore(store)
+    await keys.prepare()
+    elsewhere = tmp_path / "elsewhere.key"
+    elsewhere.write_text(keys.master().hex())
+    os.chmod(elsewhere, 0o600)
+    keys.master_path.unlink()
+    keys.master_path.symlink_to(elsewhere)
+    with pytest.raises(MasterKeyError, match="not a link"):
+        await RootKeyStore(store).prepare()
