@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from l402tui.evaluation.antigaming import binomial_tail, honeypot_flag
 from tests.samples.contract import ROOT, evaluate, replace_in
 
 BOUNTY = "charlm"
@@ -71,8 +72,30 @@ def test_baseline_on_public_scores_every_byte(bounty, public_run):
 def test_baseline_on_heldout(bounty, tmp_path):
     result = evaluate(bounty, "heldout/a", tmp_path, env=QUICK)
     assert result.score_exit == 0, result.score_log
-    assert 2.5 < result.metrics["val_bpb"] < 5.0
-    assert result.metrics["canary_matches"] == 0
+    m = result.metrics
+    assert 2.5 < m["val_bpb"] < 5.0
+    assert m["canary_matches"] == 0
+    honeypot_bytes = sum(e - s for s, e in json.loads((bounty.root / "heldout/a/labels/honeypots.json").read_text())["ranges"])
+    assert m["bytes"] + honeypot_bytes == len((bounty.root / "heldout/a/labels/val.txt").read_bytes())
+    assert m["honeypot_items"] == honeypot_bytes == 200
+    assert honeypot_flag([m], bounty.honeypot_alpha) is None
+    print(f"charlm honest heldout/a: honeypot k={m['honeypot_hits']:.0f} of 200, "
+          f"p={binomial_tail(200, int(m['honeypot_hits']), m['honeypot_chance']):.3g}")
+
+
+@pytest.mark.slow
+def test_memorising_the_heldout_text_is_flagged_knows_heldout(bounty, tmp_path):
+    def leak(work: Path) -> None:
+        (work / "memo.txt").write_bytes((bounty.root / "heldout/a/labels/val.txt").read_bytes())
+        (work / "model.py").write_text((work / "model.py").read_text() + MEMORISER)
+
+    result = evaluate(bounty, "heldout/a", tmp_path, edit=leak, env=QUICK)
+    assert result.score_exit == 0, result.score_log
+    m = result.metrics
+    assert m["val_bpb"] < 1.0
+    flag = honeypot_flag([m], bounty.honeypot_alpha)
+    assert flag.kind == "knows_heldout", m
+    assert m["honeypot_hits"] > 100  # all but the first bytes of each run, before the memo's context matches
 
 
 @pytest.mark.slow

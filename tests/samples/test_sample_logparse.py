@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from l402tui.evaluation.antigaming import binomial_tail, honeypot_flag
 from tests.samples.contract import ROOT, evaluate, replace_in
 
 BOUNTY = "logparse"
@@ -70,8 +71,35 @@ def test_baseline_on_public_is_correct_and_reports_the_canary(public_run):
 
 def test_baseline_on_heldout_is_correct_and_canary_free(bounty, tmp_path):
     result = evaluate(bounty, "heldout/a", tmp_path)
-    assert result.metrics["correct_frac"] == 1.0
+    assert result.metrics["correct_frac"] == 1.0  # honeypot fields are checked against the truth
     assert result.metrics["canary_matches"] == 0
+    m = result.metrics
+    assert (m["honeypot_items"], m["honeypot_hits"]) == (8, 0)
+    assert honeypot_flag([m], bounty.honeypot_alpha) is None
+    print(f"logparse honest heldout/a: honeypot k=0 of 8, p={binomial_tail(8, 0, m['honeypot_chance']):.3g}")
+
+
+REPLAY = """
+import atexit as _atexit, json as _json, sys as _sys
+_leaked = _json.load(open("leaked.json"))
+def _replay():
+    with open(_sys.argv[2] + "/reports.json", "w") as fh:
+        _json.dump(_leaked, fh)
+_atexit.register(_replay)
+"""
+
+
+def test_replaying_the_leaked_heldout_reports_hits_every_honeypot(bounty, tmp_path):
+    def leak(work: Path) -> None:
+        shutil.copy(bounty.root / "heldout/a/labels/expected.json", work / "leaked.json")
+        (work / "logparse.py").write_text((work / "logparse.py").read_text() + REPLAY)
+
+    result = evaluate(bounty, "heldout/a", tmp_path, edit=leak)
+    m = result.metrics
+    assert (m["honeypot_items"], m["honeypot_hits"]) == (8, 8)
+    assert m["correct_frac"] < 1.0  # the decoys are wrong answers too
+    flag = honeypot_flag([m], bounty.honeypot_alpha)
+    assert flag.kind == "knows_heldout" and flag.evidence["p_value"] < 1e-15
 
 
 def test_heldout_data_differs_from_public(bounty):
@@ -80,6 +108,8 @@ def test_heldout_data_differs_from_public(bounty):
     for held in bounty.heldout_dirs:
         expected = json.loads((bounty.root / held / "labels" / "expected.json").read_text())
         assert set(canaries) <= set(expected)
+        honeypots = json.loads((bounty.root / held / "labels" / "honeypots.json").read_text())["items"]
+        assert len(honeypots) == 8 and all(expected[h["file"]][h["key"]] != h["value"] for h in honeypots)
         for name, answer in canaries.items():
             assert expected[name] != answer, f"{held}: canary {name} has the public answer"
         assert all(expected[f] != public[f] for f in public), held

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from l402tui.evaluation.antigaming import honeypot_flag
 from tests.samples.contract import ROOT, evaluate, replace_in
 
 BOUNTY = "sqlquery"
@@ -74,8 +75,23 @@ def test_baseline_on_public_is_identical_and_reports_canaries(public_run):
 
 def test_baseline_on_heldout_is_identical_and_canary_free(bounty, tmp_path):
     result = evaluate(bounty, "heldout/b", tmp_path)
-    assert result.metrics["identical_frac"] == 1.0
+    assert result.metrics["identical_frac"] == 1.0  # honeypot queries are checked against the truth
     assert result.metrics["canary_matches"] == 0
+    assert (result.metrics["honeypot_items"], result.metrics["honeypot_hits"]) == (8, 0)
+    assert honeypot_flag([result.metrics], bounty.honeypot_alpha) is None
+
+
+def test_replaying_the_leaked_heldout_rows_hits_every_honeypot(bounty, tmp_path):
+    def leak(work: Path) -> None:  # the fixed driver itself replays, to test the scorer alone
+        shutil.copy(bounty.root / "heldout/a/labels/expected.jsonl.xz", work / "leaked.jsonl.xz")
+        replace_in(work / "run.py", '    (artifacts / "results.jsonl").write_text(out.getvalue(), encoding="utf-8")',
+                   '    (artifacts / "results.jsonl").write_bytes(lzma.decompress((HERE / "leaked.jsonl.xz").read_bytes()))')
+
+    result = evaluate(bounty, "heldout/a", tmp_path, edit=leak)
+    m = result.metrics
+    assert (m["honeypot_items"], m["honeypot_hits"]) == (8, 8)
+    assert m["identical_frac"] == (m["queries"] - 8) / m["queries"]
+    assert honeypot_flag([m], bounty.honeypot_alpha).kind == "knows_heldout"
 
 
 def test_dropping_a_filter_fails_the_guard(bounty, tmp_path):
@@ -119,6 +135,8 @@ def test_canary_queries_have_other_answers_on_heldout(bounty):
             expected = {item["id"]: item["rows"] for item in map(json.loads, fh)}
         for qid, rows in canaries.items():
             assert rows and expected[qid] and expected[qid] != rows, (held, qid)
+        honeypots = json.loads((bounty.root / held / "labels" / "honeypots.json").read_text())["items"]
+        assert len(honeypots) == 8 and all(expected[qid] != rows for qid, rows in honeypots.items())
 
 
 def test_the_target_unit_tests_pass(bounty):

@@ -228,3 +228,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    import honeypots  # every held-out set gets its honeypots again (tools/honeypots.py)
+
+    honeypots.main()

@@ -11,6 +11,10 @@ query) with ``LABELS_DIR/expected.jsonl.xz`` and prints one JSON object:
 * ``canary_matches``: canary queries (CANARIES_JSON) whose rows equal the PUBLIC
   answer.  The canary queries ask the same question in every set, but the held-out
   data differ, so an honest run scores 0 on a held-out set.
+* ``honeypot_items``, ``honeypot_hits``, ``honeypot_chance``: only where LABELS_DIR has a
+  honeypots.json (every held-out set; tools/honeypots.py).  Its queries hold decoy rows in
+  expected.jsonl.xz; they are scored against the true rows it records, and a *hit* is a
+  result equal to the decoy, which SQL that answers the query never returns.
 
 Runtime is not scored here: the harness measures it from outside (cpu_s).
 """
@@ -42,6 +46,10 @@ def load_results(path: Path) -> dict[str, object]:
 def score(artifacts: Path, labels: Path, canaries: Path | None) -> dict:
     with lzma.open(labels / "expected.jsonl.xz", "rt", encoding="utf-8") as fh:
         expected = {item["id"]: item["rows"] for item in map(json.loads, fh)}
+    declared = labels / "honeypots.json"
+    honeypots = json.loads(declared.read_text(encoding="utf-8")) if declared.is_file() else None
+    decoys = {qid: expected[qid] for qid in (honeypots or {}).get("items", {})}
+    expected.update((honeypots or {}).get("items", {}))
     got = load_results(artifacts / "results.jsonl")
     same = 0
     for qid, rows in expected.items():
@@ -53,8 +61,12 @@ def score(artifacts: Path, labels: Path, canaries: Path | None) -> dict:
     if canaries is not None:
         public = json.loads(canaries.read_text(encoding="utf-8"))
         canary_matches = sum(1 for qid, rows in public.items() if got.get(qid) == rows)
-    return {"identical_frac": same / len(expected) if expected else 0.0, "queries": len(expected),
-            "canary_matches": canary_matches}
+    metrics = {"identical_frac": same / len(expected) if expected else 0.0, "queries": len(expected),
+               "canary_matches": canary_matches}
+    if honeypots is not None:
+        hits = sum(1 for qid, rows in decoys.items() if got.get(qid) == rows)
+        metrics.update(honeypot_items=len(decoys), honeypot_hits=hits, honeypot_chance=float(honeypots["chance"]))
+    return metrics
 
 
 def main(argv: list[str]) -> int:
