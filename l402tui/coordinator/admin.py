@@ -2,7 +2,8 @@
 
 A macaroon, like the L402 tokens, whose root key is derived from the master key
 file (l402/rootkeys.py), with a row in ``l402_root_keys`` (token id ``admin``) and
-one caveat, ``role=admin``.  Sent as ``Authorization: Bearer <base64>``.
+one caveat, ``role=admin``.  Sent as ``Authorization: Bearer <base64>``.  Deleting
+the file and restarting rotates it: the new one retires every earlier copy.
 
 Revoking it (``POST /api/v1/admin/tokens/admin/revoke``, or marking the row) takes
 effect on the next request: the row is read on every admin request, only the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 
 from pymacaroons import MACAROON_V2, Macaroon, Verifier
@@ -51,6 +53,10 @@ async def ensure_admin_macaroon(store: Store, data_dir: Path, keys: RootKeyStore
             pass  # stale (database or master key replaced, or revoked): mint a new one
     identifier = _PREFIX + secrets.token_hex(16).encode()
     async with store.transaction() as txn:
+        # One admin macaroon at a time: a new one (the file was deleted, replaced or revoked)
+        # retires every earlier copy, wherever it was copied to.
+        await txn.execute("UPDATE l402_root_keys SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
+                          (time.time(), ADMIN_TOKEN_ID))
         root_key = await keys.put(txn, identifier, token_id=ADMIN_TOKEN_ID, payment_hash=None, bounty_id=None,
                                   capabilities="admin", event="admin.macaroon_created")
     mac = Macaroon(location="l402tui", identifier=identifier, key=root_key.hex(), version=MACAROON_V2)

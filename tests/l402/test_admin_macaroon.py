@@ -76,3 +76,15 @@ async def test_a_revoked_admin_macaroon_is_replaced_at_the_next_start(server, co
         assert fresh != server.admin_token
         assert await _status(session, server, fresh) == 200
         assert await _status(session, server, server.admin_token) == 401
+
+
+async def test_deleting_the_file_rotates_the_admin_macaroon(server, coordinator):
+    old = server.admin_token
+    (coordinator.data_dir / ADMIN_FILE).unlink()
+    fresh = (await ensure_admin_macaroon(coordinator.store, coordinator.data_dir)).read_text().strip()
+    async with aiohttp.ClientSession() as session:
+        assert await _status(session, server, fresh) == 200
+        assert await _status(session, server, old) == 401  # a copy of the old file opens nothing any more
+    # A start with the file in place keeps it.
+    again = (await ensure_admin_macaroon(coordinator.store, coordinator.data_dir)).read_text().strip()
+    assert again == fresh
