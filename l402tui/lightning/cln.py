@@ -1,8 +1,9 @@
 """Core Lightning backend: pyln-client ``LightningRpc`` calls run in a thread pool.
 
 Plain invoices are CLN's own (``invoice``, ``listinvoices``, ``waitanyinvoice``);
-hold invoices go through our plugin (``l402tui/lightning/cln_holdinvoice.py``), whose
-``waitanyholdinvoice`` mirrors ``waitanyinvoice``.  ``updates()`` merges the two
+hold invoices go through whichever hold plugin the node runs (``cln_hold.py``: ours,
+prefixed or not, whose ``waitanyholdinvoice`` mirrors ``waitanyinvoice``; Boltz's
+``hold`` or daywalker90's ``holdinvoice``, polled).  ``updates()`` merges the two
 streams; error 904 is a timeout (ask again), anything else means lightningd went
 away, so we back off and reconnect.
 """
@@ -22,6 +23,7 @@ from l402tui.lightning.backend import (BackendUnavailable, FeeLimitExceeded, Ins
                                        InvoiceNotFound, InvoiceState, InvoiceUpdate, LightningBackend,
                                        LightningError, NodeStatus, NoRoute, Payment, PaymentRejected,
                                        PaymentState, WrongPreimage)
+from l402tui.lightning.cln_hold import DAYWALKER_LABEL, HoldDialect, OursDialect, detect
 
 TIMEOUT = 904  # waitany*: nothing happened within the timeout
 # Codes from our plugin (see cln_holdinvoice.py) and from CLN's pay / keysend.
@@ -50,6 +52,8 @@ class ClnBackend(LightningBackend):
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cln-rpc")
         self._closed = False
         self._keysend_method: str | None = None  # learnt at the first keysend
+        self._dialect: HoldDialect | None = None  # the node's hold plugin, found at first use
+        self.hold_poll_s = 1.0  # how often plugins without a change stream are polled
 
     @classmethod
     def from_config(cls, cfg: Any) -> "ClnBackend":
@@ -88,27 +92,40 @@ class ClnBackend(LightningBackend):
                                 description=description, expiry=expiry_s, preimage=preimage)
         return await self.lookup_invoice(made["payment_hash"])
 
+    async def hold_dialect(self) -> HoldDialect:
+        """The hold-invoice plugin this node runs (read from ``help`` once)."""
+        if self._dialect is None:
+            self._dialect = await detect(self._call)
+        return self._dialect
+
     async def create_hold_invoice(self, payment_hash: str, amount_msat: int, description: str,
-                                  expiry_s: int = 3600, cltv_delta: int = 144) -> Invoice:
-        record = await self._call("holdinvoice", payment_hash=payment_hash, amount_msat=amount_msat,
-                                  description=description, expiry=expiry_s, cltv=cltv_delta)
-        return _hold_invoice(record)
+                                  expiry_s: int = 3600, cltv_delta: int = 144, *,
+                                  preimage: str | None = None) -> Invoice:
+        """``preimage`` only for daywalker90's plugin, which cannot work without it."""
+        from l402tui.lightning._bolt11 import check_hex32
+
+        payment_hash = check_hex32(payment_hash, "payment_hash")
+        dialect = await self.hold_dialect()
+        return _hold_invoice(await dialect.create(payment_hash, amount_msat, description, expiry_s, cltv_delta,
+                                                  preimage))
 
     async def settle_hold(self, preimage: str, *, payment_hash: str | None = None) -> Invoice:
-        return _hold_invoice(await self._call("holdinvoicesettle", preimage=preimage, payment_hash=payment_hash))
+        return _hold_invoice(await (await self.hold_dialect()).settle(preimage, payment_hash))
 
     async def cancel_hold(self, payment_hash: str) -> Invoice:
-        return _hold_invoice(await self._call("holdinvoicecancel", payment_hash=payment_hash))
+        return _hold_invoice(await (await self.hold_dialect()).cancel(payment_hash))
 
     async def lookup_invoice(self, payment_hash: str) -> Invoice:
         native = (await self._call("listinvoices", payment_hash=payment_hash)).get("invoices", [])
-        if native:
+        if native and not _held_natively(native[0]):
             return _native_invoice(native[0])
-        return _hold_invoice(await self._call("holdinvoicelookup", payment_hash=payment_hash))
+        return _hold_invoice(await (await self.hold_dialect()).lookup(payment_hash))
 
     async def list_invoices(self) -> list[Invoice]:
-        native = [_native_invoice(i) for i in (await self._call("listinvoices")).get("invoices", [])]
-        holds = [_hold_invoice(r) for r in (await self._call("listholdinvoices")).get("holdinvoices", [])]
+        holds = [_hold_invoice(r) for r in await (await self.hold_dialect()).list()]
+        held = {h.payment_hash for h in holds}
+        native = [_native_invoice(i) for i in (await self._call("listinvoices")).get("invoices", [])
+                  if i["payment_hash"] not in held]
         return sorted(native + holds, key=lambda i: i.created_at)
 
     async def pay(self, bolt11: str, *, max_fee_msat: int | None = None,
@@ -182,19 +199,25 @@ class ClnBackend(LightningBackend):
             start = None
         return self._updates(start)
 
-    async def _stream_start(self) -> tuple[int, int]:
+    async def _stream_start(self) -> tuple[int, Any]:
         invoices = (await self._call("listinvoices")).get("invoices", [])
         pay_start = max((_msat(i.get("pay_index")) for i in invoices if i.get("pay_index")), default=0)
-        hold_start = int((await self._call("listholdinvoices")).get("lastindex", 0))
-        return pay_start, hold_start
+        dialect = await self.hold_dialect()
+        if isinstance(dialect, OursDialect):
+            return pay_start, int((await dialect.list_with_index()).get("lastindex", 0))
+        return pay_start, {r["payment_hash"]: r["state"] for r in await dialect.list()}
 
     async def _updates(self, start: asyncio.Future | None) -> AsyncIterator[InvoiceUpdate]:
         queue: asyncio.Queue[InvoiceUpdate] = asyncio.Queue()
         pay_start, hold_start = await (start if start is not None else self._stream_start())
+        dialect = await self.hold_dialect()
         tasks = [asyncio.create_task(self._follow("waitanyinvoice", "lastpay_index", pay_start,
-                                                  "pay_index", _native_update, queue)),
-                 asyncio.create_task(self._follow("waitanyholdinvoice", "lastindex", hold_start,
-                                                  "updated_index", _hold_update, queue))]
+                                                  "pay_index", _native_update, queue))]
+        if isinstance(dialect, OursDialect):
+            tasks.append(asyncio.create_task(self._follow(dialect.names["wait"], "lastindex", hold_start,
+                                                          "updated_index", _hold_update, queue)))
+        else:
+            tasks.append(asyncio.create_task(self._poll_holds(dialect, hold_start, queue)))
         try:
             while True:
                 yield await queue.get()
@@ -220,6 +243,19 @@ class ClnBackend(LightningBackend):
             if update is not None:
                 queue.put_nowait(update)
 
+    async def _poll_holds(self, dialect: HoldDialect, seen: dict[str, str], queue: asyncio.Queue) -> None:
+        """Plugins without a change stream: report each state a poll finds changed."""
+        while not self._closed:
+            await asyncio.sleep(self.hold_poll_s)
+            try:
+                records = await dialect.list()
+            except LightningError:
+                continue  # lightningd restarting: the next poll catches up
+            for record in records:
+                if seen.get(record["payment_hash"]) != record["state"]:
+                    seen[record["payment_hash"]] = record["state"]
+                    queue.put_nowait(_hold_update(record))
+
     async def close(self) -> None:
         self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -240,8 +276,7 @@ def _translate(method: str, error: Any) -> LightningError:
         exc = InsufficientBalance(message)
     elif method in ("pay", "keysend", "xpay"):
         exc = NoRoute(message) if "route" in message.lower() else LightningError(message)
-    elif method in ("holdinvoice", "holdinvoicesettle", "holdinvoicecancel", "holdinvoicelookup",
-                    "listholdinvoices", "waitanyholdinvoice") and code == -32601:
+    elif ("hold" in method or method == "help") and code == -32601:
         exc = BackendUnavailable("lightningd does not know our hold-invoice RPCs: start it with "
                                  "--plugin=<path to l402tui/lightning/cln_holdinvoice.py> (see docs/lightning.md)")
     else:
@@ -268,8 +303,13 @@ def _native_invoice(i: dict) -> Invoice:
                    amount_received_msat=_msat(i.get("amount_received_msat")), settled_at=i.get("paid_at"))
 
 
+def _held_natively(i: dict) -> bool:
+    """A CLN invoice that daywalker90's plugin holds (ours are labelled): a hold invoice."""
+    return str(i.get("label", "")).startswith(DAYWALKER_LABEL)
+
+
 def _native_update(i: dict) -> InvoiceUpdate | None:
-    if i.get("status") != "paid":
+    if i.get("status") != "paid" or _held_natively(i):
         return None
     return InvoiceUpdate(payment_hash=i["payment_hash"], state=InvoiceState.SETTLED,
                          amount_msat=_msat(i.get("amount_received_msat")), is_hold=False,

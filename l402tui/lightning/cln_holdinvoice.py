@@ -17,6 +17,11 @@ resolved, so when lightningd replays HTLCs at start-up the answer is the same an
 nothing is settled twice.  On ``block_added`` held HTLCs within the safety margin
 of their CLTV expiry are failed back.
 
+Beside another hold-invoice plugin (daywalker90's ``holdinvoice``, Boltz's ``hold``)
+these names collide and lightningd refuses to load us: ``cln_holdinvoice_prefixed.py``
+runs this same plugin with the methods renamed ``l402tui-hold-invoice``, ``-settle``,
+``-cancel``, ``-lookup``, ``-list`` and ``-waitany`` (L402TUI_HOLD_PREFIXED=1).
+
 Self-contained on purpose (pyln-client and bolt11 only) so it can be copied next
 to a lightningd that does not have l402tui installed.
 """
@@ -33,6 +38,14 @@ import time
 from pyln.client import Plugin, RpcException
 
 plugin = Plugin()
+# Method names are fixed at getmanifest, before any option arrives: an environment
+# variable (set by cln_holdinvoice_prefixed.py) chooses them.
+if os.environ.get("L402TUI_HOLD_PREFIXED") == "1":
+    NAMES = {"create": "l402tui-hold-invoice", "settle": "l402tui-hold-settle", "cancel": "l402tui-hold-cancel",
+             "lookup": "l402tui-hold-lookup", "list": "l402tui-hold-list", "wait": "l402tui-hold-waitany"}
+else:
+    NAMES = {"create": "holdinvoice", "settle": "holdinvoicesettle", "cancel": "holdinvoicecancel",
+             "lookup": "holdinvoicelookup", "list": "listholdinvoices", "wait": "waitanyholdinvoice"}
 plugin.add_option("l402tui-hold-safety-blocks", "6",
                   "Fail held HTLCs back this many blocks before their CLTV expiry", opt_type="int")
 plugin.add_option("l402tui-hold-mpp-timeout", "60",
@@ -146,7 +159,7 @@ def init(options, configuration, plugin, **kwargs):
                f"safety margin {book.safety_blocks} blocks")
 
 
-@plugin.method("holdinvoice")
+@plugin.method(NAMES["create"])
 def holdinvoice(plugin, payment_hash, amount_msat, description, expiry=3600, cltv=144):
     """Create a hold invoice for PAYMENT_HASH; the preimage stays with the caller."""
     payment_hash = _check_hex32(payment_hash, "payment_hash")
@@ -199,7 +212,7 @@ def _find(payment_hash: str) -> dict:
     return record
 
 
-@plugin.method("holdinvoicesettle")
+@plugin.method(NAMES["settle"])
 def holdinvoicesettle(plugin, preimage, payment_hash=None):
     """Settle an ACCEPTED hold invoice with its preimage (idempotent)."""
     preimage = _check_hex32(preimage, "preimage")
@@ -227,7 +240,7 @@ def holdinvoicesettle(plugin, preimage, payment_hash=None):
         return _public(record)
 
 
-@plugin.method("holdinvoicecancel")
+@plugin.method(NAMES["cancel"])
 def holdinvoicecancel(plugin, payment_hash):
     """Cancel a hold invoice, failing any held HTLC back to the payer (idempotent)."""
     with book.lock:
@@ -240,7 +253,7 @@ def holdinvoicecancel(plugin, payment_hash):
         return _public(record)
 
 
-@plugin.method("holdinvoicelookup")
+@plugin.method(NAMES["lookup"])
 def holdinvoicelookup(plugin, payment_hash):
     """One hold invoice and its state."""
     with book.lock:
@@ -249,7 +262,7 @@ def holdinvoicelookup(plugin, payment_hash):
         return _public(record)
 
 
-@plugin.method("listholdinvoices")
+@plugin.method(NAMES["list"])
 def listholdinvoices(plugin):
     """Every hold invoice, with the current change index."""
     with book.lock:
@@ -259,7 +272,7 @@ def listholdinvoices(plugin):
                 "lastindex": book.index}
 
 
-@plugin.async_method("waitanyholdinvoice")
+@plugin.async_method(NAMES["wait"])
 def waitanyholdinvoice(plugin, request, lastindex=0, timeout=None):
     """Answer the first hold invoice changed after LASTINDEX; error 904 after TIMEOUT seconds."""
     with book.lock:

@@ -250,6 +250,11 @@ class FakeLightningd(DatastoreRpc):
         return {"id": self.key.pubkey, "alias": self.name, "network": "regtest", "blockheight": self.net.height,
                 "lightning-dir": str(self.dir)}
 
+    async def rpc_help(self, **_) -> dict:
+        # As lightningd: one entry per command, "name [params]" (the backend reads the name).
+        own = sorted(m[4:] for m in dir(self) if m.startswith("rpc_"))
+        return {"help": [{"command": name} for name in own + sorted(self.plugin_methods)]}
+
     async def rpc_listpeerchannels(self, **_) -> dict:
         return {"channels": [{"peer_id": "02" + "11" * 32, "state": "CHANNELD_NORMAL",
                               "spendable_msat": self.balance_msat, "to_us_msat": self.balance_msat}]}
