@@ -59,7 +59,11 @@ def should_submit(spec: BountySpec, bounty: RemoteBounty, best: PublicScore,
         return False, "the public baseline is not known in this work tree"
     ours = composite_gain(spec, best.metrics, baseline.metrics)
     theirs = 0.0
-    if bounty.baseline and bounty.best:
+    published = (bounty.raw.get("best") or {}).get("published") or {}
+    if published.get("improvement") is not None:
+        # The coordinator publishes the best's improvement over the baseline, rounded down to its noise step.
+        theirs = float(published["improvement"])
+    elif bounty.baseline and bounty.best:
         try:
             theirs = composite_gain(spec, bounty.best, bounty.baseline)
         except KeyError:

@@ -95,7 +95,10 @@ def agent_best(best: dict[str, Any] | None, now: float | None = None) -> dict[st
         best = best.get("prior")  # the best before this one, until this one is revealed
     if not best or not best.get("submission_id"):
         return {"status": "baseline"}
-    return {"status": "measured", "submission_id": best["submission_id"], "published": best.get("published")}
+    published = best.get("published") or {}
+    metrics = {published["metric"]: published["score"]} if published.get("score") is not None else {}
+    return {"status": "measured", "submission_id": best["submission_id"], "published": published or None,
+            "metrics": metrics}
 
 
 def leaderboard_entry(row: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
