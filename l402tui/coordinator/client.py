@@ -112,6 +112,10 @@ class HttpCoordinatorClient:
         return (await self._call("GET", f"/api/v1/admin/bounties/{bounty_id}/funding"))["funding"]
 
     async def submission(self, submission_id: str) -> dict[str, Any]:
+        """The submission as its agent sees it (codes and published numbers only)."""
+        return await self._call("GET", f"/api/v1/submissions/{submission_id}")
+
+    async def submission_detail(self, submission_id: str) -> dict[str, Any]:
         """The operator's view: the whole verdict and the evaluation's detail."""
         return await self._call("GET", f"/api/v1/admin/submissions/{submission_id}")
 

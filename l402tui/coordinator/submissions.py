@@ -341,6 +341,14 @@ async def _record_baseline(coord: "Coordinator", r: dict[str, Any]) -> None:
              time.time(), r["bounty_id"]))
         if changed:
             await txn.event("bounty.baseline", r["bounty_id"], **baseline)
+    if changed and baseline["status"] == "failed":
+        # Nothing can be judged against a baseline that was not measured: stop selling tokens
+        # for it and give the sponsor the pool back (docs/payouts.md), with the reason.
+        try:
+            await coord.cancel_bounty(r["bounty_id"], reason=f"the baseline evaluation failed: {baseline['error']}; "
+                                      "fix the bounty and create it again")
+        except Conflict as exc:
+            log.warning("bounty %s: baseline failed but it cannot be cancelled: %s", r["bounty_id"], exc)
 
 
 async def _decide(coord: "Coordinator", r: dict[str, Any]) -> int:

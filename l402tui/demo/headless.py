@@ -114,7 +114,7 @@ async def _summary(admin, before: dict[str, int], after: dict[str, int], marks: 
     lines.append("")
     lines.append(f"  {'submission':<26} {'bounty':<18} {'status':<19} {'paid (sats)':>12}")
     for s in subs:
-        detail = await admin.submission(s["id"])
+        detail = await admin.submission_detail(s["id"])
         payments = (detail.get("payouts") or {}).get("payments", [])
         paid = sum(p["amount_msat"] for p in payments if p.get("status") == "COMPLETE")
         lines.append(f"  {s['id']:<26} {s['bounty_id']:<18} {s['status']:<19} {paid / 1000:>12,.3f}")

@@ -29,6 +29,7 @@ async def test_client_mirrors_the_service(server, coordinator, bounty_dir):
         assert await client.list_bounties(include_all=True) == await coordinator.list_bounties(include_all=True)
         sub = await coordinator.submit(bounty_id, "tok", diff_text())
         assert await client.submission(sub["id"]) == await coordinator.submission(sub["id"])
+        assert await client.submission_detail(sub["id"]) == await coordinator.submission_detail(sub["id"])
         assert [s["id"] for s in await client.list_submissions(bounty_id)] == [sub["id"]]
         assert await client.invoices() == await coordinator.invoices()
         assert isinstance(await client.ledger(bounty_id), list)

@@ -175,3 +175,18 @@ def test_fallback_diff_checks_without_the_harness(bounty_dir):
     problems = submissions.basic_diff_problems(spec, diff_text().replace("solve.py", "x.py"), 100)
     assert any("x.py: not a mutable file" in p for p in problems) and any("limit is 100" in p for p in problems)
     assert "not a unified diff" in submissions.basic_diff_problems(spec, "hello", 1000)[0]
+
+
+async def test_a_failed_baseline_stops_sales_and_refunds(coordinator, bounty_dir):
+    bounty_id = await _bounty(coordinator, bounty_dir)
+    await _finish(coordinator, "kind = 'baseline' AND bounty_id = ?", (bounty_id,), status="FAILED",
+                  error="the run exited with code 1")
+    await submissions.reconcile_evaluations(coordinator)
+    bounty = (await coordinator.list_bounties(include_all=True))[0]
+    assert bounty["status"] == "CANCELED" and bounty["baseline"]["status"] == "failed"
+    for capability in ("download", "submit"):
+        with pytest.raises(Conflict):
+            await coordinator.ensure_sellable(bounty_id, capability)
+    reasons = [e["payload"].get("reason") for e in await coordinator.events_after(0, 1000)
+               if e["kind"] == "bounty.status" and e["payload"].get("status") == "CANCELED"]
+    assert reasons and "baseline evaluation failed" in reasons[0]
