@@ -19,6 +19,7 @@ from pathlib import Path
 from payouts_world import World
 
 from l402tui.coordinator import ledger
+from l402tui.coordinator.payout_math import cumulative_split, verdict_level
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,22 +35,35 @@ class CrashRun:
     lost_submissions: int = 0
     problems: list[str] = field(default_factory=list)
     sends_on_node: int = 0
-    payments_complete: int = 0
+    payments_complete: int = 0  # payout rows (80 %) COMPLETE
     payments_owed: int = 0  # payout rows (a submission accepted after the pool is spent has none)
     kills_with_send_in_flight: int = 0  # a row was PENDING: killed between the record and the outcome
     kills_mid_payouts: int = 0  # some but not all payouts done when killed
+    kills_stake_settled_unbooked: int = 0  # a stake hold settled on the node, still ACCEPTED in the store
+    stakes_resolved: int = 0  # REJECTED stakes kept in part and their rest paid back
+
+
+REJECTED = 2  # staked submissions rejected: half of each stake kept, the rest paid back
+STAKE_SATS = 1_000
 
 
 async def setup(data_dir: Path, submissions: int, seed: int) -> None:
-    """A funded bounty with ``submissions`` ACCEPTED submissions, half paid by keysend, half by claim."""
+    """A funded bounty with ``submissions`` ACCEPTED submissions (each a new best over the baseline),
+    half paid by keysend, half by claim, and REJECTED staked ones whose stakes are settled in part."""
     rng = random.Random(seed)
     w = await World.open(data_dir)
     try:
-        b = await w.bounty(pool_sats=100_000, holdback_s=3600)
+        b = await w.bounty(pool_sats=100_000, holdback_s=3600, stake_sats=STAKE_SATS)
+        level = 0.0
         for i in range(submissions):
             agent = AGENTS[i % len(AGENTS)]
             sub = await w.submit(b, agent, keysend=bool(i % 2))
-            await w.verdict(sub, "ACCEPTED", improvement=rng.choice([0.002, 0.005, 0.01]))
+            step = rng.choice([0.002, 0.005, 0.008])
+            level += step
+            await w.verdict(sub, "ACCEPTED", improvement=step, vs_baseline=level)
+        for i in range(REJECTED):
+            sub = await w.submit(b, AGENTS[i % len(AGENTS)], keysend=bool(i % 2), stake_sats=STAKE_SATS)
+            await w.verdict(sub, "REJECTED", improvement=0.0001, vs_baseline=level)
     finally:
         await w.close()
 
@@ -97,11 +111,19 @@ def _where_killed(data_dir: Path, run: CrashRun) -> None:
     db = sqlite3.connect(data_dir / "l402tui.sqlite")
     try:
         counts = dict(db.execute("SELECT status, COUNT(*) FROM payments GROUP BY status").fetchall())
+        stake_rows = db.execute("SELECT payment_hash, status FROM invoices WHERE kind = 'stake'").fetchall()
         accepted = db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
     finally:
         db.close()
     if counts.get("PENDING"):
         run.kills_with_send_in_flight += 1
+    db = sqlite3.connect(data_dir / "simnet.sqlite")
+    try:
+        on_node = {h: st for h, st in db.execute("SELECT payment_hash, state FROM invoices").fetchall()}
+    finally:
+        db.close()
+    if any(on_node.get(h) == "SETTLED" and st == "ACCEPTED" for h, st in stake_rows):
+        run.kills_stake_settled_unbooked += 1
     if 0 < counts.get("COMPLETE", 0) < accepted or counts.get("PENDING") or counts.get("QUEUED"):
         run.kills_mid_payouts += 1
 
@@ -115,16 +137,37 @@ async def verify(data_dir: Path, run: CrashRun) -> CrashRun:
             run.problems += (await ledger.bounty_books(store, b["id"])).problems
         subs = await store.fetchall("SELECT * FROM submissions")
         for s in subs:
+            if s["status"] == "REJECTED":
+                refund = await store.fetchone("SELECT status FROM payments WHERE idempotency_key = ?",
+                                              (f"stake_refund:{s['id']}",))
+                if not await ledger.posted(store, f"stake_keep:{s['id']}") or refund["status"] != "COMPLETE":
+                    run.lost_submissions += 1
+                else:
+                    run.stakes_resolved += 1
+                continue
             allocated = await store.fetchone("SELECT 1 FROM events WHERE kind = 'payout.allocated' AND subject_id = ?",
                                              (s["id"],))
             owed = await store.scalar("SELECT COUNT(*) FROM payments WHERE submission_id = ?", (s["id"],))
             if allocated is None or (owed and s["status"] not in ("PAID_PARTIAL", "PAID_FULL")):
                 run.lost_submissions += 1
+        # Telescoping survives crashes: whatever the order, the payouts add up to the best level paid whole.
+        for b in await store.fetchall("SELECT * FROM bounties"):
+            gross = -int(await store.scalar(
+                "SELECT COALESCE(SUM(amount_msat), 0) FROM ledger_entries WHERE account = ? AND txn_id LIKE "
+                "'payout:%'", (ledger.pool(b["id"]),)))
+            best = max([verdict_level(s) for s in subs if s["bounty_id"] == b["id"] and s["status"] != "REJECTED"],
+                       default=0.0)
+            whole = cumulative_split(pool_msat=b["pool_msat"], level=best, target=0.05,
+                                     fee_percent=float(w.cfg.get("coordinator.fee_percent")),
+                                     holdback_percent=float(w.cfg.get("coordinator.holdback_percent")))
+            if gross != whole.gross_msat:
+                run.problems.append(f"bounty {b['id']}: payouts took {gross} msat, the best level is worth "
+                                    f"{whole.gross_msat} msat")
         for agent in AGENTS:
             on_books = 0
             for s in subs:
                 if s["token_id"] == agent:
-                    on_books += await ledger.balance(store, ledger.paid(s["id"]))
+                    on_books += await w.sent_to(s["id"])  # payouts and stake refunds
             received = await w.received(agent)
             if received != on_books:
                 run.double_payments += 1
@@ -132,11 +175,13 @@ async def verify(data_dir: Path, run: CrashRun) -> CrashRun:
         sends = await w.net.run(lambda: w.net.ledger.conn.execute(
             "SELECT COUNT(*) FROM payments WHERE payer = 'coordinator' AND state = 'COMPLETE'").fetchone()[0])
         run.sends_on_node = int(sends)
-        run.payments_complete = int(await store.scalar("SELECT COUNT(*) FROM payments WHERE status = 'COMPLETE'"))
+        complete = int(await store.scalar("SELECT COUNT(*) FROM payments WHERE status = 'COMPLETE'"))
+        run.payments_complete = int(await store.scalar(
+            "SELECT COUNT(*) FROM payments WHERE status = 'COMPLETE' AND purpose = 'payout'"))
         run.payments_owed = int(await store.scalar("SELECT COUNT(*) FROM payments WHERE purpose = 'payout'"))
-        if run.sends_on_node != run.payments_complete:
+        if run.sends_on_node != complete:
             run.double_payments += 1
-            run.problems.append(f"the node completed {sends} payments for {run.payments_complete} payment rows")
+            run.problems.append(f"the node completed {sends} payments for {complete} payment rows")
     finally:
         await w.close()
     return run
