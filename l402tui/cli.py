@@ -5,6 +5,7 @@ imported only when used, so ``l402tui --help`` and the TUI start fast.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "wallet": ("l402tui.commands.wallet:wallet", "Lightning wallet: balance, invoices, payments, ledger."),
     "sandbox": ("l402tui.commands.sandbox:sandbox", "Evaluation sandboxes: status and setup."),
     "config": ("l402tui.commands.config:config", "Show the effective configuration."),
+    "backup": ("l402tui.commands.backup:backup", "Copy the databases and keys, consistently, into a folder."),
 }
 
 
@@ -77,6 +79,7 @@ def main(ctx: click.Context, config_path: Path | None, data_dir: Path | None,
     Settings come from defaults < config file < L402TUI_SECTION__KEY env vars < flags;
     `l402tui config show` prints each value and where it came from.
     """
+    os.umask(os.umask(0o077) | 0o077)  # all this process and its children create is private (store/privacy.py)
     try:
         cfg = load_config(config_path)
         cfg = cfg.with_overrides({"paths.data_dir": str(data_dir) if data_dir else None})

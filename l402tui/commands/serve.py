@@ -32,6 +32,8 @@ def serve(cfg: Config, host: str | None, port: int | None, evaluate: bool, log_l
     dir; the TUI's --attach and admin calls send it as 'Authorization: Bearer <it>').
     """
     cfg = cfg.with_overrides({"coordinator.host": host, "coordinator.port": port})
+    from l402tui.commands.preflight import check_before_start
+    check_before_start(cfg)  # a private data dir, whole databases (refuses with the fix)
     logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING if log_level != "debug" else logging.DEBUG)

@@ -17,6 +17,10 @@ def tui(ctx: click.Context, read_only: bool = False) -> None:
 
     cfg: Config = ctx.obj
     root = ctx.find_root()
+    if not root.meta.get("attach"):  # attached, the data dir is the daemon's business
+        from l402tui.commands.preflight import check_before_start
+
+        check_before_start(cfg)
     try:
         app = build_app(cfg, root.meta.get("attach"), root.meta.get("admin_macaroon"), read_only=read_only)
     except LaunchError as exc:

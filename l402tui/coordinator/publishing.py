@@ -24,6 +24,7 @@ from l402tui.bounty.package import PackagingError, build_package, unpack
 from l402tui.coordinator.errors import Conflict, Invalid
 from l402tui.coordinator.views import spec_summary
 from l402tui.lightning.backend import LightningError
+from l402tui.store.privacy import make_tree_private
 
 if TYPE_CHECKING:
     from l402tui.coordinator.service import Coordinator
@@ -48,6 +49,7 @@ async def create_bounty(coord: "Coordinator", source: Path | str | bytes, *, sel
         frozen = home / "source"
         # The coordinator evaluates with its own frozen copy, never the sponsor's live folder.
         shutil.copytree(folder, frozen, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
+        make_tree_private(frozen)  # copytree keeps the sponsor's modes; held-out labels stay ours alone
     try:
         return await _publish(coord, bounty_id, home, _load(frozen), self_funded)
     except BaseException:

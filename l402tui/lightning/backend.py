@@ -179,6 +179,11 @@ class LightningBackend(abc.ABC):
     async def lookup_payment(self, payment_hash: str) -> Payment:
         """Our outgoing payment for this hash; raises InvoiceNotFound if none."""
 
+    async def list_payments(self) -> list[Payment] | None:
+        """Every outgoing payment this node made (start-up reconciliation compares them with
+        the store's); None where the backend cannot list them."""
+        return None
+
     @abc.abstractmethod
     def updates(self) -> AsyncIterator[InvoiceUpdate]:
         """Async stream of state changes of invoices this node issued (plain and hold)."""

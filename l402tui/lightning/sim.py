@@ -33,6 +33,7 @@ from l402tui.lightning.backend import (FeeLimitExceeded, InsufficientBalance, In
                                        InvoiceExpired, InvoiceNotFound, InvoiceState, InvoiceUpdate,
                                        LightningBackend, LightningError, NodeStatus, NoRoute, Payment,
                                        PaymentRejected, PaymentState, PaymentTimeout)
+from l402tui.store.privacy import make_private_file
 
 __all__ = ["SimNetwork", "SimNode", "SimNodeInfo", "Totals", "FAULT_KINDS", "DEFAULT_FILE"]
 
@@ -78,6 +79,7 @@ class SimNetwork:
         when the file is created; afterwards the stored ones are shared by every process."""
         if block_interval_s <= 0:
             raise InvalidRequest(f"block_interval_s must be positive, got {block_interval_s}")
+        make_private_file(path)  # 0600 in a 0700 dir: it holds every node's preimages
         ledger = SimLedger(Path(path), block_interval_s=block_interval_s, base_fee_msat=base_fee_msat,
                            fee_ppm=fee_ppm, network=network)
         return cls(ledger, hold_safety_blocks=hold_safety_blocks, poll_interval_s=poll_interval_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import logging
 import sqlite3
 import time
 from contextlib import asynccontextmanager
@@ -18,10 +19,14 @@ from typing import Any, AsyncIterator, Iterable
 
 import aiosqlite
 
+from l402tui.store.integrity import HighWater, Mark, lost_writes, newest_event
 from l402tui.store.lean_imports import import_sqlite_utils
 from l402tui.store.migrations import LATEST, migrate
+from l402tui.store.privacy import make_private_file
 
 sqlite_utils = import_sqlite_utils()  # without numpy and pandas (see lean_imports)
+
+log = logging.getLogger("l402tui.store")
 
 BUSY_TIMEOUT_MS = 10_000
 # The store whose transaction the current task has open (its reads see its own writes).
@@ -39,15 +44,34 @@ def _prepare(conn: sqlite3.Connection) -> None:
 
 
 def open_sync(path: Path | str, *, migrate_to: int = LATEST) -> sqlite_utils.Database:
-    """Open (creating if needed) and migrate the database; returns a sqlite-utils handle."""
-    if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """Open (creating if needed, 0600 in a 0700 dir) and migrate the database; returns a
+    sqlite-utils handle.  Committed writes found lost since the last open are reported
+    (a ``store_findings`` row and a warning), never passed over."""
+    on_disk = str(path) != ":memory:"
+    if on_disk:
+        make_private_file(path)  # before SQLite creates it: its -wal and -shm copy its mode
     db = sqlite_utils.Database(str(path), execute_plugins=False)  # no scan of installed plugins
-    if str(path) != ":memory:":
+    if on_disk:
         db.execute("PRAGMA journal_mode = WAL")
     _prepare(db.conn)
     migrate(db, migrate_to)
+    if on_disk and migrate_to == LATEST:
+        _report_lost_writes(db.conn, HighWater(path))
     return db
+
+
+def _report_lost_writes(conn: sqlite3.Connection, stamp: HighWater) -> None:
+    message = lost_writes(conn, stamp)
+    if message is None:
+        return
+    log.warning("%s", message)
+    found = now()
+    with conn:  # one transaction: the finding and its event
+        conn.execute("INSERT INTO store_findings (kind, message, found_at) VALUES ('lost_writes', ?, ?)",
+                     (message, found))
+        conn.execute("INSERT INTO events (kind, subject_id, payload_json, created_at) VALUES (?, NULL, ?, ?)",
+                     ("store.lost_writes", json.dumps({"message": message}), found))
+    stamp.reset(newest_event(conn))  # reported once; the finding stays open until acknowledged
 
 
 class Store:
@@ -69,6 +93,7 @@ class Store:
         self._conn: aiosqlite.Connection | None = None
         self._read: aiosqlite.Connection | None = None  # committed rows only
         self._lock = asyncio.Lock()
+        self._stamp = HighWater(path) if str(path) != ":memory:" else None
 
     @classmethod
     async def open(cls, path: Path | str) -> "Store":
@@ -135,6 +160,9 @@ class Store:
                 raise
             else:
                 await self.conn.execute("COMMIT")
+                if txn.events and self._stamp is not None:
+                    last = txn.events[-1]
+                    self._stamp.advance(Mark(last["id"], last["created_at"]))
             finally:
                 _IN_TRANSACTION.reset(token)
             for callback in txn.after_commit:

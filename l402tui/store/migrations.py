@@ -251,8 +251,32 @@ def _m005_derived_root_keys(db: sqlite_utils.Database) -> None:
     db["l402_root_keys"].add_column("key_kind", str)
 
 
+def _m006_store_findings(db: sqlite_utils.Database) -> None:
+    # What a start-up check or a reconciliation with the Lightning node found that the
+    # operator must see (lost writes, a paid token the store forgot, a hold nobody can
+    # settle).  A row stays open until the operator acknowledges it; `wallet ledger
+    # --check` fails while any is open.
+    db["store_findings"].create(
+        {
+            "id": int,
+            "kind": str,  # lost_writes | l402_token_lost | hold_orphaned | state_differs | ...
+            "payment_hash": str,
+            "bounty_id": str,
+            "amount_msat": int,
+            "message": str,  # what happened and what to do
+            "action": str,  # what the reconciliation did about it, if anything
+            "found_at": float,
+            "acknowledged_at": float,
+            "note": str,
+        },
+        pk="id",
+        not_null={"kind", "message", "found_at"},
+    )
+    db["store_findings"].create_index(["kind", "payment_hash"])
+
+
 MIGRATIONS: list[Migration] = [_m001_core, _m002_revocation_and_timers, _m003_coordinator_indexes,
-                               _m004_verdict_integrity, _m005_derived_root_keys]
+                               _m004_verdict_integrity, _m005_derived_root_keys, _m006_store_findings]
 LATEST = len(MIGRATIONS)
 
 

@@ -1,0 +1,238 @@
+"""The real CLI as an operator and a local attacker meet it: private files whatever the
+umask, a refusal on an exposed data dir or a corrupt database, a lost WAL reported and
+reconciled with the Lightning node, `wallet ledger --check` failing on a discrepancy."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.coordinator.conftest import make_bounty
+
+CLI = [sys.executable, "-m", "l402tui.cli"]
+
+
+def _cli(data: Path, *args: str, umask: int | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, "--data-dir", str(data), *args], capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+
+
+class Serve:
+    """`l402tui serve` in a subprocess, its output collected by a reader thread."""
+
+    def __init__(self, data: Path, umask: int | None = None):
+        import threading
+
+        self.proc = subprocess.Popen([*CLI, "--data-dir", str(data), "serve", "--port", "0", "--no-evaluate"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.url = self._wait_for(r"listening on (http://\S+)")
+        self.macaroon = Path(self._wait_for(r"admin macaroon:\s+(\S+)"))
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def _wait_for(self, pattern: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if m := re.search(pattern, line):
+                    return m.group(1)
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        self.proc.kill()
+        pytest.fail(f"serve never printed {pattern!r}:\n{self.output}")
+
+    def admin(self, method: str, path: str, **kw) -> requests.Response:
+        token = self.macaroon.read_text().strip()
+        return requests.request(method, self.url + path, headers={"Authorization": f"Bearer {token}"},
+                                timeout=60, **kw)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self._reader.join(timeout=5)
+        assert self.proc.returncode == 0, self.output
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self._reader.join(timeout=5)
+
+
+def _buy_and_use(serve: Serve, data: Path, bounty_id: str, umask: int | None = None) -> tuple[str, str]:
+    """Buy a download token from agent-1 through the real wallet CLI, use it; returns the
+    Authorization value and the payment hash."""
+    r = requests.get(f"{serve.url}/api/v1/bounties/{bounty_id}/package", timeout=30)
+    assert r.status_code == 402, r.text
+    body = r.json()
+    paid = _cli(data, "wallet", "--node", "agent-1", "pay", body["invoice"], umask=umask)
+    assert paid.returncode == 0, paid.stdout + paid.stderr
+    preimage = re.search(r"^preimage ([0-9a-f]{64})$", paid.stdout, re.M).group(1)
+    auth = f"L402 {body['macaroon']}:{preimage}"
+    got = requests.get(f"{serve.url}/api/v1/bounties/{bounty_id}/package", headers={"Authorization": auth},
+                       timeout=30)
+    assert got.status_code == 200, got.text
+    return auth, body["payment_hash"]
+
+
+def _exposed(root: Path) -> list[str]:
+    bad = []
+    for path in [root, *root.rglob("*")]:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            bad.append(f"{path.relative_to(root.parent)} {stat.filemode(st.st_mode)}")
+    return bad
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_everything_the_cli_creates_is_private_whatever_the_umask(tmp_path, umask):
+    data = tmp_path / "data"
+    made = _cli(data, "wallet", "nodes", "--create", "agent-1", "--balance-sat", "100000", umask=umask)
+    assert made.returncode == 0, made.stderr
+    serve = Serve(data, umask=umask)
+    try:
+        created = serve.admin("POST", "/api/v1/admin/bounties",
+                              json={"path": str(make_bounty(tmp_path / "sponsor")), "self_funded": True})
+        assert created.status_code == 201, created.text
+        _buy_and_use(serve, data, created.json()["bounty"]["id"], umask=umask)
+        ledger = _cli(data, "wallet", "ledger", umask=umask)
+        assert ledger.returncode == 0, ledger.stdout + ledger.stderr
+        backup = _cli(data, "backup", str(tmp_path / "backup"), umask=umask)
+        assert backup.returncode == 0, backup.stderr
+    finally:
+        serve.stop()
+    names = {p.name for p in data.rglob("*")}
+    assert {"l402tui.sqlite", "simnet.sqlite", "admin.macaroon", "package.tar.gz"} <= names, names
+    assert _exposed(data) == [], "\n".join(_exposed(data))
+    assert _exposed(tmp_path / "backup") == []
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0", "--no-evaluate"], ["tui"]])
+def test_a_group_readable_data_dir_is_refused_with_the_fix(tmp_path, command):
+    data = tmp_path / "data"
+    made = _cli(data, "wallet", "nodes", "--create", "agent-1")  # creates simnet.sqlite, privately
+    assert made.returncode == 0, made.stderr
+    os.chmod(data, 0o750)
+    os.chmod(data / "simnet.sqlite", 0o644)
+    refused = _cli(data, *command, timeout=30)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "not private" in refused.stderr and "simnet.sqlite" in refused.stderr
+    fix = re.search(r"^\s+(chmod -R go-rwx \S+)$", refused.stderr, re.M)
+    assert fix, refused.stderr
+    assert not (data / "l402tui.sqlite").exists()  # refused before anything was opened
+    subprocess.run(fix.group(1), shell=True, check=True)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "simnet.sqlite").stat().st_mode) == 0o600
+
+
+def test_a_data_dir_other_users_can_write_is_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    os.chmod(data, 0o703)  # others may write (plant files) but not read
+    refused = _cli(data, "serve", "--port", "0", "--no-evaluate", timeout=30)
+    assert refused.returncode == 1 and "other users (write/enter)" in refused.stderr, refused.stderr
+
+
+def _corrupt(db: Path) -> None:
+    """Overwrite the second half of the file (table and index pages, not the header) with junk."""
+    size = db.stat().st_size
+    page = 4096
+    assert size >= 4 * page
+    with open(db, "r+b") as f:
+        f.seek(page)
+        f.write(os.urandom(size - page))
+
+
+def test_a_corrupted_database_is_refused_at_start_pointing_at_a_backup(tmp_path):
+    data = tmp_path / "data"
+    serve = Serve(data)
+    serve.admin("POST", "/api/v1/admin/bounties",
+                json={"path": str(make_bounty(tmp_path / "sponsor")), "self_funded": True})
+    serve.stop()
+    _corrupt(data / "l402tui.sqlite")
+    refused = _cli(data, "serve", "--port", "0", "--no-evaluate", timeout=30)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "is corrupt" in refused.stderr and "l402tui backup" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_a_deleted_wal_after_a_paid_token_is_reported_and_reconciled(tmp_path):
+    data = tmp_path / "data"
+    assert _cli(data, "wallet", "nodes", "--create", "agent-1", "--balance-sat", "100000").returncode == 0
+    # 1. A bounty, then a clean stop: it is checkpointed into the database file.
+    serve = Serve(data)
+    created = serve.admin("POST", "/api/v1/admin/bounties",
+                          json={"path": str(make_bounty(tmp_path / "sponsor")), "self_funded": True})
+    bounty_id = created.json()["bounty"]["id"]
+    serve.stop()
+    # 2. A token bought and used, then kill -9 and the WAL deleted: its rows are gone.
+    serve = Serve(data)
+    auth, payment_hash = _buy_and_use(serve, data, bounty_id)
+    serve.kill9()
+    wal = data / "l402tui.sqlite-wal"
+    assert wal.exists() and wal.stat().st_size > 0
+    wal.unlink()
+    (data / "l402tui.sqlite-shm").unlink(missing_ok=True)
+    # 3. The next start says so, and the node's record of the paid token is reconciled.
+    serve = Serve(data)
+    try:
+        deadline = time.monotonic() + 30
+        while "RECONCILIATION" not in serve.output and time.monotonic() < deadline:
+            time.sleep(0.1)
+        out = serve.output
+        assert "lost committed writes" in out, out
+        assert re.search(r"RECONCILIATION: an agent paid 21 sat for an L402 token \(download[^)]*\) for bounty "
+                         + re.escape(bounty_id), out), out
+        assert "payouts are halted" in out, out
+        # The bounty survived; the token cannot be verified any more, and the operator was told why.
+        assert requests.get(f"{serve.url}/api/v1/bounties/{bounty_id}", timeout=10).status_code == 200
+        again = requests.get(f"{serve.url}/api/v1/bounties/{bounty_id}/package", headers={"Authorization": auth},
+                             timeout=30)
+        token_works = again.status_code == 200
+        check = _cli(data, "wallet", "ledger", "--check")
+        assert check.returncode == 1, check.stdout
+        assert "(lost_writes)" in check.stdout and "PAYOUTS HALTED" in check.stdout
+        if not token_works:  # refused (401, or 402 with a fresh challenge): the operator has the finding
+            assert again.status_code in (401, 402), again.text
+            assert "(l402_token_lost)" in check.stdout and bounty_id in check.stdout
+    finally:
+        serve.stop()
+    db = sqlite3.connect(data / "l402tui.sqlite")
+    restored = db.execute("SELECT kind, status, bounty_id, amount_msat FROM invoices WHERE payment_hash = ?",
+                          (payment_hash,)).fetchall()
+    db.close()
+    assert restored == [("l402", "SETTLED", bounty_id, 21_000)]
+    # A restart finds nothing new, and reminds of what is still open.
+    serve = Serve(data)
+    time.sleep(1.0)
+    serve.stop()
+    assert "RECONCILIATION" not in serve.output and "l402tui.store" not in serve.output, serve.output
+    assert "OPEN FINDING 1 (lost_writes)" in serve.output and "(l402_token_lost)" in serve.output
+    db = sqlite3.connect(data / "l402tui.sqlite")
+    kinds = sorted(k for (k,) in db.execute("SELECT kind FROM store_findings"))
+    db.close()
+    assert kinds == ["l402_token_lost", "lost_writes"]
