@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Callable
 
 from l402tui.bounty.spec import BountySpec
+from l402tui.evaluation import attack_memorise as memorise
 from l402tui.evaluation import attacks as atk
 from l402tui.evaluation.attacks import AttackResult
-from l402tui.evaluation.antigaming import canary_flag
-from l402tui.evaluation.audit_sql import sql_attack
+from l402tui.evaluation.antigaming import canary_flag, honeypot_flag
+from l402tui.evaluation.audit_sql import mutable_files, sql_attack
 from l402tui.evaluation.harness import EvaluationResult, evaluate, summarize
 from l402tui.evaluation.sandbox import Limits, Sandbox
 from l402tui.evaluation.scoring import verdict
@@ -167,7 +168,9 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
         """contained / flagged / VULNERABLE for an attack that finished its evaluation."""
         if not result.ok:
             return "contained", f"{result.status}: {'; '.join(result.reasons)}"
-        flag = canary_flag(r.metrics for r in result.runs)
+        # The judge's checks: honeypots (knows the held-out answers), then canaries.
+        flag = honeypot_flag([r.metrics for r in result.runs], spec.honeypot_alpha) \
+            or canary_flag(r.metrics for r in result.runs)
         base = await baseline_medians()
         if not base["ok"]:
             return "contained", "evaluation finished but the baseline failed, so nothing can be accepted"
@@ -210,7 +213,9 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
     async def one(attack: atk.Attack) -> AttackResult:
         async with slots:
             say(f"attack {attack.name}: {attack.description}")
-            if attack.kind == "diff":
+            if attack.name == memorise.NAME:
+                result = await _memorise(spec, run, judge_score, mutable_py, mutable_sql, source, public_artifacts)
+            elif attack.kind == "diff":
                 result = await _diff_attack(spec, attack, run)
             elif not mutable_py and mutable_sql:
                 result = await sql_attack(attack, spec, mutable_sql, run, judge_score, ctx)
@@ -238,7 +243,7 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
     # Attacks are independent (each checks only its own traces), so they share the cores.
     slots = asyncio.Semaphore(max(1, concurrency))
     try:
-        chosen = [a for a in atk.ATTACKS if not only or a.name in only]
+        chosen = [a for a in (*atk.ATTACKS, memorise.ATTACK) if not only or a.name in only]
         report.results = list(await asyncio.gather(*(one(a) for a in chosen)))
         if honest_diff is not None:
             say("honest improvement (baseline and candidate measured back to back, no attack running)")
@@ -256,6 +261,33 @@ async def audit_bounty(spec: BountySpec, *, sandbox: Sandbox, time_limit_s: floa
             (place / f".l402cache-{token}").unlink(missing_ok=True)
         shutil.rmtree(scratch, ignore_errors=True)
     return report
+
+
+async def _memorise(spec: BountySpec, run, judge_score, mutable_py: str | None, mutable_sql: str | None,
+                    source: str, public_artifacts: dict[str, str]) -> AttackResult:
+    name, desc = memorise.NAME, memorise.DESCRIPTION
+    leak = memorise.leaked_labels(spec)
+    if mutable_py and spec.run.mode == "batch":
+        outputs = memorise.batch_outputs(leak, list(public_artifacts), public_artifacts)
+        if not outputs:
+            return AttackResult(name, desc, "skipped", "no output of the public run has a held-out label to replay")
+        diff = atk.insertion_diff(mutable_py, source, memorise.batch_block(outputs))
+    elif mutable_py:
+        diff = memorise.append_diff(mutable_py, source, memorise.interactive_block(leak))
+    elif mutable_sql:
+        victims = [p for p in mutable_files(spec) if p.endswith(".sql") and "query" in p] or [mutable_sql]
+        old = (spec.target_path / victims[0]).read_text(encoding="utf-8")
+        query = memorise.sql_query(spec, leak, old)
+        if query is None:
+            return AttackResult(name, desc, "skipped", "no workload of parameterised queries to answer from a leak")
+        diff = atk.make_diff(victims[0], old, query)
+    else:
+        return AttackResult(name, desc, "skipped", "no mutable .py or .sql file to carry the replay")
+    verdict_, detail = await judge_score(await run(diff))
+    if verdict_ == "VULNERABLE" and spec.honeypots is None:
+        detail += ("; the bounty declares no honeypots ([antigaming] honeypots), so a leaked held-out set "
+                   "would be paid")
+    return AttackResult(name, desc, verdict_, detail)
 
 
 async def _diff_attack(spec: BountySpec, attack: atk.Attack, run) -> AttackResult:
@@ -350,7 +382,8 @@ async def _honest(spec: BountySpec, diff: str, sandbox: Sandbox, limits: Limits,
     base_medians, base_spreads = summarize(base_runs)
     cand_medians, _ = summarize(cand_runs)
     v = verdict(spec, cand_medians, baseline_medians=base_medians, baseline_spreads=base_spreads)
-    flag = canary_flag(r.metrics for r in cand_runs)
+    flag = honeypot_flag([r.metrics for r in cand_runs], spec.honeypot_alpha) or \
+        canary_flag(r.metrics for r in cand_runs)
     if v.accepted and flag is None:
         return AttackResult(name, desc, "accepted", f"accepted with improvement {v.improvement:.2%}")
     why = "; ".join(v.reasons) or (flag.reason if flag else "")
