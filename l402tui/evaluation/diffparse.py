@@ -45,6 +45,7 @@ class FilePatch:
     binary: bool = False
     added: list[tuple[int, str]] = field(default_factory=list)  # (line in new file, text)
     removed: int = 0
+    removed_lines: list[str] = field(default_factory=list)  # their text, in order
     is_rename: bool = False
     is_copy: bool = False
     line: int = 0  # 1-based line of the diff where this file's header starts
@@ -233,6 +234,7 @@ class _Reader:
                 elif kind == "-":
                     old_left, changed = old_left - 1, changed + 1
                     patch.removed += 1
+                    patch.removed_lines.append(body[1:])
                 elif kind == "+":
                     patch.added.append((new_no, body[1:]))
                     new_left, new_no, changed = new_left - 1, new_no + 1, changed + 1

@@ -94,8 +94,8 @@ def test_removed_line_that_looks_like_a_header_stays_in_its_hunk():
         +also = 2
         """)
     patches = parse_diff(diff)
-    assert [(p.old_path, p.new_path, p.removed, [t for _, t in p.added]) for p in patches] == [
-        ("m.py", "m.py", 2, ["fine = 1", "also = 2"])]
+    assert [(p.old_path, p.new_path, p.removed_lines, [t for _, t in p.added]) for p in patches] == [
+        ("m.py", "m.py", ["-- a/x", "++ b/y"], ["fine = 1", "also = 2"])]
 
 
 def test_mutable_globs_match_whole_paths(sums):
