@@ -147,7 +147,14 @@ class ClnBackend(LightningBackend):
             result = await asyncio.wait_for(asyncio.shield(call), timeout_s)
         except TimeoutError:
             call.add_done_callback(lambda f: f.cancelled() or f.exception())  # outcome read via listpays
-            return await self.lookup_payment(payment_hash)
+            try:
+                return await self.lookup_payment(payment_hash)
+            except InvoiceNotFound:
+                # pay has not sent its first part yet (real lightningd routes first): it is in
+                # flight, so PENDING, not "no payment".
+                inv = decode_invoice(bolt11)
+                return Payment(payment_hash=payment_hash, amount_msat=amount_msat or inv.amount_msat, fee_msat=0,
+                               state=PaymentState.PENDING, destination=inv.payee)
         amount = _msat(result.get("amount_msat"))
         return Payment(payment_hash=payment_hash, amount_msat=amount,
                        fee_msat=_msat(result.get("amount_sent_msat")) - amount,

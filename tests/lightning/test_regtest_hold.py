@@ -141,3 +141,19 @@ async def test_restart_mid_mpp_keeps_the_set_and_settles_once(rt):
     await asyncio.gather(*parts)
     assert (await rt.payment_outcome(payment_hash)).state is PaymentState.COMPLETE
     assert await rt.payer_balance() == before - 400_000
+
+
+async def test_pay_that_times_out_before_the_first_part_is_pending_not_missing(rt):
+    # Real pay routes before it sends anything: for a few ms listpays knows nothing.
+    preimage, payment_hash = new_preimage()
+    hold = await rt.receiver.create_hold_invoice(payment_hash, 70_000, "quick look")
+
+    payment = await rt.payer.pay(hold.bolt11, timeout_s=0.001)
+
+    assert payment.state is PaymentState.PENDING and payment.amount_msat == 70_000
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await rt.receiver.lookup_invoice(payment_hash)).state is not InvoiceState.ACCEPTED:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    await rt.receiver.settle_hold(preimage)
+    assert (await rt.payment_outcome(payment_hash)).state is PaymentState.COMPLETE
