@@ -4,6 +4,7 @@ reconciled with the Lightning node, `wallet ledger --check` failing on a discrep
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -236,3 +237,101 @@ def test_a_deleted_wal_after_a_paid_token_is_reported_and_reconciled(tmp_path):
     kinds = sorted(k for (k,) in db.execute("SELECT kind FROM store_findings"))
     db.close()
     assert kinds == ["l402_token_lost", "lost_writes"]
+
+
+# -- reconciliation with the node, in-process over real SQLite and the sim ---------------
+
+
+async def _paid_token(server, coordinator, net, bounty_dir) -> tuple[str, str]:
+    import aiohttp
+
+    bounty_id = (await coordinator.create_bounty(bounty_dir, self_funded=True))["bounty"]["id"]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(str(server.make_url(f"/api/v1/bounties/{bounty_id}/package"))) as r:
+            assert r.status == 402
+            body = await r.json()
+    await net.node("agent-1").pay(body["invoice"])
+    for _ in range(100):  # the coordinator's invoice stream marks it paid
+        if await coordinator.store.scalar("SELECT status FROM invoices WHERE payment_hash = ?",
+                                          (body["payment_hash"],)) == "SETTLED":
+            break
+        await asyncio.sleep(0.05)
+    return bounty_id, body["payment_hash"]
+
+
+def _ledger_check(cfg) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, "--data-dir", str(cfg.data_dir), "wallet", "ledger", "--check"],
+                          capture_output=True, text=True, timeout=60)
+
+
+async def test_wallet_ledger_check_fails_on_each_planted_discrepancy(server, coordinator, net, bounty_dir, cfg):
+    bounty_id, payment_hash = await _paid_token(server, coordinator, net, bounty_dir)
+    await coordinator.stop()
+    clean = await asyncio.to_thread(_ledger_check, cfg)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "store and Lightning node agree" in clean.stdout
+
+    # The store forgot that the node settled it.
+    async with coordinator.store.transaction() as txn:
+        await txn.execute("UPDATE invoices SET status = 'OPEN' WHERE payment_hash = ?", (payment_hash,))
+    differs = await asyncio.to_thread(_ledger_check, cfg)
+    assert differs.returncode == 1
+    assert "(state_differs)" in differs.stdout and f"{payment_hash} (21 sat) is SETTLED on the node but OPEN" \
+        in differs.stdout
+
+    # The store lost the row entirely (a deleted WAL).
+    async with coordinator.store.transaction() as txn:
+        await txn.execute("DELETE FROM invoices WHERE payment_hash = ?", (payment_hash,))
+    lost = await asyncio.to_thread(_ledger_check, cfg)
+    assert lost.returncode == 1 and "(l402_token_lost)" in lost.stdout and bounty_id in lost.stdout
+
+    # The store claims money the node never received.
+    async with coordinator.store.transaction() as txn:
+        await txn.insert("invoices", {"payment_hash": "ab" * 32, "kind": "stake", "bolt11": "lnbcrt1x",
+                                      "amount_msat": 5000, "status": "ACCEPTED", "created_at": time.time()})
+    phantom = await asyncio.to_thread(_ledger_check, cfg)
+    assert phantom.returncode == 1 and "(missing_on_node)" in phantom.stdout
+
+
+async def test_a_start_recovers_what_the_node_knows_and_writes_down_the_rest(coordinator, net, cfg):
+    from l402tui.coordinator.reconcile import reconcile_at_start
+
+    node = net.node("coordinator")
+    sponsor = net.node("sponsor")
+    # A funding hold the sponsor paid, for a bounty the store lost with its preimage.
+    orphan = await node.create_hold_invoice("cd" * 32, 50_000_000, "l402tui: fund bounty gone-123abc (Gone)")
+    assert (await sponsor.pay(orphan.bolt11, timeout_s=0.5)).state.value == "PENDING"
+    # A plain invoice of the operator's own (not the coordinator's): left alone.
+    own = await node.create_invoice(7_000, "coffee")
+    await sponsor.pay(own.bolt11)
+    async with coordinator.store.transaction() as txn:  # what Store.open writes after a deleted WAL
+        await txn.insert("store_findings", {"kind": "lost_writes", "message": "lost", "found_at": time.time()})
+    before = (await sponsor.status()).balance_msat
+
+    found = await reconcile_at_start(coordinator)
+    assert [d.kind for d in found] == ["hold_orphaned"]
+    assert (await node.lookup_invoice(orphan.payment_hash)).state.value == "CANCELED"
+    assert (await sponsor.status()).balance_msat > before  # the sponsor has the money back
+    rows = await coordinator.store.fetchall("SELECT kind, payment_hash, action FROM store_findings ORDER BY id")
+    assert [(r["kind"], r["payment_hash"]) for r in rows] == [("lost_writes", None),
+                                                             ("hold_orphaned", orphan.payment_hash)]
+    assert rows[1]["action"].startswith("cancelled") and rows[0]["action"] == "payouts halted"
+    from l402tui.coordinator import ledger
+
+    assert "lost committed writes" in (await ledger.halted_reason(coordinator.store))
+    # A second start adds nothing.
+    await reconcile_at_start(coordinator)
+    assert await coordinator.store.scalar("SELECT COUNT(*) FROM store_findings") == 2
+
+
+async def test_without_evidence_of_loss_a_foreign_hold_is_only_listed(coordinator, net):
+    from l402tui.coordinator.reconcile import reconcile_at_start
+
+    node = net.node("coordinator")
+    hold = await node.create_hold_invoice("ef" * 32, 10_000, "l402tui: stake for submission s_unknown")
+    await net.node("agent-1").pay(hold.bolt11, timeout_s=0.5)
+    found = await reconcile_at_start(coordinator)
+    assert [d.kind for d in found] == ["hold_orphaned"]
+    assert (await node.lookup_invoice(hold.payment_hash)).state.value == "ACCEPTED"  # not ours to cancel
+    row = await coordinator.store.fetchone("SELECT action FROM store_findings WHERE kind = 'hold_orphaned'")
+    assert row["action"] is None
