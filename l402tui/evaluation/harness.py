@@ -275,6 +275,7 @@ def _empty(path: Path) -> Path:
 
 def _fresh_copy(spec: BountySpec, diff: str | None, dest: Path) -> Path:
     dest.mkdir(parents=True)
+    os.chmod(dest, 0o711)  # the sandbox user must traverse it whatever the process umask (0077 in serve)
     work = dest / "work"
     shutil.copytree(spec.target_path, work, ignore=COPY_IGNORE, symlinks=True)
     if diff is not None:
