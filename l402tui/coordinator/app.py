@@ -27,6 +27,7 @@ from l402tui.l402.tokens import RootKeyStore, TokenAuthority, TokenRefused
 log = logging.getLogger("l402tui.http")
 
 MAX_UPLOAD = 64 * 1024 * 1024
+WORKER_STOP_S = 4.0  # `serve` must be gone within 5 s of SIGTERM
 
 
 @dataclass(frozen=True)
@@ -295,23 +296,33 @@ def create_app(coordinator: Coordinator, *, manage_lifecycle: bool = True,
 
     app.on_shutdown.append(stop_streams)
     if manage_lifecycle:
+        stop = asyncio.Event()
+        worker: list[asyncio.Task] = []
+
         async def lifecycle(app: web.Application):
             await coordinator.start()
-            stop = asyncio.Event()
-            worker = None
             if run_evaluations:
                 from l402tui.evaluation.worker import run_worker
 
-                worker = asyncio.create_task(run_worker(coordinator.store, cfg, stop=stop), name="evaluations")
+                worker.append(asyncio.create_task(run_worker(coordinator.store, cfg, stop=stop), name="evaluations"))
             yield
-            stop.set()
-            if worker is not None:
-                # A running evaluation finishes or is re-queued at the next start (queue.recover).
-                try:
-                    await asyncio.wait_for(worker, timeout=5)
-                except (asyncio.TimeoutError, asyncio.CancelledError):
-                    pass
+            await stop_evaluations(app)
             await coordinator.close()
 
+        async def stop_evaluations(app: web.Application) -> None:
+            # Running evaluations are cancelled (sandboxes killed) and re-queued for the next start.
+            stop.set()
+            for task in worker:
+                if task.done():
+                    continue
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), timeout=WORKER_STOP_S)
+                except asyncio.TimeoutError:
+                    log.warning("the evaluation worker did not stop within %.0f s; what it was doing is "
+                                "re-queued at the next start", WORKER_STOP_S)
+                    task.cancel()
+
         app.cleanup_ctx.append(lifecycle)
+        # on_shutdown runs before the server waits for open requests: evaluations stop at once.
+        app.on_shutdown.append(stop_evaluations)
     return app

@@ -85,6 +85,11 @@ async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = Tr
             raise
         return RunningCoordinator(coordinator, runner, None, admin_path, cfg,
                                   bind_error=f"{host}:{port}: {exc.strerror or exc}")
+    except BaseException:
+        # Whatever else stops the start (a bad address, a signal): release the database
+        # and the worker, so nothing holds them after we are gone.
+        await runner.cleanup()
+        raise
     sockets = site._server.sockets if site._server else []
     bound = sockets[0].getsockname()[1] if sockets else port
     shown = f"[{host}]" if ":" in host else host

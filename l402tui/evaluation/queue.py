@@ -10,6 +10,10 @@ verdict (``on_done``, inside the same transaction) at once, and only if the row 
 still RUNNING — so an evaluation yields exactly one verdict however often the
 process dies.  A row whose attempts reach ``max_attempts`` (it keeps killing the
 coordinator) is FAILED instead of re-queued.
+
+Stopping the worker (``stop``) cancels evaluations still running: the evaluator
+kills their sandboxes and the row goes back to QUEUED (:meth:`release`) without
+spending an attempt, so an operator's restart costs a re-run, not a verdict.
 """
 
 from __future__ import annotations
@@ -101,9 +105,9 @@ class EvaluationQueue:
         async with self.store.transaction() as txn:
             changed = await txn.execute(
                 "UPDATE evaluations SET status = ?, metrics_json = ?, spread_json = ?, sandbox = ?, error = ?, "
-                "finished_at = ? WHERE id = ? AND status = 'RUNNING'",
+                "reason_code = ?, finished_at = ? WHERE id = ? AND status = 'RUNNING'",
                 (status, json.dumps(result.medians), json.dumps(result.spreads), result.sandbox,
-                 "; ".join(result.reasons) or None, now(), row["id"]))
+                 "; ".join(result.reasons) or None, result.code, now(), row["id"]))
             if changed != 1:
                 return False
             await txn.execute("DELETE FROM eval_runs WHERE evaluation_id = ?", (row["id"],))
@@ -112,17 +116,30 @@ class EvaluationQueue:
                     "evaluation_id": row["id"], "repeat": run.repeat, "metrics_json": json.dumps(run.metrics),
                     "wall_s": run.wall_s, "cpu_s": run.cpu_s,
                     "peak_rss_kb": int(run.peak_rss_mb * 1024) if run.peak_rss_mb is not None else None,
-                    "exit_code": run.exit_code, "log_path": run.log_path})
+                    "exit_code": run.exit_code, "log_path": run.log_path, "outputs_sha256": run.outputs_sha256})
             if on_done is not None:
                 await on_done(txn, row, result)
             await txn.event(f"evaluation.{status.lower()}", str(row["id"]), bounty_id=row["bounty_id"],
                             submission_id=row["submission_id"], result=result.agent_view())
         return True
 
+    async def release(self, row: dict[str, Any]) -> bool:
+        """Put a RUNNING row back to QUEUED because this process is stopping (not the
+        evaluation's fault, so the attempt is given back); False if it was no longer RUNNING."""
+        async with self.store.transaction() as txn:
+            changed = await txn.execute(
+                "UPDATE evaluations SET status = 'QUEUED', started_at = NULL, attempts = MAX(attempts - 1, 0) "
+                "WHERE id = ? AND status = 'RUNNING'", (row["id"],))
+            if changed:
+                await txn.event("evaluation.requeued", str(row["id"]), attempts=max(row["attempts"] - 1, 0),
+                                reason="stopped")
+        return bool(changed)
+
     async def fail(self, row: dict[str, Any], error: str) -> None:
         async with self.store.transaction() as txn:
-            changed = await txn.execute("UPDATE evaluations SET status = 'FAILED', error = ?, finished_at = ? "
-                                        "WHERE id = ? AND status = 'RUNNING'", (error, now(), row["id"]))
+            changed = await txn.execute("UPDATE evaluations SET status = 'FAILED', error = ?, reason_code = ?, "
+                                        "finished_at = ? WHERE id = ? AND status = 'RUNNING'",
+                                        (error, "internal_error", now(), row["id"]))
             if changed:
                 await txn.event("evaluation.failed", str(row["id"]), error=error)
 
@@ -130,16 +147,27 @@ class EvaluationQueue:
                   stop: asyncio.Event | None = None, idle_exit: bool = False, poll_s: float = 1.0) -> int:
         """Work the queue with up to ``max_concurrent`` evaluations at once until
         ``stop`` is set (or, with ``idle_exit``, until nothing is queued or running).
+        On ``stop`` evaluations still running are cancelled and re-queued; one already
+        being recorded is let finish (a short transaction).
         Returns how many evaluations this call completed."""
         stop = stop or asyncio.Event()
         slots = asyncio.Semaphore(self.max_concurrent)
         active: set[asyncio.Task] = set()
+        evaluating: set[asyncio.Task] = set()  # cancelled on stop; the rest are recording a result
         completed = 0
 
         async def work(row: dict[str, Any]) -> None:
             nonlocal completed
+            me = asyncio.current_task()
+            evaluating.add(me)
             try:
-                result = await evaluate(row)
+                try:
+                    result = await evaluate(row)
+                finally:
+                    evaluating.discard(me)
+            except asyncio.CancelledError:
+                await self.release(row)
+                raise
             except Exception as exc:  # a bug in evaluation must not kill the worker or lose the row
                 log.exception("evaluation %s crashed", row["id"])
                 await self.fail(row, f"internal error while evaluating: {exc.__class__.__name__}: {exc}")
@@ -150,7 +178,8 @@ class EvaluationQueue:
                 slots.release()
 
         while not stop.is_set():
-            await slots.acquire()
+            if not await _acquire_unless_stopped(slots, stop):
+                break
             row = await self.claim(sandbox)
             if row is None:
                 slots.release()
@@ -167,6 +196,27 @@ class EvaluationQueue:
             task = asyncio.create_task(work(row))
             active.add(task)
             task.add_done_callback(active.discard)
+        if stop.is_set():
+            for task in list(evaluating):
+                task.cancel()
         if active:
             await asyncio.gather(*active, return_exceptions=True)
         return completed
+
+
+async def _acquire_unless_stopped(slots: asyncio.Semaphore, stop: asyncio.Event) -> bool:
+    """A slot, or False once ``stop`` is set (every slot may be busy for minutes)."""
+    acquire = asyncio.ensure_future(slots.acquire())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not acquire.done():
+            acquire.cancel()
+    if not acquire.done() or acquire.cancelled():
+        return False
+    if stop.is_set():
+        slots.release()
+        return False
+    return True

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,10 +28,14 @@ from l402tui.evaluation.cgroups import sweep_stale_cgroups
 from l402tui.evaluation.harness import EvaluationResult, evaluate, sweep_stale_roots
 from l402tui.evaluation.queue import EvaluationQueue, OnDone
 from l402tui.evaluation.runners import image_for, pick_sandbox
-from l402tui.evaluation.sandbox import Sandbox, SandboxUnavailable
+from l402tui.evaluation.sandbox import RUN_GROUP, RunGroup, Sandbox, SandboxUnavailable
 from l402tui.store.db import Store
 
 log = logging.getLogger(__name__)
+
+# How long a cancelled evaluation waits for its killed sandboxes to be reaped (docker kill
+# plus removal take ~0.5 s); `serve` must be gone within 5 s of SIGTERM.
+CANCEL_GRACE_S = 3.0
 
 
 def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None,
@@ -56,10 +61,26 @@ def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None
             return EvaluationResult("failed", [f"no sandbox: {exc}"])
         log_dir = cfg.data_dir / "eval-logs" / str(row["id"]) / f"attempt-{row['attempts']}"
         line_sink = (lambda line: on_log(row["id"], line)) if on_log else None
-        return await evaluate(spec, diff, eval_set="heldout", heldout_index=row["heldout_set"] or 0,
-                              sandbox=runner, log=line_sink, log_dir=log_dir,
-                              allow_unsandboxed=bool(settings["allow_unsandboxed"]),
-                              log_cap_bytes=int(settings["log_cap_bytes"]))
+        group = RunGroup()
+        token = RUN_GROUP.set(group)  # copied into the harness's threads with the context
+        try:
+            running = asyncio.ensure_future(evaluate(
+                spec, diff, eval_set="heldout", heldout_index=row["heldout_set"] or 0, sandbox=runner,
+                log=line_sink, log_dir=log_dir, allow_unsandboxed=bool(settings["allow_unsandboxed"]),
+                log_cap_bytes=int(settings["log_cap_bytes"])))
+        finally:
+            RUN_GROUP.reset(token)
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # The harness works in a thread that cannot be cancelled: end this evaluation's
+            # sandboxes (and any it starts from now on), then give the thread a moment to
+            # see them die, so that no container outlives a stopped coordinator.
+            group.cancel()
+            await asyncio.wait({running}, timeout=CANCEL_GRACE_S)
+            if running.done() and not running.cancelled():
+                running.exception()  # its result is discarded; do not warn that it was never read
+            raise
 
     return evaluate_row
 
@@ -90,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config()
 
     async def go() -> int:
+        stop = asyncio.Event()  # SIGTERM/SIGINT: kill the running sandboxes, re-queue their work, exit
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         store = await Store.open(args.db or cfg.db_path)
         try:
-            done = await run_worker(store, cfg, idle_exit=args.idle_exit,
+            done = await run_worker(store, cfg, stop=stop, idle_exit=args.idle_exit,
                                     on_log=lambda eid, line: print(f"[eval {eid}] {line}", flush=True))
         finally:
             await store.close()
