@@ -136,10 +136,11 @@ async def _book_settled(txn: Txn, sub: dict[str, Any], amount: int, percent: flo
 async def after_resolve(store: Store, lightning: LightningBackend, cfg: Config, sub: dict[str, Any]) -> None:
     """Push a stake refund that can go by keysend, and refund a closed bounty's pool that a kept
     stake just joined.  Hold the payout lock."""
-    row = await store.fetchone("SELECT status FROM payments WHERE idempotency_key = ?", (f"stake_refund:{sub['id']}",))
+    s = sub["id"]
+    row = await store.fetchone("SELECT status FROM payments WHERE idempotency_key = ?", (f"stake_refund:{s}",))
     if row is not None and row["status"] == "QUEUED":
-        await payout_sender.attempt(store, lightning, cfg, f"stake_refund:{sub['id']}")
-    if await ledger.posted(store, f"stake_keep:{sub['id']}") or await ledger.posted(store, f"stake_forfeit:{sub['id']}"):
+        await payout_sender.attempt(store, lightning, cfg, f"stake_refund:{s}")
+    if await ledger.posted(store, f"stake_keep:{s}") or await ledger.posted(store, f"stake_forfeit:{s}"):
         bounty = await load_bounty(store, sub["bounty_id"])
         if bounty["status"] in ("CLOSED", "SETTLED"):
             await refund_rest(store, lightning, cfg, bounty["id"])
