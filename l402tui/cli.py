@@ -79,7 +79,9 @@ def main(ctx: click.Context, config_path: Path | None, data_dir: Path | None,
     Settings come from defaults < config file < L402TUI_SECTION__KEY env vars < flags;
     `l402tui config show` prints each value and where it came from.
     """
-    os.umask(os.umask(0o077) | 0o077)  # all this process and its children create is private (store/privacy.py)
+    umask = os.umask(0o077)
+    os.umask(umask | 0o077)  # all this command and its children create is private (store/privacy.py)
+    ctx.call_on_close(lambda: os.umask(umask))  # an in-process caller (a test's CliRunner) gets its own back
     try:
         cfg = load_config(config_path)
         cfg = cfg.with_overrides({"paths.data_dir": str(data_dir) if data_dir else None})

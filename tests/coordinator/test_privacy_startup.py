@@ -335,3 +335,21 @@ async def test_without_evidence_of_loss_a_foreign_hold_is_only_listed(coordinato
     assert (await node.lookup_invoice(hold.payment_hash)).state.value == "ACCEPTED"  # not ours to cancel
     row = await coordinator.store.fetchone("SELECT action FROM store_findings WHERE kind = 'hold_orphaned'")
     assert row["action"] is None
+
+
+async def test_a_lost_paid_token_can_be_readopted_once(server, coordinator, net, bounty_dir):
+    from l402tui.coordinator.reconcile import is_lost_paid_token, reconcile_at_start, token_readopted
+
+    _, payment_hash = await _paid_token(server, coordinator, net, bounty_dir)
+    assert not await is_lost_paid_token(coordinator.store, payment_hash)
+    async with coordinator.store.transaction() as txn:  # its rows gone with a WAL
+        await txn.execute("DELETE FROM invoices WHERE payment_hash = ?", (payment_hash,))
+        await txn.execute("DELETE FROM l402_root_keys WHERE payment_hash = ?", (payment_hash,))
+    await reconcile_at_start(coordinator)
+    assert await is_lost_paid_token(coordinator.store, payment_hash)
+    async with coordinator.store.transaction() as txn:
+        await token_readopted(txn, payment_hash, "t" * 64)
+    assert not await is_lost_paid_token(coordinator.store, payment_hash)
+    row = await coordinator.store.fetchone("SELECT action, note FROM store_findings WHERE payment_hash = ?",
+                                           (payment_hash,))
+    assert row["action"] == "token re-adopted" and "t" * 64 in row["note"]
