@@ -9,7 +9,8 @@ import subprocess
 import uuid
 
 from l402tui.evaluation.cgroups import CgroupAccount
-from l402tui.evaluation.sandbox import MOUNTS, RunOutcome, Sandbox, SandboxUnavailable, _next_uid, _Running
+from l402tui.evaluation.run_process import MEMORY_KILLED, RunOutcome, _Running, file_size_bytes, next_uid
+from l402tui.evaluation.sandbox import MOUNTS, Sandbox, SandboxUnavailable
 
 
 class DockerSandbox(Sandbox):
@@ -26,7 +27,7 @@ class DockerSandbox(Sandbox):
             raise SandboxUnavailable("the docker CLI is not installed: run scripts/docker-setup.sh")
 
     def _sandbox_uid(self) -> int | None:
-        return _next_uid() if os.geteuid() == 0 else None
+        return next_uid() if os.geteuid() == 0 else None
 
     def _spawn(self, argv, layout, limits, env, stdin, stdout, stderr, uid) -> _Running:
         name = f"l402tui-eval-{uuid.uuid4().hex[:12]}"
@@ -34,9 +35,12 @@ class DockerSandbox(Sandbox):
         cmd = [self.docker, "run", "--name", name, "--pull", "never", "--network", "none",
                "--memory", f"{limits.memory_mb}m", "--memory-swap", f"{limits.memory_mb}m",
                "--cpus", f"{limits.cpus:g}", "--pids-limit", str(limits.pids),
-               "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,size=64m",
+               # /tmp, /work and /artifacts share the run's disk limit (run_disk.py); without a
+               # host dir for /tmp, a tmpfs of that size.
+               "--read-only", *(["-v", f"{layout.tmp}:/tmp:rw"] if layout.tmp else
+                                ["--tmpfs", f"/tmp:rw,nosuid,nodev,size={limits.disk_mb}m"]),
                "--user", f"{uid or 65534}:{uid or 65534}", "--cap-drop", "ALL",
-               "--security-opt", "no-new-privileges", "--ulimit", f"fsize={limits.file_size_mb * 1024 * 1024}",
+               "--security-opt", "no-new-privileges", "--ulimit", f"fsize={file_size_bytes(limits)}",
                "--ulimit", "core=0", "--cgroup-parent", f"/{cgroup.name}",
                "-v", f"{layout.workdir}:{MOUNTS['workdir']}:rw",
                "-v", f"{layout.inputs}:{MOUNTS['inputs']}:ro",
@@ -55,6 +59,14 @@ class DockerSandbox(Sandbox):
         docker = self.docker
 
         def kill_container() -> None:
+            # Through the engine's socket when it answers (ms; a disk filling up waits on it).
+            api = _engine()
+            if api is not None:
+                try:
+                    api.kill(name)
+                    return
+                except Exception:  # not started yet, or gone: the CLI says the same or does it
+                    pass
             subprocess.run([docker, "kill", name], capture_output=True, timeout=30)
 
         running = _DockerRunning(proc, self.kind, kill_container, name, docker, cgroup)
@@ -82,7 +94,7 @@ class _DockerRunning(_Running):
         if started and finished and finished >= started:
             outcome.wall_s = finished - started  # the engine's clock, without container start-up
         if parts[1] == "true":
-            outcome.killed_reason = "the run exceeded its memory limit and was killed"
+            outcome.killed_reason, outcome.memory_exceeded = MEMORY_KILLED, True
         elif outcome.exit_code in (124, 137) and outcome.wall_s >= self.time_limit_s * 0.98:
             outcome.timed_out = True  # `timeout` inside the container killed it (it exits 124)
         return outcome

@@ -12,38 +12,39 @@
   the harness runs untrusted code here only when the operator allowed it.
 
 Every runner measures wall time, CPU time and peak RSS from outside the sandbox
-(wait4 rusage or cgroup counters); the code inside never reports its own figures.
+(cgroup counters, or the rusage of a reaper that reaps every descendant); the code
+inside never reports its own figures, and a runner that cannot count every process
+of a run reports no CPU figure rather than a low one.  What a run writes (work dir,
+artifacts, /tmp) is capped in total at ``Limits.disk_mb`` (run_disk.py).
 """
 
 from __future__ import annotations
 
 import contextvars
-import itertools
 import os
-import resource
 import shutil
-import signal
 import subprocess
+import sys
 import threading
-import time
 import uuid
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from l402tui.evaluation.bwrap_spare import Spare, SparePool, start_spare
-from l402tui.evaluation.cgroups import CgroupAccount, remove_later
+from l402tui.evaluation.cgroups import CgroupAccount
+from l402tui.evaluation.run_disk import RunDisk
+from l402tui.evaluation.run_process import (FAILURE_CODES, RunOutcome, _ReapedRunning, _Running, next_uid,
+                                            rlimits, user_process_count)
 from l402tui.evaluation.untrusted_log import LogSink
+
+# Older names, kept for importers.
+_next_uid, _rlimits, _user_process_count = next_uid, rlimits, user_process_count
 
 SANDBOX_KINDS = ("docker", "bwrap", "local")
 # Inside docker and bwrap the three directories always appear at these paths.
 MOUNTS = {"workdir": "/work", "inputs": "/inputs", "artifacts": "/artifacts"}
-# uids used for sandboxed processes when we run as root (one per concurrent run),
-# far from real users so RLIMIT_NPROC counts only the sandbox's own processes.
-_UID_BASE = 61000
-_uid_counter = itertools.count()
-_uid_lock = threading.Lock()
 
 
 class RunGroup:
@@ -88,6 +89,7 @@ class Limits:
     pids: int = 256
     file_size_mb: int = 512
     gpu: bool = False
+    disk_mb: int = 512  # work dir + artifacts + /tmp, together (run_disk.py)
 
 
 @dataclass(frozen=True)
@@ -98,34 +100,7 @@ class Layout:
     workdir: Path
     inputs: Path
     artifacts: Path
-
-
-@dataclass
-class RunOutcome:
-    exit_code: int | None
-    timed_out: bool
-    wall_s: float
-    cpu_s: float | None
-    peak_rss_mb: float | None
-    runner: str
-    killed_reason: str = ""
-    log_bytes: int = 0
-    log_truncated: bool = False
-    time_limit_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
-
-    def describe_failure(self) -> str:
-        """A reason an agent may see: says what happened, never what the code printed."""
-        if self.timed_out:
-            return f"the run exceeded its time limit ({self.time_limit_s:g} s) and was killed"
-        if self.killed_reason:
-            return self.killed_reason
-        if self.exit_code is not None and self.exit_code < 0:
-            return f"the run was killed by signal {-self.exit_code}"
-        return f"the run exited with code {self.exit_code}"
+    tmp: Path | None = None  # the run's /tmp on the host; Sandbox.run sets it
 
 
 @dataclass
@@ -143,6 +118,8 @@ class Sandbox(ABC):
     # Added to the outer wall-clock limit when the runner enforces the real limit
     # itself once the code has started (docker: container start-up is not the code's time).
     startup_allowance_s: float = 0.0
+    # run_disk.py: "tmpfs", "watch", or None for the best this process can do.
+    disk_mode: str | None = None
 
     def placeholders(self, layout: Layout) -> dict[str, str]:
         """Values for ``{workdir}``, ``{inputs}``, ``{artifacts}`` as the code inside sees them."""
@@ -168,27 +145,21 @@ class Sandbox(ABC):
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1",
                **{f"L402_{k.upper()}": v for k, v in self.placeholders(layout).items()}, **(extra_env or {})}
-        if spare is not None:
-            try:
-                _prepare_layout(layout, uid, self.kind == "bwrap")
-                running = self._launch_spare(spare, argv, layout, limits, env)
-            except BaseException:
+        try:
+            disk = RunDisk(layout.workdir, layout.artifacts, limits.disk_mb, uid, self.disk_mode)
+        except BaseException:
+            if spare is not None:
                 spare.discard()
-                raise
-            read_fd = spare.log_r
-        else:
-            _prepare_layout(layout, uid, self.kind == "bwrap")
-            read_fd, write_fd = os.pipe()
-            child_stdout = stdout if stdout is not None else write_fd
-            try:
-                running = self._spawn(argv, layout, limits, env,
-                                      stdin if stdin is not None else subprocess.DEVNULL, child_stdout, write_fd,
-                                      uid)
-            finally:
-                os.close(write_fd)
-                for fd in (stdin, stdout):
-                    if fd is not None:
-                        os.close(fd)
+            for fd in (stdin, stdout):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        layout = replace(layout, tmp=disk.tmp)
+        try:
+            running, read_fd = self._start(argv, layout, limits, env, stdin, stdout, uid, spare)
+        except BaseException:
+            disk.close()
+            raise
         self._refill(limits)
         group = RUN_GROUP.get()
         if group is not None:
@@ -197,15 +168,57 @@ class Sandbox(ABC):
         pump.start()
         timer = threading.Timer(limits.time_limit_s + self.startup_allowance_s, running.kill)
         timer.start()
+        stop_watch = threading.Event()
+        watcher = disk.watch(stop_watch, lambda: running.kill("disk"))
         try:
             outcome = running.wait()
         finally:
             timer.cancel()
+            stop_watch.set()
+            watcher.join()
+            # Every process of the run is gone: the last measure, the outputs back, cleanup.
+            outcome_disk = disk.finish()
         pump.join(timeout=5)
+        outcome.disk_exceeded = outcome_disk or running.killed_for_disk
+        outcome.disk_mb = limits.disk_mb
         outcome.timed_out = outcome.timed_out or running.killed_for_time
         outcome.time_limit_s = limits.time_limit_s
         outcome.log_bytes, outcome.log_truncated = log.written, log.truncated
         return outcome
+
+    def _start(self, argv: list[str], layout: Layout, limits: Limits, env: dict[str, str], stdin: int | None,
+               stdout: int | None, uid: int | None, spare: "Spare | None") -> tuple["_Running", int]:
+        """Start the run (from ``spare`` if there is one); returns it and the read end of its log."""
+        if spare is not None:
+            try:
+                _prepare_layout(layout, uid, self.kind == "bwrap")
+                running = self._launch_spare(spare, argv, layout, limits, env)
+            except BaseException:
+                spare.discard()
+                raise
+            return running, spare.log_r
+        try:
+            _prepare_layout(layout, uid, self.kind == "bwrap")
+            read_fd, write_fd = os.pipe()
+        except BaseException:
+            for fd in (stdin, stdout):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        child_stdout = stdout if stdout is not None else write_fd
+        try:
+            running = self._spawn(argv, layout, limits, env,
+                                  stdin if stdin is not None else subprocess.DEVNULL, child_stdout, write_fd,
+                                  uid)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+            for fd in (stdin, stdout):
+                if fd is not None:
+                    os.close(fd)
+        return running, read_fd
 
     def _sandbox_uid(self) -> int | None:
         return None
@@ -247,121 +260,49 @@ def _prepare_layout(layout: Layout, uid: int | None, check_reach: bool) -> None:
                     f"(mode {parent.stat().st_mode & 0o777:o}); put evaluation dirs under a 0711 directory")
 
 
-class _Running:
-    """A started sandboxed process: wait() measures, kill() enforces the time limit."""
-
-    def __init__(self, proc: subprocess.Popen, runner: str, on_kill: Callable[[], None] | None = None,
-                 cgroup: "CgroupAccount | None" = None):
-        self.proc = proc
-        self.runner = runner
-        self.started = time.monotonic()
-        self.killed_for_time = False
-        self._on_kill = on_kill
-        self.cgroup = cgroup
-        self.unmeasured = False
-
-    def kill(self) -> None:
-        self.killed_for_time = True
-        if self._on_kill is not None:
-            self._on_kill()
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if self.cgroup is not None:
-            self.cgroup.kill_all()
-
-    def wait(self) -> RunOutcome:
-        _, status, usage = os.wait4(self.proc.pid, 0)
-        wall = time.monotonic() - self.started
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
-        # Descendants left in the process group (local runner) die with the run.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        outcome = RunOutcome(exit_code=self.proc.returncode, timed_out=False, wall_s=wall,
-                             cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_mb=usage.ru_maxrss / 1024,
-                             runner=self.runner)
-        if self.cgroup is not None:
-            self.cgroup.kill_all()  # nothing outlives the run, not even a daemonised child
-            outcome.cpu_s, outcome.peak_rss_mb = self.cgroup.read()
-            if self.cgroup.oom_killed() and outcome.exit_code != 0:
-                outcome.killed_reason = "the run exceeded its memory limit and was killed"
-            # The figures are read; the group empties a few ms after the reap, and
-            # waiting for that is not the caller's time.
-            remove_later(self.cgroup)
-        elif self.unmeasured:
-            outcome.cpu_s = outcome.peak_rss_mb = None
-        return outcome
-
-
-def _rlimit_values(limits: Limits, nproc: int | None, address_space: bool) -> list[tuple[int, int, int]]:
-    """(resource, soft, hard) for a run, in the order they are set."""
-    out = []
-    if address_space:
-        mem = limits.memory_mb * 1024 * 1024
-        out.append((resource.RLIMIT_AS, mem, mem))
-    cpu = int(limits.time_limit_s * max(limits.cpus, 1)) + 1
-    out.append((resource.RLIMIT_CPU, cpu, cpu + 1))
-    fsize = limits.file_size_mb * 1024 * 1024
-    out.append((resource.RLIMIT_FSIZE, fsize, fsize))
-    out.append((resource.RLIMIT_CORE, 0, 0))
-    if nproc is not None:
-        out.append((resource.RLIMIT_NPROC, nproc, nproc))
-    return out
-
-
-def _rlimits(limits: Limits, nproc: int | None, *, address_space: bool = True,
-             cgroup: "CgroupAccount | None" = None, uid: int | None = None) -> Callable[[], None]:
-    """Runs in the child between fork and exec: join the cgroup, set limits, drop to uid.
-    (bwrap_spare.LAUNCHER does the same in the same order.)"""
-    values = _rlimit_values(limits, nproc, address_space)
-
-    def apply() -> None:
-        if cgroup is not None:
-            cgroup.join()
-        for which, soft, hard in values:
-            resource.setrlimit(which, (soft, hard))
-        if uid is not None:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-
-    return apply
-
-
-def _user_process_count(uid: int) -> int:
-    count = 0
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    count += 1
-            except OSError:
-                continue
-    return count
-
-
-def _next_uid() -> int:
-    with _uid_lock:
-        return _UID_BASE + next(_uid_counter) % 1000
+REAPER = Path(__file__).with_name("reaper.py")
 
 
 class LocalSandbox(Sandbox):
-    """No isolation: rlimits and a time limit only.  Paths are the real host paths."""
+    """No isolation: rlimits and a time limit only.  Paths are the real host paths.
+
+    CPU time counts every process the run starts, orphans included: as root the run
+    goes into its own cgroup (which also ends every process of it afterwards);
+    otherwise it runs under reaper.py, a child subreaper that reaps them all.
+    ``accounting`` forces one ("cgroup" or "reaper")."""
 
     kind = "local"
     isolated = False
+
+    def __init__(self, accounting: str | None = None):
+        if accounting not in (None, "cgroup", "reaper"):
+            raise ValueError(f"accounting must be 'cgroup' or 'reaper', not {accounting!r}")
+        self.accounting = accounting or ("cgroup" if CgroupAccount.usable() else "reaper")
 
     def placeholders(self, layout: Layout) -> dict[str, str]:
         return {"workdir": str(layout.workdir), "inputs": str(layout.inputs), "artifacts": str(layout.artifacts)}
 
     def _spawn(self, argv, layout, limits, env, stdin, stdout, stderr, uid) -> _Running:
-        env = {**os.environ, **env, "HOME": os.environ.get("HOME", "/tmp")}
-        proc = subprocess.Popen(argv, cwd=layout.workdir, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
-                                start_new_session=True, preexec_fn=_rlimits(limits, None))
-        return _Running(proc, self.kind)
+        env = {**os.environ, **env, "HOME": os.environ.get("HOME", "/tmp"), "TMPDIR": str(layout.tmp)}
+        if self.accounting == "cgroup":
+            cgroup = CgroupAccount(f"l402tui-local-{uuid.uuid4().hex[:12]}")
+            if cgroup.create(limits):
+                proc = subprocess.Popen(argv, cwd=layout.workdir, env=env, stdin=stdin, stdout=stdout,
+                                        stderr=stderr, start_new_session=True,
+                                        preexec_fn=rlimits(limits, None, address_space=False, cgroup=cgroup))
+                return _Running(proc, self.kind, cgroup=cgroup)
+        result_r, result_w = os.pipe()
+        try:
+            proc = subprocess.Popen([sys.executable, "-I", "-S", str(REAPER), str(result_w), "--", *argv],
+                                    cwd=layout.workdir, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
+                                    start_new_session=True, preexec_fn=rlimits(limits, None),
+                                    pass_fds=(result_w,))
+        except BaseException:
+            os.close(result_r)
+            raise
+        finally:
+            os.close(result_w)
+        return _ReapedRunning(proc, self.kind, result_r)
 
 
 class BwrapSandbox(Sandbox):
@@ -396,7 +337,10 @@ class BwrapSandbox(Sandbox):
     def _options(self, layout, limits, env) -> list[str]:
         """bwrap's options for one run: everything but the binary and the command."""
         cmd = self.base_args()[1:]
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+        # /tmp is the run's own (run_disk.py), under the same disk limit as /work and /artifacts.
+        tmp = ["--bind", str(layout.tmp), "/tmp"] if layout.tmp else ["--size", str(limits.disk_mb << 20), "--tmpfs",
+                                                                     "/tmp"]
+        cmd += ["--proc", "/proc", "--dev", "/dev", *tmp,
                 "--bind", str(layout.workdir), MOUNTS["workdir"],
                 "--ro-bind", str(layout.inputs), MOUNTS["inputs"],
                 "--bind", str(layout.artifacts), MOUNTS["artifacts"],
