@@ -130,7 +130,8 @@ async def judge(coord: "Coordinator", spec: "BountySpec", bounty: dict[str, Any]
         antigaming.honeypot_flag(run_metrics, spec.honeypot_alpha),
         await _copied_diff(coord, antigaming, bounty["id"], submission_id),
         await _same_outputs(coord, antigaming, bounty["id"], submission_id,
-                            runs[0]["outputs_sha256"] if runs else None),
+                            runs[0]["outputs_sha256"] if runs else None)
+        if antigaming.outputs_identify_submission(spec) else None,
     ) if f is not None]
 
     if flags:
