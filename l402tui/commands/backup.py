@@ -44,8 +44,8 @@ def _copy_database(src: Path, dest: Path) -> dict:
     tmp.unlink(missing_ok=True)
     make_private_file(tmp)
     source = sqlite3.connect(f"file:{src}?mode=rw", uri=True, timeout=30)  # rw: WAL readers need the -shm
-    source.execute("PRAGMA query_only = ON")
     try:
+        source.execute("PRAGMA query_only = ON")
         target = sqlite3.connect(tmp)
         try:
             source.backup(target)  # one step: a single read snapshot, consistent across tables
