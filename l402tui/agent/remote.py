@@ -196,10 +196,10 @@ class CoordinatorClient:
         return credential
 
     async def payout_rows(self, submission_id: str) -> list[dict[str, Any]]:
-        """The coordinator's payout and holdback payments for this submission."""
+        """The coordinator's payout, holdback and stake refund payments for this submission."""
         payouts = (await self.submission(submission_id)).get("payouts") or {}
         rows = payouts.get("payments", []) if isinstance(payouts, dict) else payouts
-        return [p for p in rows if p.get("purpose") in ("payout", "holdback")]
+        return [p for p in rows if p.get("purpose") in ("payout", "holdback", "stake_refund")]
 
     async def owed(self, submission_id: str) -> list[dict[str, Any]]:
         """Payments the coordinator owes for this submission and waits to be claimed."""

@@ -180,7 +180,9 @@ class AgentSession:
         verdict = view.get("verdict") or {}
         self.emit(VerdictReceived(record.id, record.status, verdict.get("improvement"),
                                   tuple(view.get("reasons") or ())))
-        if record.status in PAYABLE and not self.payout_destination:
+        # Paid work, or the refundable part of a rejected submission's stake (docs/payouts.md).
+        if (record.status in PAYABLE or (record.status == "REJECTED" and view.get("stake"))) \
+                and not self.payout_destination:
             await self.settle_claims(record)
         self._wake.set()  # the bar may have moved: reconsider the best
         if record.status in PAYABLE and not self.payout_destination:

@@ -121,7 +121,7 @@ async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str,
         try:
             invoice = await coord.backend.create_hold_invoice(
                 payment_hash, stake_sats * 1000, f"l402tui: stake for submission {submission_id}",
-                expiry_s=3600, cltv_delta=int(coord.cfg.get("lightning.hold_cltv_blocks")))
+                expiry_s=3600, cltv_delta=int(coord.cfg.get("lightning.hold_cltv_blocks")), preimage=preimage.hex())
         except LightningError as exc:
             raise Unavailable(f"the Lightning node could not create the stake invoice: {exc}; retry") from None
         stake = {"invoice": invoice.bolt11, "payment_hash": payment_hash, "amount_sats": stake_sats,
@@ -231,8 +231,9 @@ async def _stake(coord: "Coordinator", row: dict[str, Any]) -> dict[str, Any] | 
 
 
 async def _payout_summary(coord: "Coordinator", row: dict[str, Any]) -> dict[str, Any] | None:
-    if row["status"] in PAYABLE and seams.has("payout_summary"):
-        # What is owed and paid, so the agent knows what to claim (amounts, not secrets).
+    if (row["status"] in PAYABLE or row["stake_payment_hash"]) and seams.has("payout_summary"):
+        # What is owed and paid (payouts, a stake's refundable part), so the agent knows what
+        # to claim: amounts, not secrets.
         return await seams.call("payout_summary", coord.store, row["id"])
     return None
 

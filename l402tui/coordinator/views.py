@@ -25,6 +25,7 @@ def spec_summary(spec: BountySpec) -> dict[str, Any]:
         "target": {"kind": spec.target_kind, "improvement": spec.target_improvement,
                    "min_improvement": spec.min_improvement},
         "stake_sats": spec.stake_sats,
+        "rejected_stake_keep_percent": spec.rejected_stake_keep_percent,
         "holdback_s": spec.holdback_s,
         "constraints": {"max_changed_lines": spec.max_changed_lines,
                         "forbidden_patterns": list(spec.forbidden_patterns),
