@@ -4,6 +4,7 @@
    as the harness calls it (``Sandbox.run``: layout prepared, limits, log pump,
    measurements; for docker also the engine inspect and removal).  Targets from
    issue 5: bwrap <= 30 ms, docker <= 300 ms.
+   Then what the disk limit adds per run (its set-up and finish, tmpfs and watcher).
 2. Coordinator overhead per submission, excluding the evaluation itself: diff check,
    queue claim (one transaction), completion with eval_runs and the verdict
    (one transaction), scoring and anti-gaming against 50 earlier diffs.  Target
@@ -89,6 +90,41 @@ def runner_overhead(kind: str, runs: int) -> None:
         print(f"{'bare':>6} {kind + ' true':<34} {_stats(samples)}")
 
 
+def disk_overhead(runs: int) -> None:
+    """What the disk limit (run_disk.py) adds to a run: set-up and finish around a small
+    work tree, for each way of enforcing it this process can use, then a whole local
+    run of `true` in each."""
+    from l402tui.evaluation.run_disk import RunDisk, disk_mode
+    from l402tui.evaluation.sandbox import LocalSandbox
+
+    modes = ["tmpfs", "watch"] if disk_mode() == "tmpfs" else ["watch"]
+    for mode in modes:
+        samples, whole = [], []
+        sandbox = LocalSandbox()
+        sandbox.disk_mode = mode
+        for i in range(runs + 1):
+            root = Path(tempfile.mkdtemp(prefix="l402bench-"))
+            root.chmod(0o711)
+            work, art, inputs = root / "w", root / "a", root / "i"
+            for d in (work, art, inputs):
+                d.mkdir()
+            for n in range(20):  # a target of 20 small files, like the samples'
+                (work / f"f{n}.py").write_text("x = 1\n" * 200)
+            t0 = time.perf_counter()
+            RunDisk(work, art, 512, None, mode).finish()
+            t1 = time.perf_counter()
+            outcome = sandbox.run(["true"], Layout(work, inputs, art), Limits(memory_mb=256, time_limit_s=30),
+                                  log=LogSink(root / "log", 4096))
+            t2 = time.perf_counter()
+            shutil.rmtree(root, ignore_errors=True)
+            assert outcome.ok, outcome
+            if i:
+                samples.append(t1 - t0)
+                whole.append(t2 - t1)
+        print(f"{'disk':>6} {mode + ' set-up + finish':<34} {_stats(samples)}")
+        print(f"{'local':>6} {'true, disk ' + mode:<34} {_stats(whole)}")
+
+
 def _raw_command(kind: str) -> list[str] | None:
     if kind == "bwrap":
         from l402tui.evaluation.sandbox import BwrapSandbox
@@ -152,6 +188,7 @@ def main() -> None:
             print(f"{kind:>6} skipped: {status.detail}")
             continue
         runner_overhead(kind, args.runs)
+    disk_overhead(args.runs)
     asyncio.run(coordinator_overhead(args.runs))
 
 

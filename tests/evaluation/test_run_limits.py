@@ -206,3 +206,15 @@ def test_a_run_that_kills_its_reaper_gets_no_cpu_figure(sandbox_tmp):
         os.kill(os.getppid(), signal.SIGKILL)
     """, DISK)
     assert outcome.cpu_s is None and not outcome.ok
+
+
+def test_the_reaper_ends_a_run_at_its_time_limit(sandbox_tmp):
+    outcome, _, _ = run_probe(LocalSandbox("reaper"), sandbox_tmp, """
+        import os
+        if os.fork() == 0:
+            os.setsid()
+        while True:
+            pass
+    """, replace(DISK, time_limit_s=1.0))
+    assert outcome.failure_code == "time_limit"
+    assert outcome.cpu_s is not None and outcome.cpu_s > 0  # the reaper ended both burners and still reported
