@@ -38,7 +38,9 @@ def git_diff(target: Path, work: Path, edit: Callable[[Path], None], *flags: str
 
 
 def git_changes(target: Path, work: Path, diff: str) -> set[str] | None:
-    """The paths real `git apply -p1` changes in a copy of ``target`` (None if it refuses the diff)."""
+    """The paths real `git apply -p1` changes in a copy of ``target`` (None if it refuses the diff).
+    A diff without a final newline gets one, as the harness gives it one."""
+    diff = diff if diff.endswith("\n") else diff + "\n"
     tree = work / "applied"
     shutil.copytree(target, tree, ignore=IGNORE, symlinks=True)
     proc = subprocess.run(["git", "apply", "-p1", "--whitespace=nowarn", "-"], cwd=tree, env=_env(work),

@@ -138,6 +138,11 @@ def file_patch(draw, path=None, hide=0):
         f" {x}\n" for x in after)
     start, ctx = max(0, at - 3) + 1, len(before) + len(after)
     git_line = draw(st.sampled_from([f"diff --git a/{path} b/{path}\n", ""]))
+    if git_line:  # sometimes with header lines that change modes or move files
+        git_line += draw(st.sampled_from(["", "", "index 1234567..89abcde 100644\n",
+                                          "old mode 100644\nnew mode 100755\n", "new file mode 100644\n",
+                                          f"similarity index 90%\nrename from {path}\nrename to sumlib.py\n",
+                                          f"copy from {path}\ncopy to sumlib.py\n"]))
     return f"{git_line}--- a/{path}\n+++ b/{path}\n@@ -{start},{ctx} +{start},{ctx + len(added)} @@\n{body}"
 
 
