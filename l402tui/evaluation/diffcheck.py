@@ -45,6 +45,7 @@ COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git")
 # other control, the Unicode line separators and the bidi overrides ("Trojan Source")
 # are refused: other readers split or reorder lines on them.
 _CONTENT_BAD = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\r(?!\\Z)")
+GIT_TIMEOUT_S = 60
 _REMAKE = "make it with `git diff` against an unmodified package"
 
 
@@ -152,7 +153,7 @@ def check_diff(spec: BountySpec, diff: str) -> list[str]:
     """Reasons to refuse ``diff`` for this bounty, each saying what to change; [] means acceptable.
 
     Applies the diff in a scratch copy of target/ with git to judge what git makes of it
-    (see the module doc); a typical diff checks in about 10 ms."""
+    (see the module doc): one git process and a copy of target/, a few ms for the samples."""
     if not diff or not diff.strip():
         return ["the diff is empty; submit a unified diff (git diff) against target/"]
     try:
@@ -178,10 +179,16 @@ def _applied_reasons(spec: BountySpec, diff: str, patches: list[FilePatch]) -> l
         tree = root / "tree"
         shutil.copytree(spec.target_path, tree, ignore=COPY_IGNORE, symlinks=True)
         before = TreeSnapshot.take(tree)
-        proc = _git(["--numstat", "--summary", "-z", "--apply"], diff, tree, root)
+        try:
+            proc = _git(["--numstat", "--summary", "-z", "--apply"], diff, tree, root)
+        except subprocess.TimeoutExpired:
+            return [f"git took more than {GIT_TIMEOUT_S} s to apply the diff; {_REMAKE}"]
         if proc.returncode != 0:
             return [_apply_failure(proc.stderr)]
-        numstat, summary = _read_numstat(proc.stdout)
+        try:
+            numstat, summary = _read_numstat(proc.stdout)
+        except ValueError:
+            return [_disagree("git's --numstat output could not be read")]
         reasons = _compare_numstat(patches, numstat) or _compare_summary(patches, summary)
         if reasons:
             return reasons
@@ -196,7 +203,9 @@ def _read_numstat(out: bytes) -> tuple[list[tuple[str, str, str]], str]:
     *records, summary = out.split(b"\0")
     stats = []
     for record in records:
-        added, deleted, name = record.split(b"\t", 2)
+        added, deleted, name = record.split(b"\t", 2)  # ValueError when git wrote something else
+        if not re.fullmatch(rb"\d+|-", added) or not re.fullmatch(rb"\d+|-", deleted):
+            raise ValueError(record)
         stats.append((added.decode(), deleted.decode(), name.decode("utf-8", "surrogateescape")))
     return stats, summary.decode("utf-8", "replace")
 
@@ -354,7 +363,10 @@ def git_apply(diff: str, tree: Path) -> None:
     """Apply ``diff`` to ``tree`` with git exactly as ``check_diff`` judged it; raises DiffRejected."""
     home = Path(tempfile.mkdtemp(prefix="l402tui-gitapply-"))
     try:
-        proc = _git([], diff if diff.endswith("\n") else diff + "\n", tree, home)
+        try:
+            proc = _git([], diff if diff.endswith("\n") else diff + "\n", tree, home)
+        except subprocess.TimeoutExpired:
+            raise DiffRejected([f"git took more than {GIT_TIMEOUT_S} s to apply the diff; {_REMAKE}"]) from None
         if proc.returncode != 0:
             raise DiffRejected([_apply_failure(proc.stderr)])
     finally:
@@ -369,7 +381,7 @@ def _git(args: list[str], diff: str, tree: Path, home: Path) -> subprocess.Compl
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_ATTR_NOSYSTEM": "1",
            "GIT_CEILING_DIRECTORIES": str(tree.parent), "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     return subprocess.run(["git", "apply", *args, "-p1", "--whitespace=nowarn", "-"], input=diff.encode("utf-8"),
-                          cwd=tree, env=env, capture_output=True, timeout=60)
+                          cwd=tree, env=env, capture_output=True, timeout=GIT_TIMEOUT_S)
 
 
 def _apply_failure(stderr: bytes) -> str:
