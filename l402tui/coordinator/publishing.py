@@ -126,7 +126,7 @@ async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: Bount
             invoice = await coord.backend.create_hold_invoice(
                 payment_hash, pool_msat + fee_msat, f"l402tui: fund bounty {bounty_id} ({spec.name})",
                 expiry_s=int(coord.cfg.get("coordinator.funding_invoice_expiry_s")),
-                cltv_delta=int(coord.cfg.get("lightning.hold_cltv_blocks")))
+                cltv_delta=int(coord.cfg.get("lightning.hold_cltv_blocks")), preimage=preimage.hex())
         except LightningError as exc:
             raise Conflict(f"the Lightning node could not create the funding invoice: {exc}",
                            code="lightning_error") from None

@@ -38,6 +38,20 @@ def sha256_hex(preimage_hex: str) -> str:
     return hashlib.sha256(bytes.fromhex(preimage_hex)).hexdigest()
 
 
+def check_preimage_of(payment_hash: str, preimage: str | None) -> str | None:
+    """``preimage`` (lower-case) if it is the preimage of ``payment_hash``; None stays None.
+
+    A hold invoice made from a mismatched pair could be paid but never settled: the payer's
+    money would sit locked until the HTLC times out, so refuse it before anything is made."""
+    if preimage is None:
+        return None
+    preimage = check_hex32(preimage, "preimage")
+    if sha256_hex(preimage) != check_hex32(payment_hash, "payment_hash"):
+        raise InvalidRequest(f"sha256(preimage) is {sha256_hex(preimage)}, not the payment hash {payment_hash}: "
+                             "that preimage could never settle this hold invoice; nothing was created")
+    return preimage
+
+
 @dataclass(frozen=True)
 class NodeKey:
     """A node's secp256k1 key, derived from a 32-byte seed stored with the node."""

@@ -140,10 +140,15 @@ class LightningBackend(abc.ABC):
 
     @abc.abstractmethod
     async def create_hold_invoice(self, payment_hash: str, amount_msat: int, description: str,
-                                  expiry_s: int = 3600, cltv_delta: int = 144) -> Invoice:
+                                  expiry_s: int = 3600, cltv_delta: int = 144, *,
+                                  preimage: str | None = None) -> Invoice:
         """A hold invoice for ``payment_hash``: a payment is held (ACCEPTED) until
-        :meth:`settle_hold` with the preimage or :meth:`cancel_hold`.  The preimage
-        stays with the caller."""
+        :meth:`settle_hold` with the preimage or :meth:`cancel_hold`.
+
+        The preimage stays with the caller.  A caller that knows it may pass ``preimage``:
+        every backend refuses one that does not hash to ``payment_hash`` (InvalidRequest),
+        and hands it to the node only where the node's hold plugin cannot work without it
+        (daywalker90's ``holdinvoice``); the others forget it."""
 
     @abc.abstractmethod
     async def settle_hold(self, preimage: str, *, payment_hash: str | None = None) -> Invoice:

@@ -101,13 +101,16 @@ class ClnBackend(LightningBackend):
     async def create_hold_invoice(self, payment_hash: str, amount_msat: int, description: str,
                                   expiry_s: int = 3600, cltv_delta: int = 144, *,
                                   preimage: str | None = None) -> Invoice:
-        """``preimage`` only for daywalker90's plugin, which cannot work without it."""
-        from l402tui.lightning._bolt11 import check_hex32
+        """``preimage`` reaches lightningd only for daywalker90's plugin, which cannot work
+        without it; with ours or Boltz's it is checked and stays here."""
+        from l402tui.lightning._bolt11 import check_hex32, check_preimage_of
 
         payment_hash = check_hex32(payment_hash, "payment_hash")
+        preimage = check_preimage_of(payment_hash, preimage)
         dialect = await self.hold_dialect()
+        given = None if dialect.keeps_preimage_off_node else preimage
         return _hold_invoice(await dialect.create(payment_hash, amount_msat, description, expiry_s, cltv_delta,
-                                                  preimage))
+                                                  given))
 
     async def settle_hold(self, preimage: str, *, payment_hash: str | None = None) -> Invoice:
         return _hold_invoice(await (await self.hold_dialect()).settle(preimage, payment_hash))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from l402tui.lightning import _simpay
-from l402tui.lightning._bolt11 import check_hex32, sha256_hex
+from l402tui.lightning._bolt11 import check_hex32, check_preimage_of, sha256_hex
 from l402tui.lightning._simledger import FAULT_KINDS, SimLedger, Totals
 from l402tui.lightning.backend import (FeeLimitExceeded, InsufficientBalance, InvalidRequest, Invoice,
                                        InvoiceExpired, InvoiceNotFound, InvoiceState, InvoiceUpdate,
@@ -243,7 +243,9 @@ class SimNode(LightningBackend):
         return _invoice(row)
 
     async def create_hold_invoice(self, payment_hash: str, amount_msat: int, description: str,
-                                  expiry_s: int = 3600, cltv_delta: int = 144) -> Invoice:
+                                  expiry_s: int = 3600, cltv_delta: int = 144, *,
+                                  preimage: str | None = None) -> Invoice:
+        check_preimage_of(payment_hash, preimage)  # checked, then forgotten: the caller settles with it
         row = await self.net.run(_simpay.create_invoice, self.net.ledger, self.node_name,
                                  amount_msat=amount_msat, description=description, expiry_s=expiry_s,
                                  payment_hash=check_hex32(payment_hash, "payment_hash"), preimage=None,
