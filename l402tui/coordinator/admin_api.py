@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,9 @@ from aiohttp import web
 from l402tui.coordinator import ledger, operator_reads, seams
 from l402tui.coordinator.errors import Conflict, Invalid, Unavailable
 from l402tui.coordinator.http_common import GATE, SSE_TASKS, json_body, svc
+from l402tui.coordinator.schema import event_id
+
+log = logging.getLogger("l402tui.http")
 
 HEARTBEAT_S = 15.0  # below common proxy idle timeouts
 RECONNECT_MS = 2000  # what an EventSource waits before it reconnects (sent as `retry:`)
@@ -31,15 +35,18 @@ async def admin_create_bounty(request: web.Request) -> web.Response:
     service = svc(request)
     if request.content_type in ("application/gzip", "application/x-gzip", "application/octet-stream"):
         data = await request.read()
-        self_funded = request.query.get("self_funded", "").lower() in ("1", "true", "yes")
-        result = await service.create_bounty(data, self_funded=self_funded)
+        # ?self_funded= was checked as a boolean by the schema layer (coordinator/schema.py).
+        result = await service.create_bounty(data, self_funded=request.get("query:self_funded", False))
     else:
         body = await json_body(request)
         path = body.get("path")
         if not isinstance(path, str) or not path:
             raise Invalid("give {'path': '<bounty folder on the coordinator host>'} or upload a .tar.gz "
                           "with Content-Type: application/gzip", code="invalid_request")
-        result = await service.create_bounty(path, self_funded=bool(body.get("self_funded", False)))
+        if "\0" in path or any(len(part.encode("utf-8", "surrogatepass")) > 255 for part in path.split("/")):
+            raise Invalid("'path' is not a usable folder name on this host (a NUL byte, or a component "
+                          "over 255 bytes)", code="invalid_request", details={"field": "path"})
+        result = await service.create_bounty(path, self_funded=body.get("self_funded", False) is True)
     return web.json_response(result, status=201)
 
 
@@ -88,11 +95,11 @@ async def admin_revoke(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: every state change, from ``?after=`` or ``Last-Event-ID`` on."""
-    raw = request.headers.get("Last-Event-ID") or request.query.get("after") or "0"
-    try:
-        after = int(raw)
-    except ValueError:
-        raise Invalid("'after' / Last-Event-ID must be an event id (integer)", code="invalid_request") from None
+    # Checked before the stream starts: once it has, an error can no longer be a status code.
+    if "Last-Event-ID" in request.headers:
+        after = event_id(request.headers["Last-Event-ID"], "Last-Event-ID")
+    else:
+        after = event_id(request.query.get("after", "0"), "after")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
@@ -108,6 +115,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             await response.write(f"id: {event['id']}\nevent: {event['kind']}\ndata: {data}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    except Exception:  # noqa: BLE001 - the 200 is sent: end the stream; the client reconnects from its last id
+        log.exception("event stream from %s ended by an error", after)
     finally:
         request.app[SSE_TASKS].discard(task)
     return response
@@ -275,7 +284,8 @@ OPERATOR_ROUTES: list[dict[str, Any]] = [
     dict(method="POST", path="/api/v1/admin/submissions/{id}/review", handler=admin_review,
          summary="Review a FLAGGED submission: accept (stake refunded) or confirm gaming (stake forfeited)",
          access="admin", body={"type": "object", "required": ["decision"], "properties": {
-             "decision": {"type": "string", "enum": list(REVIEW_DECISIONS)}, "note": {"type": "string"}}},
+             "decision": {"type": "string", "enum": list(REVIEW_DECISIONS)},
+             "note": {"type": "string", "maxLength": 2000}}},
          responses={200: "decision recorded", **_ADMIN, 404: "unknown submission", 409: "not flagged",
                     422: "bad decision"}),
     dict(method="GET", path="/api/v1/admin/holdbacks", handler=admin_holdbacks,
@@ -286,16 +296,18 @@ OPERATOR_ROUTES: list[dict[str, Any]] = [
          responses={200: "payouts state", **_ADMIN}),
     dict(method="POST", path="/api/v1/admin/payouts/resume", handler=admin_resume_payouts,
          summary="Resume payouts after a halt (the books are checked first)", access="admin",
-         body={"type": "object", "required": ["note"], "properties": {"note": {"type": "string"}}},
+         body={"type": "object", "required": ["note"], "properties": {
+             "note": {"type": "string", "minLength": 1, "maxLength": 2000}}},
          responses={200: "resumed", **_ADMIN, 409: "books do not balance", 422: "note missing"}),
     dict(method="POST", path="/api/v1/admin/payments/{key}/resolve", handler=admin_resolve_payment,
          summary="Resolve an UNKNOWN payment after checking the node: sent (booked as paid) or not (retried)",
          access="admin", body={"type": "object", "required": ["sent"], "properties": {
-             "sent": {"type": "boolean"}, "fee_msat": {"type": "integer", "minimum": 0}}},
+             "sent": {"type": "boolean"}, "fee_msat": {"type": "integer", "minimum": 0, "maximum": 2**62}}},
          responses={200: "payment", **_ADMIN, 404: "unknown payment", 409: "not UNKNOWN", 422: "bad body"}),
     dict(method="POST", path="/api/v1/admin/bounties/{id}/refund", handler=admin_claim_refund,
          summary="Pay the sponsor's BOLT11 invoice for a refund owed on the bounty", access="admin",
-         body={"type": "object", "required": ["invoice"], "properties": {"invoice": {"type": "string"}}},
+         body={"type": "object", "required": ["invoice"], "properties": {
+             "invoice": {"type": "string", "minLength": 1, "maxLength": 4096}}},
          responses={200: "payment", **_ADMIN, 404: "unknown bounty", 409: "nothing owed or halted",
                     422: "bad invoice"}),
 ]

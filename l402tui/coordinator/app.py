@@ -40,6 +40,16 @@ class Route:
     body: dict[str, Any] | None = None  # JSON schema of the request body
     responses: dict[int, str] = field(default_factory=dict)
     alias_of: str | None = None
+    upload_types: tuple[str, ...] = ()  # content types taken as a raw upload instead of the JSON body
+
+
+# Bodies (JSON Schema): checked before the handler runs (schema.py) and published as-is (openapi.py).
+SUBMIT_BODY: dict[str, Any] = {"type": "object", "required": ["diff"], "properties": {
+    "diff": {"type": "string", "minLength": 1, "description": "unified diff against the package's target/"},
+    "claimed_score": {"type": ["number", "null"], "description": "your public-set score"},
+    "payout_destination": {"type": ["string", "null"], "maxLength": 256,
+                           "description": "a node id; or omit it and claim later with an invoice"}}}
+UPLOAD_TYPES = ("application/gzip", "application/x-gzip", "application/octet-stream")
 
 
 # -- public --------------------------------------------------------------------------------
@@ -162,9 +172,7 @@ ROUTES: list[Route] = [
           access="l402", responses={200: "tarball", 402: "payment required", 401: "credential refused",
                                     404: "unknown bounty", 409: "bounty not open", 429: "rate limited"}),
     Route("POST", "/api/v1/bounties/{id}/submissions", submit, "Submit a diff; L402-gated (submit capability)",
-          access="l402", body={"type": "object", "required": ["diff"], "properties": {
-              "diff": {"type": "string"}, "claimed_score": {"type": "number"},
-              "payout_destination": {"type": "string"}}},
+          access="l402", body=SUBMIT_BODY,
           responses={202: "submission", 401: "credential refused", 402: "payment required",
                      404: "unknown bounty", 409: "bounty not open", 422: "diff refused",
                      429: "rate or daily limit"}),
@@ -172,7 +180,8 @@ ROUTES: list[Route] = [
           "(never eval logs)", responses={200: "submission", 404: "unknown submission"}),
     Route("POST", "/api/v1/submissions/{id}/claim", claim, "Claim what a submission is owed with a BOLT11 "
           "invoice; needs the submitting token", access="token",
-          body={"type": "object", "required": ["invoice"], "properties": {"invoice": {"type": "string"}}},
+          body={"type": "object", "required": ["invoice"], "properties": {
+              "invoice": {"type": "string", "minLength": 1, "maxLength": 4096}}},
           responses={200: "payment", 401: "credential refused", 404: "unknown submission",
                      409: "not your submission", 503: "payouts unavailable"}),
     Route("GET", "/.well-known/l402.json", well_known, "Prices and capabilities per route",
@@ -186,10 +195,7 @@ ROUTES: list[Route] = [
     Route("GET", "/bounty/{id}", get_bounty, "Alias of /api/v1/bounties/{id}", alias_of="/api/v1/bounties/{id}",
           responses={200: "bounty", 404: "unknown bounty"}),
     Route("POST", "/bounty/{id}/submit", submit, "Alias of POST /api/v1/bounties/{id}/submissions",
-          access="l402", alias_of="/api/v1/bounties/{id}/submissions",
-          body={"type": "object", "required": ["diff"], "properties": {
-              "diff": {"type": "string"}, "claimed_score": {"type": "number"},
-              "payout_destination": {"type": "string"}}},
+          access="l402", alias_of="/api/v1/bounties/{id}/submissions", body=SUBMIT_BODY,
           responses={202: "submission", 401: "credential refused", 402: "payment required", 404: "unknown bounty",
                      409: "bounty not open", 422: "diff refused", 429: "rate or daily limit"}),
     Route("GET", "/status", node_status, "Alias of /api/v1/status", alias_of="/api/v1/status",
@@ -200,7 +206,8 @@ ROUTES: list[Route] = [
     Route("POST", "/api/v1/admin/bounties", admin_create_bounty, "Create a bounty from a path on this host "
           "(JSON) or an uploaded .tar.gz (Content-Type: application/gzip, ?self_funded=1)", access="admin",
           body={"type": "object", "required": ["path"], "properties": {
-              "path": {"type": "string"}, "self_funded": {"type": "boolean"}}},
+              "path": {"type": "string", "minLength": 1, "maxLength": 4096}, "self_funded": {"type": "boolean"}}},
+          upload_types=UPLOAD_TYPES,
           responses={201: "bounty and funding invoice", 401: "admin macaroon refused", 409: "beyond hold window",
                      422: "invalid bounty"}),
     Route("POST", "/api/v1/admin/bounties/{id}/cancel", admin_cancel, "Cancel (refund the funding hold)",
@@ -281,7 +288,11 @@ def create_app(coordinator: Coordinator, *, manage_lifecycle: bool = True,
         trust_forwarded_for=bool(cfg.get("coordinator.trust_forwarded_for")),
         before_challenge=before_challenge, exempt_prefixes=("/api/v1/admin", "/api/v1/events"))
     admin = AdminAuth(coordinator.store)
-    app = web.Application(middlewares=[errors_middleware, _admin_middleware(admin), gate.middleware],
+    from l402tui.coordinator.openapi import QUERY
+    from l402tui.coordinator.schema import input_middleware
+
+    checked = input_middleware({(r.method, r.path): r for r in ROUTES}, QUERY)
+    app = web.Application(middlewares=[errors_middleware, _admin_middleware(admin), gate.middleware, checked],
                           client_max_size=MAX_UPLOAD)
     app[COORDINATOR] = coordinator
     app[GATE] = gate

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -23,10 +22,13 @@ def svc(request: web.Request) -> Coordinator:
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("the request body must be JSON", code="invalid_json") from None
+    """The request's JSON object: the one the schema layer checked (coordinator/schema.py)
+    against the route's body schema, or, for a route without one, parsed with the same caps."""
+    if "json_body" in request:
+        return request["json_body"]
+    from l402tui.coordinator.schema import read_capped, parse_json
+
+    body = parse_json(await read_capped(request)) if request.body_exists else None
     if not isinstance(body, dict):
         raise Invalid("the request body must be a JSON object", code="invalid_json")
     return body

@@ -1,4 +1,8 @@
-"""``/api/v1/openapi.json``, generated from the app's route table so it matches the routes."""
+"""``/api/v1/openapi.json``, generated from the app's route table so it matches the routes.
+
+The body and query schemas here are the ones the schema layer (schema.py) checks every
+request against, so what the document promises is what the server enforces.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,10 @@ if TYPE_CHECKING:
 
 _ERROR = {"type": "object", "required": ["error", "message"],
           "properties": {"error": {"type": "string"}, "message": {"type": "string"},
-                         "reason": {"type": "string"}}}
+                         "reason": {"type": "string"}, "field": {"type": "string"}}}
 
-_INT = {"type": "integer", "minimum": 0}
-_STR = {"type": "string"}
+_INT = {"type": "integer", "minimum": 0, "maximum": 2**62}
+_STR = {"type": "string", "maxLength": 256}
 _LIMIT = ("limit", _INT, "at most this many rows")
 _BOUNTY = ("bounty_id", _STR, "only this bounty")
 # Query parameters per route (the route table names paths only).
@@ -27,12 +31,43 @@ QUERY: dict[tuple[str, str], list[tuple[str, dict[str, Any], str]]] = {
         ("offset", _INT, "byte offset into the evaluation's logs (next_offset of the previous page)"),
         ("max_bytes", _INT, "page size in bytes (capped at 1 MiB)")],
     ("GET", "/api/v1/admin/holdbacks"): [_BOUNTY],
+    ("POST", "/api/v1/admin/bounties"): [("self_funded", {"type": "boolean"},
+                                          "with an uploaded .tar.gz: the operator funds the pool")],
 }
+_HEADERS = {
+    # Status -> headers that answer carries.
+    401: {"WWW-Authenticate": "L402 error=\"<reason>\" (L402 routes) or Bearer realm=\"l402tui-admin\" (admin)"},
+    402: {"WWW-Authenticate": "L402 version=\"0\", token=\"<base64 macaroon>\", macaroon=\"<same>\", "
+                              "invoice=\"<BOLT11>\": pay the invoice, retry with "
+                              "Authorization: L402 <macaroon>:<hex preimage>"},
+    429: {"Retry-After": "seconds to wait"},
+}
+# Answers any route can give, besides its own.
+_COMMON = {400: "malformed request", 413: "body too large", 414: "path too long", 422: "invalid input (the "
+           "message names the field)", 429: "rate limited"}
 
 _SECURITY = {"l402": [{"L402": []}], "token": [{"L402": []}], "admin": [{"AdminMacaroon": []}]}
 
 
+def _headers(code: int, route: "Route") -> dict[str, Any]:
+    out = {}
+    for name, text in _HEADERS.get(code, {}).items():
+        out[name] = {"description": text, "schema": {"type": "string"}, "required": code != 401}
+    if code == 200 and route.path.endswith("/package"):
+        out["X-Package-SHA256"] = {"description": "sha256 (hex) of the tarball, as published in the bounty",
+                                   "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+    return out
+
+
 def _response(code: int, description: str, route: "Route") -> dict[str, Any]:
+    out = _response_body(code, description)
+    headers = _headers(code, route)
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _response_body(code: int, description: str) -> dict[str, Any]:
     if code >= 400:
         return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     if "tarball" in description:
@@ -46,7 +81,7 @@ def _response(code: int, description: str, route: "Route") -> dict[str, Any]:
 def document(routes: list["Route"]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 256}}
                   for name in re.findall(r"{(\w+)}", route.path)]
         params += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
                    for name, schema, text in QUERY.get((route.method, route.path), [])]
@@ -54,12 +89,17 @@ def document(routes: list["Route"]) -> dict[str, Any]:
             "summary": route.summary,
             "operationId": f"{route.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', route.path.lower()).strip('_')}",
             "parameters": params,
-            "responses": {str(code): _response(code, desc, route) for code, desc in sorted(route.responses.items())},
+            "responses": {str(code): _response(code, desc, route)
+                          for code, desc in sorted({**_COMMON, **route.responses}.items())},
         }
         if route.access in _SECURITY:
             op["security"] = _SECURITY[route.access]
         if route.body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.body}}}
+            content: dict[str, Any] = {"application/json": {"schema": route.body}}
+            for kind in route.upload_types[:1]:
+                content[kind] = {"schema": {"type": "string", "format": "binary",
+                                            "description": "the bounty folder as a .tar.gz"}}
+            op["requestBody"] = {"required": True, "content": content}
         if route.alias_of:
             op["description"] = f"Alias of {route.alias_of} for l402-train clients."
         paths.setdefault(route.path, {})[route.method.lower()] = op
