@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -71,6 +72,7 @@ def serve(cfg: Config, host: str | None, port: int | None, evaluate: bool, log_l
     logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING if log_level != "debug" else logging.DEBUG)
+    _raise_open_files_limit()
     # Until the loop's own handlers are in place (and after they are gone), a signal ends
     # the process quietly instead of a KeyboardInterrupt traceback.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -100,6 +102,18 @@ def _check_address(cfg: Config) -> None:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         raise BadAddress(f"invalid --host {host!r}: not an address this machine can bind ({exc})") from None
+
+
+def _raise_open_files_limit() -> None:
+    # Every event-stream client holds a socket; the usual soft limit of 1024 would refuse
+    # the 1025th connection with EMFILE long before the hard limit the operator allows.
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, 65536), hard))
+    except (OSError, ValueError):
+        pass
 
 
 def _exit_now(signum: int, frame: object = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -32,3 +34,98 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Invalid("the request body must be a JSON object", code="invalid_json")
     return body
+
+
+# A connection that has not sent a whole request head this long after it opened (or after
+# its last answer) is closed: slow or incomplete headers cannot hold sockets for long.
+HEADER_TIMEOUT_S = 15.0
+# Open connections per client address.  Loopback is not capped: it is this machine's own
+# TUI, scripts, and the TLS reverse proxy that every remote client arrives through.
+MAX_CONNECTIONS_PER_IP = 128
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+         b"Connection: close\r\nContent-Length: %d\r\n\r\n%s")
+_BUSY_BODY = (b'{"error": "too_many_connections", "message": "too many open connections from your address; '
+              b'close some and retry"}')
+
+
+class ConnectionCap:
+    """Caps open connections per client address on an aiohttp server (``install``): the
+    one over the cap is answered 503 and closed before any of it is read."""
+
+    def __init__(self, per_ip: int = MAX_CONNECTIONS_PER_IP, *, cap_loopback: bool = False):
+        self.per_ip = per_ip
+        self.cap_loopback = cap_loopback
+        self.open: dict[str, int] = {}
+        self.refused = 0
+        self._ip_of: dict[Any, str] = {}
+
+    def install(self, server: web.Server) -> None:
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: Any, transport: Any) -> None:
+            made(handler, transport)
+            peer = transport.get_extra_info("peername")
+            ip = peer[0] if isinstance(peer, (tuple, list)) and peer else None
+            if ip is None or (not self.cap_loopback and _loopback(ip)):
+                return
+            if self.open.get(ip, 0) >= self.per_ip:
+                self.refused += 1
+                # Nothing of it is read: answer, and close a moment later (closing with its
+                # request unread would reset the connection before the answer arrives).
+                transport.pause_reading()
+                transport.write(_BUSY % (len(_BUSY_BODY), _BUSY_BODY))
+                if transport.can_write_eof():
+                    transport.write_eof()
+                asyncio.get_running_loop().call_later(1.0, transport.close)
+                return
+            self.open[ip] = self.open.get(ip, 0) + 1
+            self._ip_of[handler] = ip
+
+        def connection_lost(handler: Any, exc: BaseException | None = None) -> None:
+            ip = self._ip_of.pop(handler, None)
+            if ip is not None:
+                left = self.open.get(ip, 1) - 1
+                if left > 0:
+                    self.open[ip] = left
+                else:
+                    self.open.pop(ip, None)
+            lost(handler, exc)
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
+
+
+def _loopback(ip: str) -> bool:
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+class ShortBadRequestLogs(logging.Filter):
+    """aiohttp logs a malformed request (a 100 kB request line, junk bytes) as an ERROR with
+    a traceback whose message repeats what the client sent; anyone could fill the log with
+    that.  Such records become one WARNING line with the reason cut short."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import BadHttpMessage
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, BadHttpMessage):
+            reason = str(exc)
+            record.msg = "bad request from %s: %s"
+            record.args = (record.args[0] if isinstance(record.args, tuple) and record.args else "?",
+                           reason if len(reason) <= 200 else reason[:200] + f"... ({len(reason)} characters)")
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_bad_request_logs() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ShortBadRequestLogs) for f in server_log.filters):
+        server_log.addFilter(ShortBadRequestLogs())

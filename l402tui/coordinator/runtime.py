@@ -59,6 +59,7 @@ async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = Tr
 
     from l402tui.coordinator.admin import ensure_admin_macaroon
     from l402tui.coordinator.app import create_app
+    from l402tui.coordinator.http_common import HEADER_TIMEOUT_S, ConnectionCap, quiet_bad_request_logs
     from l402tui.coordinator.service import Coordinator
 
     backend = None
@@ -73,8 +74,10 @@ async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = Tr
     log_options: dict[str, Any] = ({"access_log_format": '%a "%r" %s %b %Tfs'} if access_log
                                    else {"access_log": None})
     runner = web.AppRunner(create_app(coordinator, run_evaluations=evaluate), handle_signals=False,
-                           shutdown_timeout=2.0, **log_options)
+                           shutdown_timeout=2.0, keepalive_timeout=HEADER_TIMEOUT_S, **log_options)
     await runner.setup()  # starts the service's background work and, with evaluate, the worker
+    ConnectionCap().install(runner.server)
+    quiet_bad_request_logs()
     host, port = cfg.get("coordinator.host"), int(cfg.get("coordinator.port"))
     site = web.TCPSite(runner, host, port)
     try:
