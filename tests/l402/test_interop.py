@@ -7,6 +7,9 @@ downloading and submitting across two bounties against a served coordinator.
 - ``l402kit`` (its sync L402Client, driven from a worker thread; reads macaroon= / invoice=; caches
   per URL).
 - a minimal client that reads only ``token=`` (bLIP-0026 wording).
+
+Lightning Labs' l402sdk, and the first two against a real ``l402tui serve`` process, are in
+test_interop_serve.py.
 """
 
 from __future__ import annotations
