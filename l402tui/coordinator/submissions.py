@@ -11,16 +11,13 @@ a restart between the two, loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import fnmatch
 import hashlib
-import importlib
 import json
 import logging
-import re
 import secrets
 import time
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from l402tui.bounty import BountyInvalid, BountySpec, load_bounty
@@ -28,6 +25,7 @@ from l402tui.coordinator import disclosure, rationing, seams
 from l402tui.coordinator.errors import Conflict, Invalid, LimitReached, NotFound, Unavailable
 from l402tui.coordinator.verdict import Verdict, judge
 from l402tui.coordinator.views import submission_view
+from l402tui.evaluation.diffcheck import check_diff
 from l402tui.evaluation.reasons import Reason, is_code
 from l402tui.lightning.backend import LightningError
 from l402tui.store.db import Txn
@@ -39,17 +37,6 @@ log = logging.getLogger("l402tui.coordinator")
 
 FINAL = ("ACCEPTED", "REJECTED", "FLAGGED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
 PAYABLE = ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
-_DIFF_FILE_RE = re.compile(r"^(?:\+\+\+|---) (?:[ab]/)?(\S+)", re.M)
-
-
-def _optional(module: str, name: str) -> Any:
-    """A function from the evaluation package if this build has it (it is written in parallel)."""
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
 
 
 def load_frozen_spec(source_dir: str) -> BountySpec:
@@ -57,27 +44,6 @@ def load_frozen_spec(source_dir: str) -> BountySpec:
         return load_bounty(source_dir)
     except BountyInvalid as exc:  # the frozen copy validated at creation; this means tampering
         raise Conflict(f"the coordinator's frozen copy of this bounty no longer validates: {exc}") from None
-
-
-def basic_diff_problems(spec: BountySpec, diff: str, max_bytes: int) -> list[str]:
-    """Cheap refusals for builds without the evaluation harness's ``check_diff``."""
-    problems: list[str] = []
-    size = len(diff.encode("utf-8"))
-    if size > max_bytes:
-        problems.append(f"the diff is {size} bytes; the limit is {max_bytes}")
-    if "\0" in diff or "GIT binary patch" in diff:
-        problems.append("binary patches are not accepted; change text files only")
-    files = {m.group(1) for m in _DIFF_FILE_RE.finditer(diff) if m.group(1) != "/dev/null"}
-    if not files:
-        problems.append("this is not a unified diff (no '--- a/<file>' / '+++ b/<file>' lines); "
-                        "make it with `git diff` inside the package's target/ folder")
-    for name in sorted(files):
-        path = PurePosixPath(name)
-        if path.is_absolute() or ".." in path.parts:
-            problems.append(f"{name}: paths must stay inside target/")
-        elif not any(fnmatch.fnmatch(name, glob) for glob in spec.mutable):
-            problems.append(f"{name}: not a mutable file; this bounty allows changes to {', '.join(spec.mutable)}")
-    return problems
 
 
 async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str, *,
@@ -95,14 +61,10 @@ async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str,
         raise Invalid("'claimed_score' must be a number (your public-set score)", code="invalid_request")
     spec = load_frozen_spec(bounty["source_dir"])
     max_bytes = int(coord.cfg.get("coordinator.max_diff_bytes"))
-    check_diff = _optional("l402tui.evaluation.harness", "check_diff")
-    if check_diff is not None:
-        # The harness's checks are the authority (the same ones run before evaluating).
-        size = len(diff.encode("utf-8"))
-        problems = [f"the diff is {size} bytes; the limit is {max_bytes}"] if size > max_bytes else []
-        problems += list(check_diff(spec, diff))
-    else:
-        problems = basic_diff_problems(spec, diff, max_bytes)
+    # The harness's checks are the authority (the same ones run before evaluating).
+    size = len(diff.encode("utf-8"))
+    problems = [f"the diff is {size} bytes; the limit is {max_bytes}"] if size > max_bytes else []
+    problems += list(await asyncio.to_thread(check_diff, spec, diff))  # git and a copy: off the loop
     if problems:
         raise Invalid("the diff was refused: " + "; ".join(problems), code="diff_refused",
                       details={"problems": problems})

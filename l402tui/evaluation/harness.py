@@ -53,7 +53,7 @@ from typing import Any, Callable, Literal
 
 from l402tui.bounty.spec import HARNESS_MEASUREMENTS, BountySpec
 from l402tui.evaluation import stats
-from l402tui.evaluation.diffcheck import DiffRejected, apply_diff, check_diff, git_apply
+from l402tui.evaluation.diffcheck import COPY_IGNORE, DiffRejected, apply_diff, check_diff, git_apply
 from l402tui.evaluation.phases import PhaseFailed, failure_code, output_cap, outputs_digest, trusted_copy
 from l402tui.evaluation.reasons import Reason
 from l402tui.evaluation.sandbox import Layout, Limits, RunOutcome, Sandbox
@@ -64,7 +64,6 @@ __all__ = ["evaluate", "check_diff", "apply_diff", "DiffRejected", "EvaluationRe
 EvalSet = Literal["public", "heldout"]
 ROOT_PREFIX = "l402tui-eval-"
 OWNER_FILE = ".owner-pid"
-COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git")
 UNSANDBOXED_REFUSAL = ("this coordinator has no isolating sandbox (docker or bubblewrap) and does not run "
                        "untrusted code without one; the operator can install one (`l402tui sandbox setup`) "
                        "or set evaluation.allow_unsandboxed = true")
@@ -128,7 +127,7 @@ def _set_dir(spec: BountySpec, eval_set: EvalSet, heldout_index: int) -> Path:
 
 def _limits(spec: BountySpec) -> Limits:
     return Limits(memory_mb=spec.memory_mb, cpus=spec.cpus, time_limit_s=min(spec.run.timeout_s, spec.time_limit_s),
-                  gpu=spec.gpu, **({"disk_mb": spec.disk_mb} if hasattr(spec, "disk_mb") else {}))
+                  gpu=spec.gpu, disk_mb=spec.disk_mb)
 
 
 async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "heldout", heldout_index: int = 0,
@@ -146,7 +145,7 @@ async def evaluate(spec: BountySpec, diff: str | None, *, eval_set: EvalSet = "h
     if eval_set not in ("public", "heldout"):
         raise ValueError(f"eval_set must be 'public' or 'heldout', not {eval_set!r}")
     if diff is not None:
-        reasons = check_diff(spec, diff)
+        reasons = await asyncio.to_thread(check_diff, spec, diff)  # a git process and a copy of target/
         if reasons:
             return base.refuse(Reason.DIFF_REFUSED, reasons)
         if not sandbox.isolated and not allow_unsandboxed:

@@ -27,12 +27,12 @@ class PhaseFailed(Exception):
 
 def failure_code(outcome: RunOutcome) -> Reason:
     """The coarse class of a failed run: the only part of its exit an agent may learn."""
-    return Reason(getattr(outcome, "failure_code", None) or Reason.CRASHED)
+    return Reason(outcome.failure_code or Reason.CRASHED)
 
 
 def output_cap(limits: Limits) -> int:
     """Bytes of outputs the host copies for the scorer: the run's disk limit, or its file size limit."""
-    return int(getattr(limits, "disk_mb", limits.file_size_mb)) * 1024 * 1024
+    return int(limits.disk_mb) * 1024 * 1024
 
 
 def trusted_copy(artifacts: Path, dest: Path, cap_bytes: int) -> Path:
