@@ -88,3 +88,31 @@ async def test_each_header_variant_gets_the_spec_status(server, paid):
                     got = await r.json()
                     assert got["reason"] == reason and got["message"], where
     assert len(seen) == len(set(seen))  # every challenge was a new token
+
+
+async def test_a_token_this_route_cannot_take_gets_a_fresh_challenge(server, paid):
+    """Wrong capability (a download token on the submit route) and a revoked token: 402 with
+    a new token and invoice for this route, the reason named, as for a wrong bounty."""
+    from l402tui.coordinator.client import HttpCoordinatorClient
+    from l402tui.l402.codec import decode_macaroon
+    from l402tui.l402.tokens import decode_identifier
+    from tests.coordinator.conftest import diff_text
+
+    bounty_a, mac, pre, _, _ = paid
+    auth = {"Authorization": f"L402 {mac}:{pre}"}
+    submit = url(server, f"/api/v1/bounties/{bounty_a}/submissions")
+    package = url(server, f"/api/v1/bounties/{bounty_a}/package")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(submit, json={"diff": diff_text(), "claimed_score": 0.0}, headers=auth) as r:
+            assert r.status == 402, await r.text()
+            body = await r.json()
+            assert body["reason"] == "missing_capability" and body["capabilities"] == ["submit"]
+            assert challenge_of(r.headers)["macaroon"] not in ("", mac) and body["invoice"].startswith("ln")
+
+        _, token_id = decode_identifier(decode_macaroon(mac).identifier)
+        async with HttpCoordinatorClient(str(server.make_url("")), admin_macaroon=server.admin_token) as admin:
+            assert await admin.revoke_token(token_id.hex()) == 1
+        async with session.get(package, headers=auth) as r:
+            assert r.status == 402, await r.text()
+            body = await r.json()
+            assert body["reason"] == "revoked" and challenge_of(r.headers)["macaroon"] not in ("", mac)
