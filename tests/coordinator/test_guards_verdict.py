@@ -1,0 +1,41 @@
+"""The copied-diff rule, fed the resubmission it exists for.
+
+Another token's earlier diff, resubmitted as is, is flagged and earns nothing; an agent's
+own earlier diff through the same token is its own work and is judged on its score.
+"""
+
+from __future__ import annotations
+
+from l402tui.coordinator import submissions
+from tests.coordinator.conftest import diff_text
+from tests.coordinator.test_submissions import _bounty, _finish
+
+
+async def _judged(coordinator, bounty_id: str, token: str, diff: str, error: float) -> dict:
+    sub = await coordinator.submit(bounty_id, token, diff)
+    await _finish(coordinator, "submission_id = ?", (sub["id"],), metrics={"error": error}, runs=[{"error": error}])
+    await submissions.reconcile_evaluations(coordinator)
+    return await coordinator.submission_detail(sub["id"])
+
+
+async def test_another_tokens_diff_resubmitted_is_flagged_and_the_same_tokens_is_not(coordinator, bounty_dir):
+    bounty_id = await _bounty(coordinator, bounty_dir)
+    await _finish(coordinator, "kind = 'baseline' AND bounty_id = ?", (bounty_id,),
+                  metrics={"error": 3.0}, spread={"error": 0.0})
+    theirs = diff_text()
+    mine = diff_text().replace("OFFSET = 1", "OFFSET = 0")
+
+    # The thief's copy scores better than the original (a lucky repeat): still flagged.
+    original = await _judged(coordinator, bounty_id, "tok-honest", theirs, 2.9)
+    assert original["status"] == "ACCEPTED", original
+    copied = await _judged(coordinator, bounty_id, "tok-thief", theirs, 2.8)
+    assert copied["status"] == "FLAGGED", copied
+    flag = copied["verdict"]["flags"][0]
+    assert flag["kind"] == "near_duplicate" and flag["evidence"]["earlier_submission"] == original["id"]
+
+    # The honest agent's own second diff, then its own resubmission of it: never "copied".
+    first = await _judged(coordinator, bounty_id, "tok-honest", mine, 2.7)
+    assert first["status"] == "ACCEPTED", first
+    again = await _judged(coordinator, bounty_id, "tok-honest", mine, 2.6)
+    assert again["status"] == "ACCEPTED", again
+    assert again["verdict"]["flags"] == []
