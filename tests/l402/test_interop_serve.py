@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -27,6 +28,7 @@ from tests.serve_process import start_serve
 
 pytestmark = pytest.mark.slow
 PRICES = {"download": 21, "submit": 5}  # the defaults serve runs with
+CHILD = Path(__file__).with_name("l402sdk_child.py")
 
 
 @pytest.fixture
@@ -82,7 +84,7 @@ async def test_l402sdk_from_its_own_process_with_a_cln_rest_wallet(served, tmp_p
         request = {"clnrest": str(wallet.make_url("")).rstrip("/"), "rune": "rune-of-agent-3", "base": base,
                    "bounty_ids": list(bounties), "diff": diff_text()}
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.l402.l402sdk_child", stdin=asyncio.subprocess.PIPE,
+            sys.executable, str(CHILD), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(child.communicate(json.dumps(request).encode()), 120)
         assert child.returncode == 0, err.decode()
