@@ -249,9 +249,22 @@ class Coordinator:
                 await self.backend.cancel_hold(bounty["funding_payment_hash"])
             except LightningError as exc:
                 raise Conflict(f"the funding hold could not be cancelled ({exc}); retry", code="lightning_error")
+        # Submissions waiting on this bounty end with it, and their stakes go back to the agents.
+        waiting = await self.store.fetchall(
+            "SELECT id, stake_payment_hash FROM submissions WHERE bounty_id = ? AND status IN "
+            "('RECEIVED', 'AWAITING_STAKE', 'QUEUED', 'EVALUATING')", (bounty_id,))
+        for sub in waiting:
+            if sub["stake_payment_hash"]:
+                try:
+                    await self.backend.cancel_hold(sub["stake_payment_hash"])
+                except LightningError as exc:
+                    raise Conflict(f"the stake hold of {sub['id']} could not be cancelled ({exc}); retry",
+                                   code="lightning_error")
         async with self.transaction() as txn:
             await self._set_bounty_status(txn, bounty_id, ("DRAFT", "AWAITING_FUNDING", "OPEN"), "CANCELED",
                                           reason=reason)
+            for sub in waiting:
+                await submissions.end_with_bounty(txn, sub["id"], bounty_id)
             if bounty["funding_payment_hash"]:
                 await txn.execute("UPDATE invoices SET status = 'CANCELED', updated_at = ? "
                                   "WHERE payment_hash = ? AND status IN ('OPEN', 'ACCEPTED')",

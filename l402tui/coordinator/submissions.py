@@ -200,6 +200,18 @@ async def _payout_summary(coord: "Coordinator", row: dict[str, Any]) -> dict[str
     return None
 
 
+async def end_with_bounty(txn: Txn, submission_id: str, bounty_id: str) -> None:
+    """A cancelled bounty ends its waiting submissions (their stake holds are cancelled by the caller)."""
+    await txn.execute("UPDATE invoices SET status = 'CANCELED', updated_at = ? WHERE submission_id = ? "
+                      "AND kind = 'stake' AND status IN ('OPEN', 'ACCEPTED')", (time.time(), submission_id))
+    await txn.execute("UPDATE evaluations SET status = 'FAILED', error = 'the bounty was cancelled', "
+                      "reason_code = ? WHERE submission_id = ? AND status = 'QUEUED'",
+                      (Reason.BOUNTY_CANCELLED.value, submission_id))
+    await _move(txn, submission_id, ("RECEIVED", "AWAITING_STAKE", "QUEUED", "EVALUATING"), "REJECTED",
+                bounty_id=bounty_id, verdict=Verdict.rejected(Reason.BOUNTY_CANCELLED, "the bounty was cancelled; "
+                                                              "the stake, if any, is refunded"))
+
+
 async def status(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
     """A submission as its agent may see it: built by coordinator/disclosure.py, nothing else."""
     row = await _row(coord, submission_id)

@@ -30,6 +30,7 @@ class Reason(StrEnum):
     BASELINE_UNAVAILABLE = "baseline_unavailable"
     BELOW_THRESHOLD = "below_threshold"  # did not beat the current best by the margin
     STAKE_LAPSED = "stake_lapsed"  # the stake invoice expired or was cancelled unpaid
+    BOUNTY_CANCELLED = "bounty_cancelled"  # the bounty was cancelled before a verdict (stake refunded)
     UNSTABLE = "unstable"  # the holdback re-evaluation did not hold the improvement
 
 

@@ -180,3 +180,25 @@ async def test_a_failed_baseline_stops_sales_and_refunds(coordinator, bounty_dir
     reasons = [e["payload"].get("reason") for e in await coordinator.events_after(0, 1000)
                if e["kind"] == "bounty.status" and e["payload"].get("status") == "CANCELED"]
     assert reasons and "baseline evaluation failed" in reasons[0]
+
+
+async def test_cancelling_a_bounty_ends_its_waiting_submissions_and_refunds_their_stakes(coordinator, tmp_path, net):
+    bounty_id = await _bounty(coordinator, make_bounty(tmp_path, stake_sats=500))
+    view = await coordinator.submit(bounty_id, "tok", diff_text())
+    agent = net.node("agent-1")
+    before = (await agent.status()).balance_msat
+    paying = asyncio.create_task(agent.pay(view["stake"]["invoice"]))
+    for _ in range(300):
+        await coordinator.reconcile_invoices()
+        if (await coordinator.submission(view["id"]))["status"] == "QUEUED":
+            break
+        await asyncio.sleep(0.05)
+    await coordinator.cancel_bounty(bounty_id, reason="test")
+    await paying
+    ended = await coordinator.submission(view["id"])
+    assert ended["status"] == "REJECTED" and ended["reasons"] == ["bounty_cancelled"]
+    stake = await coordinator.store.fetchone("SELECT status FROM invoices WHERE kind = 'stake'")
+    assert stake["status"] == "CANCELED"
+    assert (await agent.status()).balance_msat >= before - 2_000  # the 500-sat stake came back (fees aside)
+    assert await coordinator.store.scalar("SELECT status FROM evaluations WHERE submission_id = ?",
+                                          (view["id"],)) == "FAILED"
