@@ -56,7 +56,18 @@ WIDGET_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("log_follow", "end,G", "follow", "Follow", "Eval log: jump to the end and follow new lines"),
 )
 
-BINDING_IDS = frozenset(a.id for a in (*APP_ACTIONS, *WIDGET_ACTIONS))
+# The tables' own keys (active while a table has focus).
+TABLE_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("table_filter", "slash", "filter", "Filter", "Table: filter rows by words in any column"),
+    ActionSpec("table_status_filter", "F", "status_filter", "Status",
+               "Table: show one status at a time (FLAGGED first), then all", footer=False),
+    ActionSpec("table_sort", "o", "sort_next", "Sort", "Table: sort by the next column (or click a header)",
+               footer=False),
+    ActionSpec("table_sort_reverse", "O", "sort_reverse", "Reverse", "Table: reverse the sort", footer=False),
+    ActionSpec("table_choose", "enter", "choose", "Open", "Table: open the selected row (a submission's detail)"),
+)
+
+BINDING_IDS = frozenset(a.id for a in (*APP_ACTIONS, *WIDGET_ACTIONS, *TABLE_ACTIONS))
 
 
 def make_bindings(specs: tuple[ActionSpec, ...]) -> list:

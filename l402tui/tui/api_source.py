@@ -27,8 +27,9 @@ class ApiSource(CoordinatorSource):
 
     def __init__(self, api: Any, *, description: str, store_source: StoreSource | None = None,
                  reviewer: Reviewer | None = None, on_close: Callable[[], Awaitable[None]] | None = None,
-                 http_url: str | None = None):
+                 http_url: str | None = None, wallet: Any = None):
         self.api = api
+        self.wallet = wallet  # in-process: the coordinator's Lightning node (balances, sim deposits)
         self.http_url = http_url  # where agents reach this coordinator (the side panel's agent too)
         self.description = description
         self.local = store_source  # in-process only: logs, diffs, timers straight from the store
@@ -145,6 +146,14 @@ class ApiSource(CoordinatorSource):
         page = await self._call(f"eval log #{evaluation_id}", self.api.eval_log(evaluation_id, offset, max_bytes))
         return list(page["lines"]), int(page["next_offset"])
 
+    async def submission_detail(self, submission_id: str) -> dict[str, Any]:
+        """The operator's view (GET /api/v1/admin/submissions/{id} attached; the service in-process)."""
+        if callable(getattr(self.api, "submission_detail", None)):
+            return await self._call(f"detail of {submission_id}", self.api.submission_detail(submission_id))
+        if self.local is not None:
+            return await self.local.submission_detail(submission_id)
+        return {}
+
     async def submission_diff(self, submission_id: str) -> str:
         if self.local is not None:
             return await self.local.submission_diff(submission_id)
@@ -216,6 +225,21 @@ class ApiSource(CoordinatorSource):
         view = await self._call(f"close {bounty_id}", self.api.close_bounty(bounty_id))
         return ActionResult(f"{bounty_id} is {view.get('status', 'closed')}; what is left goes back to the sponsor",
                             bounty_id)
+
+    async def wallet_balances(self) -> dict[str, int | None]:
+        if self.wallet is None:
+            return {}
+        return await self._call("wallet balance", self.wallet.balances())
+
+    async def hold_window_s(self) -> float | None:
+        return None if self.wallet is None else self.wallet.hold_window_s
+
+    async def deposit(self, amount_msat: int) -> ActionResult:
+        if self.wallet is None or not self.wallet.can_deposit:
+            return await super().deposit(amount_msat)
+        balance = await self._call("deposit", self.wallet.deposit(amount_msat))
+        return ActionResult(f"deposited {amount_msat // 1000:,} sat: the coordinator wallet holds "
+                            f"{balance // 1000:,} sat")
 
     async def close(self) -> None:
         if self._on_close is not None:

@@ -17,7 +17,7 @@ from typing import Awaitable, Callable
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from l402tui.telemetry.gpu import GpuSampler
 from l402tui.telemetry.host import HostSampler
@@ -38,6 +38,7 @@ from l402tui.tui.widgets.ledger_table import LedgerTable
 from l402tui.tui.widgets.record_table import RecordTable
 from l402tui.tui.widgets.status_line import StatusLine
 from l402tui.tui.widgets.submissions_table import SubmissionsTable
+from l402tui.tui.widgets.table_filter import TableFilter
 from l402tui.tui.widgets.telemetry_pane import TelemetryPane
 
 SourceFactory = Callable[[], Awaitable[CoordinatorSource]]
@@ -137,9 +138,12 @@ class L402App(AppActions, App):
                     for tab, table in (("bounties", BountiesTable), ("submissions", SubmissionsTable),
                                        ("ledger", LedgerTable)):
                         with TabPane(tab.capitalize(), id=tab, classes="-is-empty"):
+                            yield TableFilter(placeholder="filter: words in any column (enter: keep, esc: clear)",
+                                              id=f"{tab}-filter", classes="table-filter", compact=True)
+                            yield Static(id=f"{tab}-query", classes="query-line")
                             yield table(id=f"{tab}-table", clock=self.clock)
                             yield Static(table.EMPTY_TEXT, classes="empty")
-                yield EvalLogPane(self.log_cap_bytes, id="eval-log")
+                yield EvalLogPane(self.log_cap_bytes, clock=self.clock, id="eval-log")
             with VerticalScroll(id="side"):
                 yield TelemetryPane(self.telemetry_interval_s, id="telemetry")
             yield AgentPanel(id="agent", clock=self.clock)
@@ -184,7 +188,10 @@ class L402App(AppActions, App):
     @while_shown
     def on_source_ready(self, message: SourceReady) -> None:
         self.source = message.source
-        self.main_screen.query_one(StatusLine).set(source=message.source.description, problem="")
+        hint = "" if message.source.can_act else \
+            "read-only: to act, run `l402tui` (coordinator in-process) or `l402tui --attach URL`"
+        self.main_screen.query_one(StatusLine).set(source=message.source.description, problem="", hint=hint)
+        self.refresh_bindings()  # the footer drops what this source cannot do
         pane = self.main_screen.query_one(EvalLogPane)
         pane.logs_here = message.source.has_eval_logs
         pane.redraw_title()
@@ -268,6 +275,41 @@ class L402App(AppActions, App):
     def on_ledger_loaded(self, message: LedgerLoaded) -> None:
         self._fill("ledger", message.rows)
 
+    # --- filtering the tables --------------------------------------------------------------
+    @on(RecordTable.FilterRequested)
+    def _open_filter(self, event: RecordTable.FilterRequested) -> None:
+        pane = event.table.parent
+        box = pane.query_one(TableFilter)
+        pane.add_class("-filtering")
+        box.value = event.table.filter_text
+        box.focus()
+
+    @on(Input.Changed, ".table-filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        event.control.parent.query_one(RecordTable).set_filter(event.value)
+
+    @on(Input.Submitted, ".table-filter")
+    def _filter_kept(self, event: Input.Submitted) -> None:
+        pane = event.control.parent
+        pane.remove_class("-filtering")
+        pane.query_one(RecordTable).focus()
+
+    @on(TableFilter.Closed)
+    def _filter_closed(self, event: TableFilter.Closed) -> None:
+        pane = event.box.parent
+        pane.remove_class("-filtering")
+        table = pane.query_one(RecordTable)
+        table.set_filter("")
+        table.focus()
+
+    @on(RecordTable.QueryChanged)
+    def _query_changed(self, event: RecordTable.QueryChanged) -> None:
+        pane = event.table.parent
+        summary = event.table.query_summary()
+        pane.query_one(".query-line", Static).update(
+            summary + ("  (/ filter · F status · o sort · esc in the box clears)" if summary else ""))
+        pane.set_class(bool(summary), "-queried")
+
     # --- live events ---------------------------------------------------------------------
     @work(exclusive=True, group="events", exit_on_error=False)
     async def _follow_events(self) -> None:
@@ -287,8 +329,8 @@ class L402App(AppActions, App):
     @while_shown
     def on_coordinator_event(self, message: CoordinatorEvent) -> None:
         e = message.event
-        self.main_screen.query_one(StatusLine).set(last_event=f"{fmt.clock(e.created_at)} {e.kind} {e.subject_id or ''}",
-                                       problem="")
+        self.main_screen.query_one(StatusLine).set(
+            last_event=f"{fmt.clock(e.created_at)} {fmt.event_sentence(e.kind, e.subject_id, e.payload)}", problem="")
         self._dirty |= pane_for_event(e.kind)
         if self._reload_timer is None:
             self._reload_timer = self.set_timer(self.reload_delay_s, self._flush_reload)
@@ -350,13 +392,19 @@ class L402App(AppActions, App):
 
     @on(RecordTable.RowChosen, "#submissions-table")
     def _submission_chosen(self, event: RecordTable.RowChosen) -> None:
+        from l402tui.tui.screens.submission_detail import SubmissionDetailScreen
+
         record = event.record
         evaluation = next((e for e in self.evaluations if e.submission_id == record.id), None)
-        if evaluation is None:
-            self.notify(f"no evaluation of {record.id} yet")
+        if evaluation is not None:  # the main pane shows it too once the detail is closed
+            self.pinned_evaluation = evaluation.id
+            self._show_evaluation(evaluation)
+        if self.source is None:
             return
-        self.pinned_evaluation = evaluation.id
-        self._show_evaluation(evaluation)
+        ledger = self.main_screen.query_one("#ledger-table", RecordTable).all_records
+        self.push_screen(SubmissionDetailScreen(self.source, record, self.evaluations, ledger,
+                                                log_cap_bytes=self.log_cap_bytes, clock=self.clock,
+                                                log_poll_s=self.log_poll_s))
 
     # --- telemetry -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="telemetry", exit_on_error=False)

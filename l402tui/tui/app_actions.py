@@ -7,7 +7,6 @@ leaves everything as it was.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -21,7 +20,39 @@ if TYPE_CHECKING:
     from l402tui.tui.widgets.record_table import RecordTable
 
 
+WRITING_ACTIONS = frozenset({"create_bounty", "fund_bounty", "review_submission", "close_bounty"})
+
+
 class AppActions:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer only what applies: nothing that writes on a read-only source, review only
+        on a FLAGGED submission, fund only while a bounty awaits funding (False hides the key)."""
+        if action not in WRITING_ACTIONS:
+            return True
+        source = getattr(self, "source", None)
+        if source is not None and not source.can_act:
+            return False
+        if not self.screen_stack or self.screen is not self.main_screen:
+            return True
+        try:
+            if action == "review_submission":
+                sub = self._selected("submissions")
+                return sub is not None and sub.status == "FLAGGED" and self._tab() == "submissions"
+            if action == "fund_bounty":
+                bounty = self._selected("bounties")
+                return bounty is not None and bounty.status == "AWAITING_FUNDING" and self._tab() == "bounties"
+            if action == "close_bounty":
+                bounty = self._selected("bounties")
+                return bounty is not None and bounty.status not in ("CLOSED", "CANCELED")
+        except Exception:  # before the panes exist
+            return True
+        return True
+
+    def _tab(self) -> str:
+        from textual.widgets import TabbedContent
+
+        return self.main_screen.query_one(TabbedContent).active
+
     # --- navigation ----------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
         from textual.widgets import TabbedContent
@@ -113,10 +144,10 @@ class AppActions:
         if not self._need_source():
             return
 
-        def chosen(choice: tuple[Path, bool] | None) -> None:
-            if choice is not None:
-                path, self_funded = choice
-                self._run_sponsor_action("create", lambda: self.source.create_bounty(path, self_funded))
+        def chosen(result) -> None:  # the dialog created it (errors stay in the dialog)
+            if result is not None:
+                self.notify(result.message, timeout=10)
+                self.action_refresh()
 
         self.push_screen(CreateBountyScreen(self.source), chosen)
 

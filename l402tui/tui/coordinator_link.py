@@ -73,7 +73,33 @@ async def open_in_process(cfg: Config):
             thread.stop()
 
     return ApiSource(ThreadedProxy(coordinator, thread), description=where, store_source=local,
-                     reviewer=reviewer, on_close=shut_down, http_url=url)
+                     reviewer=reviewer, on_close=shut_down, http_url=url,
+                     wallet=CoordinatorWallet(coordinator, thread, cfg))
+
+
+class CoordinatorWallet:
+    """The in-process coordinator's Lightning node, as the TUI's wallet pane and Create
+    dialog need it: balances, the hold window, and deposits on the simulated network."""
+
+    def __init__(self, coordinator, thread, cfg: Config):
+        self._coordinator = coordinator
+        self._thread = thread
+        self._cfg = cfg
+        self.hold_window_s = float(coordinator.safe_hold_window_s())
+        self.can_deposit = coordinator.backend.name == "sim"
+
+    async def balances(self) -> dict[str, int | None]:
+        backend = self._coordinator.backend
+        out: dict[str, int | None] = {"coordinator": (await self._thread.run(backend.status())).balance_msat}
+        if self.can_deposit:  # the agent's wallet lives on the same simulated network
+            nodes = {n.name: n.balance_msat for n in await self._thread.run(backend.net.nodes())}
+            agent = self._cfg.get("agent.node")
+            out["agent"] = nodes.get(agent)
+        return out
+
+    async def deposit(self, amount_msat: int) -> int:
+        backend = self._coordinator.backend
+        return await self._thread.run(backend.net.deposit(backend.node_name, amount_msat))
 
 
 async def _start_coordinator(cfg: Config):

@@ -7,6 +7,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Sequence
 
+from l402tui.tui.format import csv_value
+
 
 def export_csv(folder: Path, name: str, header: Sequence[str], rows: Sequence[Sequence[Any]],
                now: float) -> Path:
@@ -23,5 +25,6 @@ def export_csv(folder: Path, name: str, header: Sequence[str], rows: Sequence[Se
     with path.open("x", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
-        writer.writerows(["" if v is None else v for v in row] for row in rows)
+        # Times as ISO UTC, floats without binary noise: what a spreadsheet should read.
+        writer.writerows([csv_value(v, str(field)) for v, field in zip(row, header)] for row in rows)
     return path

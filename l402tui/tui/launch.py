@@ -100,6 +100,6 @@ def agent_for(cfg: Config, source: CoordinatorSource):
     if not url:
         return None
     bounty = cfg.get("tui.agent_bounty") or None
-    return LoopAgentController(remote_loop_factory(cfg, url, bounty, agents_dir),
+    return LoopAgentController(remote_loop_factory(cfg, url, bounty, agents_dir), wallet_name=cfg.get("agent.node"),
                                description=f"{bounty or 'first open bounty'} at {url} · search proposer · "
                                            f"wallet {cfg.get('agent.node')}")

@@ -22,7 +22,31 @@ class LoopThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        try:
+            self.loop.run_forever()
+        finally:
+            self._tear_down()
+
+    def _tear_down(self) -> None:
+        """What asyncio.run does at the end: cancel what is left and let it finish, close the
+        async generators, then the loop.  Left to the garbage collector instead, each of
+        these prints an "Exception ignored" traceback over the user's shell at exit."""
+        loop = self.loop
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=5))
+            for task in pending:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: no "exception was never retrieved" at exit
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        except Exception:  # tearing down must never raise into the UI's exit
+            pass
+        finally:
+            loop.close()
 
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the thread's loop; await its result from the caller's loop."""

@@ -74,6 +74,11 @@ class EvaluationRow:
     status: str
     sandbox: str | None
     created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    repeats: int | None = None  # how many measured repeats the bounty asks for
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class ValidationReport:
     name: str | None
     problems: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # facts worth seeing before creating: metric, package size, audit
+    deadline_in_s: float | None = None  # how far the deadline would be if created now
+    pool_msat: int | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,24 @@ class CoordinatorSource(abc.ABC):
 
     @abc.abstractmethod
     async def submission_diff(self, submission_id: str) -> str: ...
+
+    async def submission_detail(self, submission_id: str) -> dict[str, Any]:
+        """The operator's view of one submission (whole verdict, free-text reasons, payouts);
+        sources that know more override this.  Empty when nothing more is known."""
+        return {}
+
+    async def wallet_balances(self) -> dict[str, int | None]:
+        """Spendable msat per wallet the TUI can see ("coordinator", "agent"); None: unknown."""
+        return {}
+
+    async def hold_window_s(self) -> float | None:
+        """How long a funding hold invoice can stay held on this backend (None: no limit known)."""
+        return None
+
+    async def deposit(self, amount_msat: int) -> ActionResult:
+        """Put money in the coordinator's wallet (only the simulated network can mint it)."""
+        raise ActionUnavailable("only the simulated network can deposit from here; on a real node, pay an "
+                                "invoice of the coordinator's node from another wallet")
 
     @abc.abstractmethod
     def events(self, after_id: int | None = None) -> AsyncIterator[SourceEvent]:

@@ -25,9 +25,13 @@ INVOICE_KINDS = {"funding": "funding", "stake": "stake", "l402": "l402 fee", "cl
 class StoreSource(CoordinatorSource):
     can_act = False
 
-    def __init__(self, store: Store, poll_s: float = 1.0, description: str | None = None):
+    def __init__(self, store: Store, poll_s: float = 1.0, description: str | None = None,
+                 log_root: Path | None = None):
         self.store = store
         self.poll_s = poll_s
+        # Where the evaluation worker writes logs line by line while a run is going
+        # (<data_dir>/eval-logs/<id>/attempt-<n>/); the database sits in the data dir.
+        self.log_root = log_root or Path(store.path).parent / "eval-logs"
         self.description = description or f"read-only: {_home_relative(store.path)}"
 
     @classmethod
@@ -122,21 +126,53 @@ class StoreSource(CoordinatorSource):
 
     async def evaluations(self, limit: int = 200) -> list[EvaluationRow]:
         rows = await self.store.fetchall(
-            "SELECT id, bounty_id, submission_id, kind, status, sandbox, created_at FROM evaluations "
-            "ORDER BY (status = 'RUNNING') DESC, id DESC LIMIT ?", [limit])
-        return [EvaluationRow(**r) for r in rows]
+            "SELECT e.id, e.bounty_id, e.submission_id, e.kind, e.status, e.sandbox, e.created_at, e.started_at, "
+            "e.finished_at, e.attempts, e.error, b.spec_json FROM evaluations e "
+            "LEFT JOIN bounties b ON b.id = e.bounty_id "
+            "ORDER BY (e.status = 'RUNNING') DESC, e.id DESC LIMIT ?", [limit])
+        out = []
+        for r in rows:
+            spec = r.pop("spec_json")
+            out.append(EvaluationRow(**{**r, "attempts": r["attempts"] or 0}, repeats=spec_repeats(spec)))
+        return out
 
     async def eval_log(self, evaluation_id: int, offset: int = 0,
                        max_bytes: int = 1024 * 1024) -> tuple[list[str], int]:
-        runs = await self.store.fetchall(
-            "SELECT repeat, log_path FROM eval_runs WHERE evaluation_id = ? AND log_path IS NOT NULL "
-            "ORDER BY repeat", [evaluation_id])
-        status = await self.store.scalar("SELECT status FROM evaluations WHERE id = ?", [evaluation_id])
-        if status is None:
+        row = await self.store.fetchone("SELECT status, attempts FROM evaluations WHERE id = ?", [evaluation_id])
+        if row is None:
             raise SourceError(f"no evaluation #{evaluation_id}")
-        finished = status in ("DONE", "FAILED")
-        paths = [(r["repeat"], Path(r["log_path"])) for r in runs]
-        return await asyncio.to_thread(read_log_segments, paths, offset, finished, max_bytes)
+        finished = row["status"] in ("DONE", "FAILED")
+        # The attempt's folder has the logs as they are written (eval_runs rows only appear
+        # once a repeat is done); older rows without a folder fall back to eval_runs.
+        paths = await asyncio.to_thread(attempt_logs, self.log_root, evaluation_id, row["attempts"] or 0)
+        if not paths:
+            runs = await self.store.fetchall(
+                "SELECT repeat, log_path FROM eval_runs WHERE evaluation_id = ? AND log_path IS NOT NULL "
+                "ORDER BY repeat", [evaluation_id])
+            paths = [(r["repeat"], Path(r["log_path"])) for r in runs]
+        lines, next_offset = await asyncio.to_thread(read_log_segments, paths, offset, finished, max_bytes)
+        return [TESTS_HEADER if line == RAW_TESTS_HEADER else line for line in lines], next_offset
+
+    async def submission_detail(self, submission_id: str) -> dict[str, Any]:
+        row = await self.store.fetchone(
+            "SELECT id, bounty_id, status, claimed_score, verdict_json, reasons, created_at, updated_at "
+            "FROM submissions WHERE id = ?", [submission_id])
+        if row is None:
+            raise SourceError(f"no submission {submission_id!r}")
+        try:
+            verdict = json.loads(row["verdict_json"]) if row["verdict_json"] else None
+        except ValueError:
+            verdict = {"unreadable": row["verdict_json"]}
+        evaluation = await self.store.fetchone(
+            "SELECT id, status, sandbox, error, metrics_json FROM evaluations WHERE submission_id = ? "
+            "ORDER BY id DESC LIMIT 1", [submission_id])
+        detail: dict[str, Any] = {"id": row["id"], "bounty_id": row["bounty_id"], "status": row["status"],
+                                  "claimed_score": row["claimed_score"], "verdict": verdict,
+                                  "reasons": [r for r in (row["reasons"] or "").split("; ") if r]}
+        if evaluation:
+            detail["evaluation"] = {"id": evaluation["id"], "status": evaluation["status"],
+                                    "sandbox": evaluation["sandbox"], "error": evaluation["error"]}
+        return detail
 
     async def submission_diff(self, submission_id: str) -> str:
         diff = await self.store.scalar("SELECT diff FROM submissions WHERE id = ?", [submission_id])
@@ -161,6 +197,39 @@ class StoreSource(CoordinatorSource):
 
     async def last_event_id(self) -> int:
         return await self.store.scalar("SELECT COALESCE(MAX(id), 0) FROM events") or 0
+
+
+RAW_TESTS_HEADER = "── repeat tests · tests.log ──"
+TESTS_HEADER = "── required tests · tests.log ──"
+
+
+def attempt_logs(root: Path, evaluation_id: int, attempt: int) -> list[tuple[Any, Path]]:
+    """The log files of one attempt in the order they are written: the required tests,
+    then each repeat.  Empty when the folder does not exist (yet, or any more)."""
+    folder = root / str(int(evaluation_id)) / f"attempt-{int(attempt)}"
+    try:
+        names = [p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
+    except OSError:
+        return []
+    out: list[tuple[Any, Path]] = []
+    if "tests.log" in names:
+        out.append(("tests", folder / "tests.log"))
+    repeats = []
+    for name in names:
+        number = name.removeprefix("repeat-").removesuffix(".log")
+        if name.startswith("repeat-") and name.endswith(".log") and number.isdigit():
+            repeats.append(int(number))
+    out.extend((n, folder / f"repeat-{n}.log") for n in sorted(repeats))  # numbered as eval_runs numbers them
+    return out
+
+
+def spec_repeats(spec_json: str | None) -> int | None:
+    try:
+        spec = json.loads(spec_json or "{}")
+        value = spec.get("noise", {}).get("repeats") if isinstance(spec, dict) else None
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def reservation_rows(entries: list[dict[str, Any]],

@@ -30,7 +30,11 @@ def validate_folder_sync(path: Path) -> ValidationReport:
         f"package {package.size:,} bytes, {len(package.files)} files, sha256 {package.sha256[:16]}…",
         f"{len(spec.heldout_dirs)} held-out set(s), {spec.repeats} repeat(s) per evaluation",
     )
-    return ValidationReport(True, spec.name, (), notes)
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc)
+    deadline_in = (spec.deadline_from(now) - now).total_seconds()
+    return ValidationReport(True, spec.name, (), notes, deadline_in_s=deadline_in, pool_msat=spec.pool_sats * 1000)
 
 
 async def validate_folder(path: Path) -> ValidationReport:

@@ -70,6 +70,51 @@ class RecordedAgent:
         await asyncio.Event().wait()  # a live loop keeps its stream open
 
 
+def acting_source(db: Path, *, balance_msat: int = 0, hold_window_s: float = 23 * 60):
+    """A source over the seeded rows that can act (as the in-process coordinator can), for the
+    dialogs' screenshots: funding reads the real invoice row; creating fails the way the
+    coordinator fails, so the dialog's error handling shows."""
+    from l402tui.tui.source import ActionResult, FundingRequest, SourceError
+    from l402tui.tui.store_source import StoreSource
+
+    class SimWallet:
+        can_deposit = True  # as on the simulated network: the dialog offers a deposit
+
+    class ActingSource(StoreSource):
+        can_act = True
+        created: list = []
+        wallet = SimWallet()
+
+        async def hold_window_s(self):
+            return hold_window_s
+
+        async def wallet_balances(self):
+            return {"coordinator": self.balance, "agent": 0}
+
+        async def deposit(self, amount_msat: int) -> ActionResult:
+            self.balance += amount_msat
+            return ActionResult(f"deposited {amount_msat // 1000:,} sat")
+
+        async def fund_bounty(self, bounty_id: str) -> FundingRequest:
+            row = await self.store.fetchone("SELECT i.bolt11, i.amount_msat FROM bounties b JOIN invoices i "
+                                            "ON i.payment_hash = b.funding_payment_hash WHERE b.id = ?", [bounty_id])
+            return FundingRequest(bounty_id, "hold", row["amount_msat"], row["bolt11"])
+
+        async def create_bounty(self, path: Path, self_funded: bool = False) -> ActionResult:
+            if not self_funded:
+                raise SourceError("create: the deadline is 7d 0h away, beyond the 23m a funding hold invoice can "
+                                  "safely be held (HTLC expiry)")
+            self.created.append(path)
+            return ActionResult(f"created {path.name}: OPEN")
+
+    async def factory():
+        source = await ActingSource.open(db, poll_s=0.05, description="in-process · seeded.sqlite · sim")
+        source.balance = balance_msat
+        return source
+
+    return factory
+
+
 @pytest.fixture
 def seeded_db(tmp_path) -> Path:
     db = tmp_path / "data" / "l402tui.sqlite"
@@ -83,8 +128,11 @@ def make_app(tmp_path):
     from l402tui.tui.app import L402App
     from l402tui.tui.store_source import StoreSource
 
-    def build(db: Path, *, theme: str = "l402-dark", with_gpu: bool = False, source=None, **kw) -> L402App:
+    def build(db: Path, *, theme: str = "l402-dark", with_gpu: bool = False, source=None, acting: bool = False,
+              balance_msat: int = 0, **kw) -> L402App:
         async def factory():
+            if acting:
+                return await acting_source(db, balance_msat=balance_msat)()
             return source if source is not None else await StoreSource.open(db, poll_s=0.05, description="read-only: seeded.sqlite")
 
         kw.setdefault("telemetry_interval_s", 3600.0)  # one reading: sparklines do not grow mid-test

@@ -13,7 +13,7 @@ from l402tui.store import open_sync
 NOW = 1_796_000_000.0  # a fixed "now" (2026-11-30) so snapshots never drift
 HOUR = 3600.0
 
-SPEC = {"name": "logparse", "metrics": [{"name": "f1", "direction": "maximize", "weight": 1.0},
+SPEC = {"name": "logparse", "noise": {"repeats": 3, "k_sigma": 3.0}, "metrics": [{"name": "f1", "direction": "maximize", "weight": 1.0},
                                         {"name": "wall_s", "direction": "minimize", "weight": 0.0,
                                          "guard": True}]}
 SPEC_LM = {"name": "charlm", "metrics": [{"name": "val_bpb", "direction": "minimize", "weight": 1.0}]}
@@ -120,3 +120,25 @@ def seed(db_path: Path, log_dir: Path, now: float = NOW, running: bool = False) 
     ])
     db.conn.commit()
     db.close()
+
+
+def seed_running_evaluation(db_path: Path, *, started_at: float = NOW - 8, repeats_done: int = 1) -> Path:
+    """An evaluation of s_queued0004 that is RUNNING: its attempt folder holds the required
+    tests' log, ``repeats_done`` finished repeats and the repeat now being written, as the
+    evaluation worker leaves them (<data_dir>/eval-logs/<id>/attempt-1/); no eval_runs row yet."""
+    folder = db_path.parent / "eval-logs" / "2" / "attempt-1"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tests.log").write_text("[tests] 12 passed in 0.41s\n")
+    for r in range(repeats_done):
+        (folder / f"repeat-{r}.log").write_text("".join(f"[run] batch {i:02d} f1={0.80 + i / 100:.2f}\n"
+                                                        for i in range(6)) + "[score] f1=0.866\n")
+    (folder / f"repeat-{repeats_done}.log").write_text("[run] batch 00 f1=0.80\n[run] batch 01 f1=0.81\n")
+    db = open_sync(db_path)
+    with db.conn:
+        db["submissions"].update("s_queued0004", {"status": "EVALUATING"})
+        db["evaluations"].insert({
+            "id": 2, "bounty_id": "b_logparse01", "submission_id": "s_queued0004", "kind": "submission",
+            "heldout_set": 0, "status": "RUNNING", "sandbox": "bwrap", "attempts": 1,
+            "created_at": started_at - 1, "started_at": started_at})
+    db.close()
+    return folder

@@ -32,9 +32,19 @@ def test_sparklines_scale_to_the_range_and_keep_gaps():
 
 
 def test_money_and_time_read_like_people_say_them():
-    assert fmt.sats(44_400_000) == "44,400" and fmt.sats(1_500) == "1.500" and fmt.sats(None) == "—"
+    assert fmt.sats(44_400_000) == "44,400" and fmt.sats(1_500) == "1" and fmt.sats(None) == "—"
+    assert fmt.sats_exact(21_347_463) == "21,347.463" and fmt.sats_exact(5_000) == "5"  # msat where they matter
+    assert fmt.score(0.9679559999999999) == "0.968" and fmt.score(2.104) == "2.104" and fmt.score(None) == "—"
+    assert fmt.score(1234567.0) == "1.235e+06" and fmt.score(0.0) == "0"
+    assert fmt.csv_value(1_796_000_000.0, "created_at") == "2026-11-30T00:53:20Z"
+    assert fmt.csv_value(0.1 + 0.2, "heldout_score") == "0.3"
+    assert fmt.reasons_text(["below_threshold", "guard_failed:wall_s", "flagged:canary", "odd text"]) == (
+        "not enough better than the best; guard metric wall_s got worse; flagged: canary string in output; odd text")
+    assert fmt.event_sentence("submission.status", "s_ab", {"status": "FLAGGED"}) == "submission s_ab is now FLAGGED"
+    assert fmt.event_sentence("payout.complete", "s_ab", {"amount_msat": 44_400_000}) == \
+        "payout s_ab completed (44,400 sat)"
     assert fmt.until(1000 + 3 * 86400 + 7200, 1000) == "in 3d 2h"
-    assert fmt.until(1000 - 90, 1000) == "1m ago"
+    assert fmt.until(1000 - 90, 1000) == "1m 30s ago"
     assert fmt.bytes_iec(3 * 2**30) == "3.0 GiB"
 
 

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from l402tui.tui.actions import APP_ACTIONS, WIDGET_ACTIONS
+from l402tui.tui.actions import APP_ACTIONS, TABLE_ACTIONS, WIDGET_ACTIONS
 
 
 class KeysScreen(ModalScreen[None]):
@@ -26,7 +26,7 @@ class KeysScreen(ModalScreen[None]):
         table.add_column("Key", style="bold", no_wrap=True)
         table.add_column("Binding id", style="dim", no_wrap=True)
         table.add_column("What it does", ratio=1)
-        for spec in (*APP_ACTIONS, *WIDGET_ACTIONS):
+        for spec in (*APP_ACTIONS, *WIDGET_ACTIONS, *TABLE_ACTIONS):
             table.add_row(self._key_for(spec.id, spec.key), spec.id, spec.help)
         table.add_row("ctrl+p", "command_palette", "Every action by name (type to filter)")
         with VerticalScroll():

@@ -16,16 +16,17 @@ class BountiesTable(RecordTable[BountyRow]):
     @property
     def COLUMNS(self):  # type: ignore[override]  # the deadline column needs the clock
         return (
-            Column("Bounty", lambda b: Text(fmt.short_id(b.name, 24), style="bold")),
-            Column("Status", lambda b: status_text(b.status)),
-            Column("Best", lambda b: Text(fmt.score(b.best), justify="right")),
-            Column("Baseline", lambda b: Text(fmt.score(b.baseline), justify="right")),
-            Column("Pool left", lambda b: Text(fmt.sats(b.pool_left_msat), justify="right")),
-            Column("Deadline", lambda b: fmt.until(b.deadline, self.clock())),
-            Column("Subs", lambda b: Text(str(b.submissions), justify="right")),
-            Column("Metric", lambda b: fmt.short_id(b.metric, 14)),
-            Column("Pool", lambda b: Text(fmt.sats(b.pool_msat), justify="right")),
-            Column("Id", lambda b: Text(fmt.short_id(b.id, 14), style="dim")),
+            Column("Bounty", lambda b: Text(b.name, style="bold"), shrink=16, sort=lambda b: b.name),
+            Column("Status", lambda b: status_text(b.status), sort=lambda b: b.status),
+            Column("Best", lambda b: Text(fmt.score(b.best), justify="right"), sort=lambda b: b.best),
+            Column("Baseline", lambda b: Text(fmt.score(b.baseline), justify="right"), sort=lambda b: b.baseline),
+            Column("Pool left", lambda b: Text(fmt.sats(b.pool_left_msat), justify="right"),
+                   sort=lambda b: b.pool_left_msat),
+            Column("Deadline", lambda b: fmt.until(b.deadline, self.clock()), sort=lambda b: b.deadline),
+            Column("Subs", lambda b: Text(str(b.submissions), justify="right"), sort=lambda b: b.submissions),
+            Column("Metric", lambda b: b.metric, shrink=8),
+            Column("Pool", lambda b: Text(fmt.sats(b.pool_msat), justify="right"), sort=lambda b: b.pool_msat),
+            Column("Id", lambda b: Text(b.id, style="dim"), shrink=8),
         )
 
     def copy_text(self, record: BountyRow) -> str:

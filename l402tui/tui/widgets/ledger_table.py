@@ -13,14 +13,16 @@ class LedgerTable(RecordTable[LedgerRow]):
     EXPORT_NAME = "ledger"
     EMPTY_TEXT = "No money has moved yet."
     COLUMNS = (
-        Column("At (UTC)", lambda r: fmt.utc(r.created_at)),
+        Column("At (UTC)", lambda r: fmt.utc(r.created_at), sort=lambda r: r.created_at),
         Column("Kind", lambda r: Text(r.kind, style="bold")),
-        Column("Status", lambda r: status_text(r.status)),
-        Column("Amount (sat)", lambda r: Text(fmt.sats(r.amount_msat), justify="right")),
-        Column("Detail", lambda r: r.detail),
-        Column("Bounty", lambda r: fmt.short_id(r.bounty_id, 14)),
-        Column("Submission", lambda r: fmt.short_id(r.submission_id, 14)),
-        Column("Reference", lambda r: Text(fmt.short_id(r.reference, 24), style="dim")),
+        Column("Status", lambda r: status_text(r.status), sort=lambda r: r.status),
+        # msat matter in the books (fees, L402 prices): shown only where there are some.
+        Column("Amount (sat)", lambda r: Text(fmt.sats_exact(r.amount_msat), justify="right"),
+               sort=lambda r: r.amount_msat),
+        Column("Detail", lambda r: r.detail, shrink=12),
+        Column("Bounty", lambda r: r.bounty_id or "—", shrink=10),
+        Column("Submission", lambda r: r.submission_id or "—", shrink=10),
+        Column("Reference", lambda r: Text(r.reference, style="dim"), shrink=12),
     )
 
     def record_key(self, record: LedgerRow) -> str:

@@ -26,6 +26,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from l402tui.tui.actions import TABLE_ACTIONS, make_bindings
+from l402tui.tui.table_query import build_index, matching, sort_records
+
 R = TypeVar("R")
 SAMPLE_ROWS = 500  # rows measured for column widths; later rows are cut to fit
 MAX_COLUMN = 60
@@ -43,6 +46,10 @@ STATUS_STYLES = {
 }
 
 
+def _plain(cell: Any) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
 def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
@@ -52,6 +59,8 @@ class Column:
     label: str
     cell: Callable[[Any], Any]  # record -> str or rich Text shown in the table
     width: int | None = None
+    sort: Callable[[Any], Any] | None = None  # record -> sort key (default: the cell's text)
+    shrink: int | None = None  # narrowest width when the table is short of room (ids, reasons)
 
 
 class RecordTable(ScrollView, Generic[R], can_focus=True):
@@ -68,7 +77,7 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="table_page_down"),
         Binding("home", "jump(0)", "First", show=False, id="table_first"),
         Binding("end", "jump(-1)", "Last", show=False, id="table_last"),
-        Binding("enter", "choose", "Open", show=False, id="table_choose"),
+        *make_bindings(TABLE_ACTIONS),
     ]
     COMPONENT_CLASSES = {"record-table--header", "record-table--cursor"}
     DEFAULT_CSS = """
@@ -93,11 +102,32 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         def control(self) -> "RecordTable":
             return self.table
 
+    class FilterRequested(Message):
+        """`/` on the table: the screen shows the filter box for it."""
+
+        def __init__(self, table: "RecordTable"):
+            super().__init__()
+            self.table = table
+
+    class QueryChanged(Message):
+        """The filter, status filter or sort changed (the screen redraws its filter line)."""
+
+        def __init__(self, table: "RecordTable"):
+            super().__init__()
+            self.table = table
+
     def __init__(self, *, clock: Callable[[], float] = time.time, id: str | None = None,
                  classes: str | None = None):
         super().__init__(id=id, classes=classes)
         self.clock = clock
-        self.records: list[R] = []
+        self.all_records: list[R] = []  # everything loaded
+        self.records: list[R] = []  # what is shown: filtered and sorted
+        self.filter_text = ""
+        self.status_filter: str | None = None
+        self.sort_index: int | None = None  # None: the source's order (newest first)
+        self.sort_reverse = False
+        self._index: list[str] | None = None  # search text per record, built on first filter
+        self._natural: list[int] = []
         self._widths: list[int] = []
         self._cells: LRUCache[int, list[Text]] = LRUCache(4096)  # row index -> cell texts
         self._strips: LRUCache[tuple, Strip] = LRUCache(1024)
@@ -112,12 +142,32 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
 
     def set_records(self, records: Sequence[R]) -> None:
         """Replace the rows, keeping the cursor on the record it was on if it is still there."""
+        self.all_records = list(records)
+        self._index = None
+        self._apply(measure=True)
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return tuple(self.COLUMNS)
+
+    def _apply(self, measure: bool = False) -> None:
+        """Recompute the shown rows from all rows, the filter and the sort."""
         selected = self.selected_record
         keep_key = self.record_key(selected) if selected is not None else None
-        self.records = list(records)
+        rows = self.all_records
+        if self.filter_text.strip() or self.status_filter is not None:
+            if self._index is None:
+                self._index = build_index(rows)
+            rows = matching(rows, self._index, self.filter_text, self.status_filter)
+        if self.sort_index is not None:
+            column = self.columns[self.sort_index]
+            key = column.sort or (lambda r, c=column: _plain(c.cell(r)))
+            rows = sort_records(list(rows), key, self.sort_reverse)
+        self.records = list(rows)
         self._cells.clear()
         self._strips.clear()
-        self._measure()
+        if measure or not self._natural:
+            self._measure()
         row = 0
         if keep_key is not None:
             for index, record in enumerate(self.records):
@@ -125,9 +175,68 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
                     row = index
                     break
         self.set_reactive(RecordTable.cursor_row, min(row, max(len(self.records) - 1, 0)))
-        self.virtual_size = Size(sum(self._widths) + GAP * len(self._widths), len(self.records) + 1)
+        self._fit()
         self._scroll_cursor_into_view()
         self.refresh()
+
+    # --- filtering and sorting --------------------------------------------------------
+    def set_filter(self, text: str) -> None:
+        if text != self.filter_text:
+            self.filter_text = text
+            self._apply()
+            self.post_message(self.QueryChanged(self))
+
+    def set_status_filter(self, status: str | None) -> None:
+        self.status_filter = status
+        self._apply()
+        self.post_message(self.QueryChanged(self))
+
+    def sort_by(self, index: int | None, reverse: bool | None = None) -> None:
+        if index is not None and not 0 <= index < len(self.columns):
+            return
+        if reverse is None:  # the same column again flips the direction
+            reverse = not self.sort_reverse if index == self.sort_index else False
+        self.sort_index, self.sort_reverse = index, reverse
+        self._strips.clear()
+        self._apply()
+        self.post_message(self.QueryChanged(self))
+
+    def query_summary(self) -> str:
+        """e.g. "12 of 300 rows · /flag · FLAGGED · sorted by Paid ▼" ("" when showing everything)."""
+        parts = []
+        if self.filter_text.strip():
+            parts.append(f"/{self.filter_text.strip()}")
+        if self.status_filter:
+            parts.append(f"status {self.status_filter}")
+        if self.sort_index is not None:
+            parts.append(f"sorted by {self.columns[self.sort_index].label} {'▼' if self.sort_reverse else '▲'}")
+        if not parts:
+            return ""
+        return f"{len(self.records):,} of {len(self.all_records):,} rows · " + " · ".join(parts)
+
+    def action_filter(self) -> None:
+        self.post_message(self.FilterRequested(self))
+
+    def action_sort_next(self) -> None:
+        nxt = 0 if self.sort_index is None else self.sort_index + 1
+        self.sort_by(None if nxt >= len(self.columns) else nxt, reverse=False)
+
+    def action_sort_reverse(self) -> None:
+        if self.sort_index is not None:
+            self.sort_by(self.sort_index, reverse=not self.sort_reverse)
+
+    def action_status_filter(self) -> None:
+        """Cycle through the statuses present (FLAGGED first: what needs a person), then all."""
+        present = sorted({getattr(r, "status", None) for r in self.all_records} - {None},
+                         key=lambda s: (s != "FLAGGED", s))
+        if not present:
+            return
+        if self.status_filter not in present:
+            nxt = present[0]
+        else:
+            i = present.index(self.status_filter) + 1
+            nxt = present[i] if i < len(present) else None
+        self.set_status_filter(nxt)
 
     def _row_cells(self, index: int) -> list[Text]:
         cells = self._cells.get(index)
@@ -142,12 +251,34 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         return cells
 
     def _measure(self) -> None:
-        widths = [len(col.label) for col in self.COLUMNS]
+        widths = [len(col.label) + 2 for col in self.columns]  # room for the sort arrow
         for index in range(min(len(self.records), SAMPLE_ROWS)):
             for i, cell in enumerate(self._row_cells(index)):
                 widths[i] = max(widths[i], cell.cell_len)
-        self._widths = [min(w if col.width is None else col.width, MAX_COLUMN)
-                        for w, col in zip(widths, self.COLUMNS)]
+        self._natural = [min(w if col.width is None else col.width, MAX_COLUMN)
+                         for w, col in zip(widths, self.columns)]
+
+    def _fit(self) -> None:
+        """Natural widths (full ids) when they fit; else shrink the shrinkable columns."""
+        widths = list(self._natural)
+        room = self.scrollable_content_region.width or self.size.width
+        excess = sum(widths) + GAP * len(widths) - room
+        for i, col in enumerate(self.columns):
+            if excess <= 0 or room <= 0:
+                break
+            if col.shrink is not None and widths[i] > col.shrink:
+                cut = min(widths[i] - col.shrink, excess)
+                widths[i] -= cut
+                excess -= cut
+        if widths != self._widths:
+            self._widths = widths
+            self._strips.clear()
+        self.virtual_size = Size(sum(self._widths) + GAP * len(self._widths), len(self.records) + 1)
+
+    def on_resize(self) -> None:
+        if self._natural:
+            self._fit()
+            self.refresh()
 
     @property
     def selected_record(self) -> R | None:
@@ -164,6 +295,7 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         if not self.records:
             return [], []
         fields = [f.name for f in dataclasses.fields(self.records[0])]  # type: ignore[arg-type]
+        # What is shown (filtered, sorted) is what is exported.
         return fields, [[getattr(r, name) for name in fields] for r in self.records]
 
     # --- drawing ---------------------------------------------------------------------
@@ -189,7 +321,11 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
             key = ("header", style)
             strip = self._strips.get(key)
             if strip is None:
-                strip = self._line([Text(col.label) for col in self.COLUMNS], style)
+                labels = []
+                for i, col in enumerate(self.columns):
+                    arrow = (" ▼" if self.sort_reverse else " ▲") if i == self.sort_index else ""
+                    labels.append(Text(col.label + arrow))
+                strip = self._line(labels, style)
                 self._strips[key] = strip
             return strip.crop_extend(scroll_x, scroll_x + width, style)
         index = scroll_y + y - 1
@@ -216,6 +352,7 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
     def watch_cursor_row(self, old: int, new: int) -> None:
         self._scroll_cursor_into_view()
         self.refresh()
+        self.app.refresh_bindings()  # the footer offers what applies to the selected row
 
     def _scroll_cursor_into_view(self) -> None:
         row, page = self.cursor_row, self._page
@@ -237,9 +374,22 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         if self.selected_record is not None:
             self.post_message(self.RowChosen(self, self.selected_record))
 
+    def column_at(self, x: int) -> int | None:
+        """The column under screen column ``x`` of the widget (header clicks sort by it)."""
+        x += int(self.scroll_x)
+        start = 0
+        for i, width in enumerate(self._widths):
+            if start <= x < start + width + GAP:
+                return i
+            start += width + GAP
+        return None
+
     def on_click(self, event: events.Click) -> None:
         y = event.y  # relative to the widget
         if y < 1:
+            column = self.column_at(event.x)
+            if column is not None:
+                self.sort_by(column)
             return
         index = int(self.scroll_y) + y - 1
         if 0 <= index < len(self.records):

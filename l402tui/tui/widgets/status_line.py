@@ -18,6 +18,7 @@ class StatusLine(Widget):
         self.last_event = ""
         self.problem = ""
         self.busy = ""
+        self.hint = ""  # e.g. how to attach when this view is read-only
 
     def set(self, **fields: str) -> None:
         for key, value in fields.items():
@@ -34,6 +35,8 @@ class StatusLine(Widget):
             text.append(f"  {self.problem}", style="bold red")
         if self.summary:
             text.append(f"  {self.summary}")
+        if self.hint:
+            text.append(f"  {self.hint}", style="yellow")
         if self.last_event and not self.problem:
             text.append(f"  │ {self.last_event}", style="dim")
         text.append(f"  │ {self.source}", style="dim")
