@@ -18,6 +18,7 @@ from l402tui.l402.client import L402Client
 from l402tui.lightning.sim import SimNetwork
 from tests.coordinator.conftest import make_bounty
 from tests.coordinator.serve_proc import serve_env, start_serve, stop_within
+from tests.evaluation.runners_fixture import require_runner
 
 # The run sleeps until an absolute time: long enough to be interrupted by the first
 # start, already past (or nearly) when the second start runs it again.
@@ -35,13 +36,6 @@ SLEEPY_DIFF = '''\
  (artifacts / "answer.json").write_text(json.dumps(sum(nums) + OFFSET))
 '''
 VERDICTS = {"ACCEPTED", "REJECTED", "FLAGGED"}
-
-
-def _runner_problem(kind: str) -> str | None:
-    from l402tui.evaluation.runners import DEFAULT_IMAGE, bwrap_status, docker_status
-
-    status = docker_status(DEFAULT_IMAGE) if kind == "docker" else bwrap_status()
-    return None if status.available else status.detail
 
 
 async def _get(session, info, path):
@@ -84,9 +78,7 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
 @pytest.mark.parametrize("kind", [pytest.param("bwrap", marks=pytest.mark.bwrap),
                                   pytest.param("docker", marks=pytest.mark.docker)])
 async def test_sigterm_during_an_evaluation_stops_in_5s_and_the_next_start_gives_one_verdict(tmp_path, kind):
-    problem = _runner_problem(kind)
-    if problem:
-        pytest.skip(f"{kind} sandbox unavailable: {problem}")
+    require_runner(kind)
     data = tmp_path / "data"
     env = serve_env(L402TUI_EVALUATION__SANDBOX=kind, L402TUI_RATE_LIMITS__PER_IP_PER_MINUTE="100000")
     proc, info = start_serve(data, env=env)
