@@ -134,3 +134,17 @@ def test_csv_export_never_overwrites(tmp_path):
     second = export_csv(tmp_path, "ledger", ["a", "b"], [[2, "x"]], now=0)
     assert first != second
     assert list(csv.reader(first.open())) == [["a", "b"], ["1", ""]]
+
+
+def test_the_braille_chart_draws_points_marks_and_the_baseline():
+    from l402tui.tui.chart import Series, line_chart
+
+    chart = line_chart([Series([0.8, 0.83, 0.82, None, 0.86], "cyan")], 30, 4, baseline=0.8,
+                       marks=[(0, 0.8), (4, 0.86)])
+    rows = chart.plain.split("\n")
+    assert len(rows) == 4 and rows[0].lstrip().startswith("0.86") and rows[-1].lstrip().startswith("0.8")
+    assert all(len(r) == 30 for r in rows)
+    assert any("\u2800" < ch <= "\u28ff" for ch in rows[0][8:])  # the best point reaches the top row
+    styles = {str(span.style) for span in chart.spans}
+    assert {"bold green", "yellow", "cyan"} <= styles  # kept marks, baseline, the line
+    assert line_chart([Series([None])], 20, 3).plain == "no points yet"

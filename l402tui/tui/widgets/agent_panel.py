@@ -15,7 +15,7 @@ from textual.widgets import Button, Log, Static
 from l402tui.tui import format as fmt
 from l402tui.tui.agent_events import (AgentEvent, AgentExperiment, AgentLogLine, AgentStateChanged, AgentStep,
                                       best_so_far, experiments_per_hour)
-from l402tui.tui.bars import sparkline
+from l402tui.tui.chart import Series, line_chart
 
 STATE_STYLES = {"running": "bold green", "paused": "bold yellow", "stopped": "dim", "crashed": "bold red",
                 "idle": "dim"}
@@ -25,7 +25,7 @@ class AgentPanel(Vertical):
     DEFAULT_CSS = """
     AgentPanel { padding: 0 1; }
     AgentPanel #agent-summary { height: auto; }
-    AgentPanel #agent-spark { height: 2; color: $secondary; }
+    AgentPanel #agent-spark { height: 7; }
     AgentPanel #agent-step { height: auto; color: $text-muted; }
     AgentPanel Log { height: 1fr; border: none; background: $surface; }
     AgentPanel #agent-buttons { height: 1; margin-top: 1; }
@@ -105,14 +105,38 @@ class AgentPanel(Vertical):
         text.append(f"{rate:.1f} experiments/hour\n")
         text.append(f"best {fmt.score(best[-1] if best else None)}", style="bold")
         summary.update(text)
-        width = max(10, self.size.width - 2)
-        # The sparkline rises as the metric improves whichever its direction.
-        series = [-v for v in best] if self.minimize else best
-        spark.update(sparkline(series, width) if series else Text("no kept experiment yet", style="dim"))
+        spark.update(self.chart(max(20, self.size.width - 2)))
         step.update(self.step)
         self.query_one("#agent-start", Button).disabled = self.state == "running"
         self.query_one("#agent-pause", Button).disabled = self.state != "running"
         self.query_one("#agent-stop", Button).disabled = self.state in ("stopped", "idle")
+
+    def chart(self, width: int, height: int = 6) -> Text:
+        """Every experiment's metric (dim), the best so far (the line), kept points (bold) and
+        the first kept run (the baseline) dotted across."""
+        if not self.experiments:
+            return Text("the chart starts with the first experiment", style="dim")
+        metrics = [e.metric for e in self.experiments]
+        best: list[float | None] = []
+        current = None
+        for e in self.experiments:
+            if e.status == "keep" and e.metric is not None and (
+                    current is None or (e.metric < current if self.minimize else e.metric > current)):
+                current = e.metric
+            best.append(current)
+        kept = [(i, e.metric) for i, e in enumerate(self.experiments) if e.status == "keep" and e.metric is not None]
+        baseline = kept[0][1] if kept else None
+        chart = line_chart([Series(metrics, "dim", line=False), Series(best, "cyan")], width, height - 1,
+                           baseline=baseline, marks=kept)
+        legend = Text(f"\n{'lower' if self.minimize else 'higher'} better ", style="dim")
+        legend.append("━best ", style="cyan")
+        legend.append("●kept ", style="bold green")
+        legend.append("┄base", style="yellow")
+        return chart + legend
+
+    def on_resize(self) -> None:
+        if self.attached:
+            self.redraw()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         verb = (event.button.id or "").removeprefix("agent-")
