@@ -32,14 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from l402tui.lightning.backend import Invoice, InvoiceState, LightningBackend, LightningError, PaymentState
 from l402tui.store import Store
-from l402tui.store.db import Txn
+from l402tui.store.findings import FINDING_EVENT
 
 if TYPE_CHECKING:
     from l402tui.coordinator.service import Coordinator
 
 log = logging.getLogger("l402tui.reconcile")
 
-FINDING_EVENT = "store.finding"
 # The descriptions this coordinator writes on its invoices (l402/middleware.py,
 # coordinator/publishing.py, coordinator/submissions.py): how a node's invoice is known as ours.
 _L402 = re.compile(r"^l402tui: (?P<grants>[a-z]+(?:\+[a-z]+)*) for bounty (?P<bounty>\S+)$")
@@ -187,25 +186,6 @@ async def acknowledge(store: Store, finding_id: int | None, note: str) -> int:
         if n:
             await txn.event("store.findings_acknowledged", str(finding_id) if finding_id else None, count=n, note=note)
     return n
-
-
-async def is_lost_paid_token(store: Store, payment_hash: str) -> bool:
-    """Whether a paid L402 token for ``payment_hash`` lost its store rows (an open
-    ``l402_token_lost`` finding).  For token verification: with root keys derived from
-    a master outside the database, such a token's signature still proves it ours, so it
-    can be re-adopted (see :func:`token_readopted`)."""
-    return bool(await store.scalar(
-        "SELECT 1 FROM store_findings WHERE kind = 'l402_token_lost' AND payment_hash = ? "
-        "AND acknowledged_at IS NULL", (payment_hash,)))
-
-
-async def token_readopted(txn: Txn, payment_hash: str, token_id: str) -> None:
-    """Close the finding of a lost token whose holder came back and was let in again
-    (call in the transaction that restores its root-key row)."""
-    await txn.execute("UPDATE store_findings SET acknowledged_at = ?, note = ?, action = 'token re-adopted' "
-                      "WHERE kind = 'l402_token_lost' AND payment_hash = ? AND acknowledged_at IS NULL",
-                      (time.time(), f"its holder presented token {token_id} with the preimage", payment_hash))
-    await txn.event(FINDING_EVENT, payment_hash, finding="l402_token_lost", action="token re-adopted")
 
 
 async def _record(coord: "Coordinator", d: Discrepancy, action: str | None) -> None:

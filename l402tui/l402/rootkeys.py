@@ -27,6 +27,7 @@ from pathlib import Path
 
 from l402tui.store import Store
 from l402tui.store.db import Txn
+from l402tui.store.findings import is_lost_paid_token, token_readopted
 
 MASTER_FILE = "l402_master.key"
 _DERIVE = b"l402tui root key v1\x00"
@@ -196,6 +197,33 @@ class RootKeyStore:
         if row["key_kind"] == SEALED and len(stored) == 32:
             return _xor(stored, _hmac(master, _SEAL + bytes.fromhex(key_id)))
         return None  # an unsealed legacy row here means another process wrote it mid-seal: refuse
+
+    async def readopt(self, identifier: bytes, *, token_id: str, payment_hash: str, bounty_id: str,
+                      capabilities: str) -> RootKey | None:
+        """The root key of a paid token whose row a lost WAL took, restored, if the start-up
+        reconciliation found its invoice paid on the node (an open ``l402_token_lost``
+        finding).  The caller has checked the preimage; it must still check the signature
+        with the returned key before trusting anything.  None when there is no such finding
+        or a row exists (a revoked token stays revoked)."""
+        await self.prepare()
+        key_id = key_id_of(identifier)
+        if await self.store.fetchone("SELECT 1 FROM l402_root_keys WHERE key_id = ?", (key_id,)) is not None:
+            return None
+        if not await is_lost_paid_token(self.store, payment_hash):
+            return None
+        key = self.derive(self.master(), identifier)
+        return RootKey(key, token_id, bounty_id, frozenset(c for c in capabilities.split(",") if c))
+
+    async def confirm_readopted(self, identifier: bytes, key: RootKey, payment_hash: str) -> None:
+        """Write back the row of a re-adopted token (its signature verified) and close the finding."""
+        async with self.store.transaction() as txn:
+            if await txn.fetchone("SELECT 1 FROM l402_root_keys WHERE key_id = ?", (key_id_of(identifier),)):
+                return
+            await self.put(txn, identifier, token_id=key.token_id, payment_hash=payment_hash,
+                           bounty_id=key.bounty_id, capabilities=",".join(sorted(key.capabilities)),
+                           event="l402.token_readopted")
+            await token_readopted(txn, payment_hash, key.token_id)
+        self._cache.pop(key_id_of(identifier), None)
 
     async def revoke(self, token_id: str) -> int:
         """Revoke every key of a token (keeps the rows for audit); returns how many."""
