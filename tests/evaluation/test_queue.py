@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import os
 import signal
@@ -18,10 +19,18 @@ from tinybounty import FIX_DIFF, make_sums
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SLOW_FIX = FIX_DIFF.replace(
-    "@@ -1,6 +1,6 @@\n", "@@ -1,6 +1,8 @@\n").replace(
-    '-SKIP_NEGATIVE = True\n+SKIP_NEGATIVE = False\n',
-    '-SKIP_NEGATIVE = True\n+SKIP_NEGATIVE = False\n+import time\n+time.sleep(1.5)\n')
+
+
+def _held_fix(bounty: Path, started: Path, hold: Path) -> str:
+    """The honest fix, whose run marks ``started`` and then waits while ``hold`` exists (30 s at
+    most): the test kills the worker inside the run phase by a marker, not by a guessed time."""
+    old = (bounty / "target" / "sumlib.py").read_text()
+    lines = (f"import os, time\nopen({str(started)!r}, 'a').close()\n_until = time.time() + 30\n"
+             f"while os.path.exists({str(hold)!r}) and time.time() < _until:\n    time.sleep(0.01)\n")
+    new = lines + old.replace("SKIP_NEGATIVE = True", "SKIP_NEGATIVE = False")
+    body = "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                        "a/sumlib.py", "b/sumlib.py"))
+    return "diff --git a/sumlib.py b/sumlib.py\n" + body
 
 
 async def _seed(store: Store, bounty_dir: Path, diff: str) -> int:
@@ -97,12 +106,18 @@ async def test_worker_respects_concurrency_limit(tmp_path):
     for _ in range(4):
         await queue.enqueue("b1", kind="baseline")
     running = peak = 0
+    full = asyncio.Event()
 
     async def fake_evaluate(row):
+        # The first evaluations hold their slots until the limit is reached, so the peak is
+        # what the limit allows rather than what the timing happened to give.
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.05)
+        if running == 2:
+            full.set()
+        await asyncio.wait_for(full.wait(), 10)
+        await asyncio.sleep(0)  # let the queue try to start more while these still run
         running -= 1
         return _result()
 
@@ -121,18 +136,20 @@ async def test_kill_9_during_an_evaluation_then_restart_gives_one_verdict(tmp_pa
     bounty = make_sums(tmp_path / "sums", repeats=2)
     db = tmp_path / "db.sqlite"
     store = await Store.open(db)
-    eval_id = await _seed(store, bounty, SLOW_FIX)
+    started, hold = tmp_path / "run-started", tmp_path / "hold-the-run"
+    hold.touch()
+    eval_id = await _seed(store, bounty, _held_fix(bounty, started, hold))
     env = {**os.environ, "L402TUI_EVALUATION__SANDBOX": "local", "L402TUI_EVALUATION__ALLOW_UNSANDBOXED": "true",
            "L402TUI_PATHS__DATA_DIR": str(tmp_path / "data")}
 
     first = _worker(db, env)
     deadline = time.monotonic() + 20
-    while await store.scalar("SELECT status FROM evaluations WHERE id = ?", (eval_id,)) != "RUNNING":
-        assert time.monotonic() < deadline, "the worker never started the evaluation"
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)  # inside the first repeat's 1.5 s run phase
+    while not started.exists():  # the first repeat's run phase has begun and is held
+        assert time.monotonic() < deadline and first.poll() is None, "the worker never started the run"
+        await asyncio.sleep(0.01)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
+    hold.unlink()  # the restarted worker's runs go straight through
     assert await store.scalar("SELECT status FROM evaluations") == "RUNNING"
 
     second = _worker(db, env)
