@@ -7,12 +7,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from l402tui.coordinator.admin import ensure_admin_macaroon
 from l402tui.coordinator.app import create_app
 from l402tui.coordinator.client import AdminUnauthorized, CoordinatorUnreachable, HttpCoordinatorClient
+
+
+class Seen:
+    """Things that happened, in order, and a wait for the n-th one (a marker, not a timer)."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self._grew = asyncio.Event()
+
+    def add(self, item) -> None:
+        self.items.append(item)
+        self._grew.set()
+
+    async def count(self, n: int, timeout: float = 20) -> None:
+        async def wait() -> None:
+            while len(self.items) < n:
+                self._grew.clear()
+                await self._grew.wait()
+        await asyncio.wait_for(wait(), timeout)
 
 
 class Server:
@@ -22,14 +42,14 @@ class Server:
         self.coordinator = coordinator
         self.port = 0
         self.runner: web.AppRunner | None = None
-        self.last_event_ids: list[str | None] = []  # the Last-Event-ID of every stream request
+        self.streams = Seen()  # the Last-Event-ID of every stream request, once its answer starts
 
     async def start(self) -> None:
         app = create_app(self.coordinator, manage_lifecycle=False)
 
         async def seen(request: web.Request, response: web.StreamResponse) -> None:
             if request.path == "/api/v1/events":
-                self.last_event_ids.append(request.headers.get("Last-Event-ID"))
+                self.streams.add(request.headers.get("Last-Event-ID"))
 
         app.on_response_prepare.append(seen)
         self.runner = web.AppRunner(app)
@@ -44,6 +64,27 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def last_event_ids(self) -> list[str | None]:
+        return self.streams.items
+
+
+def refused_reconnects(client: HttpCoordinatorClient) -> Seen:
+    """Record each stream connection of ``client`` that could not connect, by the id it
+    resumes after (wraps the client's one-connection method on this instance only)."""
+    refused, once = Seen(), client._sse_once
+
+    async def counted(after_id: int):
+        try:
+            async for item in once(after_id):
+                yield item
+        except aiohttp.ClientConnectionError:
+            refused.add(after_id)
+            raise
+
+    client._sse_once = counted
+    return refused
 
 
 class Tunnel:
@@ -100,11 +141,16 @@ class Following:
 
     def __init__(self, client: HttpCoordinatorClient, start: int):
         self.got: list[dict] = []
+        self._arrived = asyncio.Event()
         self.task = asyncio.create_task(self._follow(client, start))
 
     async def _follow(self, client: HttpCoordinatorClient, start: int) -> None:
-        async for event in client.follow_events(start):
-            self.got.append(event)
+        try:
+            async for event in client.follow_events(start):
+                self.got.append(event)
+                self._arrived.set()
+        finally:
+            self._arrived.set()  # wakes until() to report the end
 
     async def until(self, want_id: int, timeout: float = 20) -> None:
         """Wait until event ``want_id`` arrived; a follower that died raises its own error here."""
@@ -113,7 +159,8 @@ class Following:
                 if self.task.done():
                     self.task.result()  # re-raises what ended it
                     raise AssertionError("the event stream ended")
-                await asyncio.sleep(0.02)
+                self._arrived.clear()
+                await self._arrived.wait()
         await asyncio.wait_for(wait(), timeout)
 
     async def stop(self) -> None:
@@ -131,6 +178,7 @@ async def test_events_resume_across_a_server_restart_without_loss_or_repeats(coo
     server = Server(coordinator)
     await server.start()
     client = HttpCoordinatorClient(server.url, admin_macaroon=token, max_reconnect_delay_s=0.5)
+    refused = refused_reconnects(client)
     start = await client.last_event_id()  # from now on: history is not replayed
     follow = Following(client, start)
     try:
@@ -138,7 +186,8 @@ async def test_events_resume_across_a_server_restart_without_loss_or_repeats(coo
         await follow.until(first[-1])
         await server.stop()
         missed = await _emit(coordinator, 5, "while-down")  # written while no server runs
-        await asyncio.sleep(0.3)  # the client is retrying against a closed port
+        await refused.count(1)  # the client has retried against the closed port
+        assert refused.items[0] == first[-1]
         await server.start()
         await follow.until(missed[-1])
         live = await _emit(coordinator, 3, "after")
@@ -192,7 +241,7 @@ async def test_the_stream_refuses_a_wrong_macaroon_and_a_one_shot_follow_reports
         once = HttpCoordinatorClient(server.url, admin_macaroon=token)
         stream = once.follow_events(await once.last_event_id(), reconnect=False)
         pending = asyncio.ensure_future(stream.__anext__())
-        await asyncio.sleep(0.2)
+        await server.streams.count(2)  # the wrong macaroon's request, then this stream's
         await server.stop()
         with pytest.raises(CoordinatorUnreachable, match="is `l402tui serve` still running"):
             await asyncio.wait_for(pending, 10)
