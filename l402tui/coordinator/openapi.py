@@ -16,6 +16,9 @@ _ERROR = {"type": "object", "required": ["error", "message"],
           "properties": {"error": {"type": "string"}, "message": {"type": "string"},
                          "reason": {"type": "string"}, "field": {"type": "string"}}}
 
+# One server-sent event: id (the event id to resume from), event (its kind), data (the event as JSON).
+_SSE_EVENT = {"type": "object", "properties": {"id": {"type": "string"}, "event": {"type": "string"},
+                                               "data": {"type": "string"}, "retry": {"type": "integer"}}}
 _INT = {"type": "integer", "minimum": 0, "maximum": 2**62}
 _STR = {"type": "string", "maxLength": 256}
 _LIMIT = ("limit", _INT, "at most this many rows")
@@ -74,7 +77,7 @@ def _response_body(code: int, description: str) -> dict[str, Any]:
         return {"description": description, "content": {"application/gzip": {"schema": {"type": "string",
                                                                                          "format": "binary"}}}}
     if "event-stream" in description:
-        return {"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+        return {"description": description, "content": {"text/event-stream": {"schema": _SSE_EVENT}}}
     return {"description": description, "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
@@ -89,8 +92,8 @@ def document(routes: list["Route"]) -> dict[str, Any]:
             "summary": route.summary,
             "operationId": f"{route.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', route.path.lower()).strip('_')}",
             "parameters": params,
-            "responses": {str(code): _response(code, desc, route)
-                          for code, desc in sorted({**_COMMON, **route.responses}.items())},
+            "responses": {str(code): _response(code, desc, route) for code, desc in sorted(
+                {**_COMMON, **({404: "not found"} if "{" in route.path else {}), **route.responses}.items())},
         }
         if route.access in _SECURITY:
             op["security"] = _SECURITY[route.access]

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from l402tui.coordinator.errors import CoordinatorError, Invalid
+from l402tui.coordinator.errors import CoordinatorError, Invalid, NotFound
 
 MAX_DEPTH = 16  # nesting of a JSON body; our bodies are flat objects
 MAX_JSON_BYTES = 2 * 1024 * 1024  # a diff is capped at coordinator.max_diff_bytes (256 KiB) before this
@@ -162,6 +162,7 @@ def event_id(raw: str, source: str) -> int:
 
 
 MAX_PATH = 2048  # ids are short; a longer path is an attack or a mistake
+MAX_ID = 256  # a path parameter (the OpenAPI document says the same)
 
 
 def input_middleware(routes: dict[tuple[str, str], Any], queries: dict[tuple[str, str], list]) -> Any:
@@ -173,16 +174,25 @@ def input_middleware(routes: dict[tuple[str, str], Any], queries: dict[tuple[str
 
     @web.middleware
     async def checked_input(request: web.Request, handler: Any) -> web.StreamResponse:
-        if len(request.raw_path) > MAX_PATH:
-            # Neither echoed nor logged whole: it may be hundreds of kB.
-            return web.json_response({"error": "uri_too_long", "message": f"the path and query are longer than "
-                                      f"{MAX_PATH} characters"}, status=414)
         resource = getattr(request.match_info.route, "resource", None)
         key = (request.method, resource.canonical if resource is not None else "")
         route = routes.get(key)
-        for name, schema, _ in queries.get(key, []):
+        if route is not None and any(len(v) > MAX_ID for v in request.match_info.values()):
+            raise NotFound(f"nothing here: ids are at most {MAX_ID} characters")
+        declared = queries.get(key, [])
+        for name, schema, _ in declared:
             if name in request.query:
                 request[f"query:{name}"] = query_value(request.query[name], schema, name)
+        if route is not None:
+            unknown = [name for name in request.query if name not in {n for n, _, _ in declared}]
+            if unknown:
+                allowed = ", ".join(n for n, _, _ in declared) or "none"
+                raise Invalid(f"unknown query parameter {unknown[0][:40]!r} (this route takes: {allowed})",
+                              code="invalid_request", details={"field": unknown[0][:40]})
+        if len(request.raw_path) > MAX_PATH:
+            # Neither echoed nor logged whole: it may be kilobytes.
+            return web.json_response({"error": "uri_too_long", "message": f"the path and query are longer than "
+                                      f"{MAX_PATH} characters"}, status=414)
         if route is not None and route.body is not None and request.content_type not in route.upload_types:
             if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
                 raise TooLarge(f"the JSON body is {request.content_length} bytes; the limit is {MAX_JSON_BYTES}")
