@@ -350,8 +350,6 @@ class SimLedger:
         # A cheap read first: writers take the lock only when something is due.
         if self.conn.execute(due_sql + " LIMIT 1", (now, height)).fetchone() is None:
             return 0
-        from l402tui.lightning._simpay import cancel_accepted
-
         changed = 0
         with self.txn() as c:
             for (payment_hash,) in c.execute(due_sql, (now, height)).fetchall():
@@ -366,3 +364,18 @@ class SimLedger:
                         f"{inv['cltv_expiry']} and the safety margin is {inv['safety_blocks']} blocks"))
                 changed += 1
         return changed
+
+
+def cancel_accepted(ledger: SimLedger, c: sqlite3.Connection, inv: sqlite3.Row, now: float, *,
+                    reason: str) -> None:
+    """Fail a held HTLC back: refund the payer in full, mark the payment FAILED."""
+    payment = c.execute("SELECT * FROM payments WHERE payer = ? AND payment_hash = ?",
+                        (inv["paid_by"], inv["payment_hash"])).fetchone()
+    if payment is not None and payment["state"] == "PENDING":
+        c.execute("UPDATE nodes SET balance_msat = balance_msat + ? WHERE name = ?",
+                  (payment["amount_msat"] + payment["fee_msat"], payment["payer"]))
+        c.execute("UPDATE payments SET state = 'FAILED', error = ?, resolved_at = ? "
+                  "WHERE payer = ? AND payment_hash = ?", (reason, now, payment["payer"], inv["payment_hash"]))
+    c.execute("UPDATE invoices SET state = 'CANCELED' WHERE payment_hash = ?", (inv["payment_hash"],))
+    ledger.log_change(c, inv["node"], inv["payment_hash"], "CANCELED", inv["amount_received_msat"], True, now,
+                      reason=reason)

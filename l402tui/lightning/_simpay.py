@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from l402tui.lightning._bolt11 import (DecodedInvoice, NodeKey, check_hex32, decode_invoice,
                                        encode_invoice, sha256_hex)
-from l402tui.lightning._simledger import SimLedger
+from l402tui.lightning._simledger import SimLedger, cancel_accepted
 from l402tui.lightning.backend import (InvalidRequest, InvalidState, InvoiceNotFound,
                                        WrongPreimage)
 
@@ -238,21 +238,6 @@ def keysend(ledger: SimLedger, payer: str, destination_pubkey: str, amount_msat:
         row = _record_payment(c, payer, payment_hash, destination=payee[0], amount_msat=amount_msat,
                               fee_msat=fee, state="COMPLETE", now=now, kind="keysend", preimage=preimage)
         return PayOutcome(row)
-
-
-def cancel_accepted(ledger: SimLedger, c: sqlite3.Connection, inv: sqlite3.Row, now: float, *,
-                    reason: str) -> None:
-    """Fail a held HTLC back: refund the payer in full, mark the payment FAILED."""
-    payment = c.execute("SELECT * FROM payments WHERE payer = ? AND payment_hash = ?",
-                        (inv["paid_by"], inv["payment_hash"])).fetchone()
-    if payment is not None and payment["state"] == "PENDING":
-        c.execute("UPDATE nodes SET balance_msat = balance_msat + ? WHERE name = ?",
-                  (payment["amount_msat"] + payment["fee_msat"], payment["payer"]))
-        c.execute("UPDATE payments SET state = 'FAILED', error = ?, resolved_at = ? "
-                  "WHERE payer = ? AND payment_hash = ?", (reason, now, payment["payer"], inv["payment_hash"]))
-    c.execute("UPDATE invoices SET state = 'CANCELED' WHERE payment_hash = ?", (inv["payment_hash"],))
-    ledger.log_change(c, inv["node"], inv["payment_hash"], "CANCELED", inv["amount_received_msat"], True, now,
-                      reason=reason)
 
 
 def _own_hold(c: sqlite3.Connection, node: str, payment_hash: str) -> sqlite3.Row:

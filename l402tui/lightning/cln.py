@@ -24,6 +24,7 @@ from l402tui.lightning.backend import (BackendUnavailable, FeeLimitExceeded, Ins
                                        LightningError, NodeStatus, NoRoute, Payment, PaymentRejected,
                                        PaymentState, WrongPreimage)
 from l402tui.lightning.cln_hold import DAYWALKER_LABEL, HoldDialect, OursDialect, detect
+from l402tui.lightning.cln_hold import msat as _msat
 
 TIMEOUT = 904  # waitany*: nothing happened within the timeout
 # Codes from our plugin (see cln_holdinvoice.py) and from CLN's pay / keysend.
@@ -31,10 +32,6 @@ _PLUGIN_ERRORS = {4101: InvoiceNotFound, 4102: WrongPreimage, 4103: InvalidState
 _PAY_ERRORS = {205: NoRoute, 206: FeeLimitExceeded, 207: InvoiceExpired}
 _NATIVE_STATE = {"unpaid": InvoiceState.OPEN, "paid": InvoiceState.SETTLED, "expired": InvoiceState.EXPIRED}
 _PAY_STATE = {"pending": PaymentState.PENDING, "complete": PaymentState.COMPLETE, "failed": PaymentState.FAILED}
-
-
-def _msat(value: Any) -> int:
-    return int(str(value).removesuffix("msat")) if value is not None else 0
 
 
 class ClnBackend(LightningBackend):

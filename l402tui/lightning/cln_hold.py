@@ -38,6 +38,11 @@ OURS_PREFIXED = {"create": "l402tui-hold-invoice", "settle": "l402tui-hold-settl
                  "list": "l402tui-hold-list", "wait": "l402tui-hold-waitany"}
 
 
+def msat(value: Any) -> int:
+    """An amount field of lightningd as int msat (some versions write ``"123msat"``)."""
+    return int(str(value).removesuffix("msat")) if value is not None else 0
+
+
 def sha256_hex(preimage: str) -> str:
     return hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
 
@@ -236,12 +241,10 @@ class DaywalkerDialect(HoldDialect):
                                          "holdinvoicelookup")) for i in ours]
 
     def _record(self, inv: dict, hold: dict) -> dict:
-        from l402tui.lightning.cln import _msat
-
         state = hold.get("state", "OPEN")
         if state == "OPEN" and inv.get("status") == "expired":
             state = "EXPIRED"
-        amount = _msat(inv.get("amount_msat"))
+        amount = msat(inv.get("amount_msat"))
         expires_at = float(inv.get("expires_at", 0))
         return {"payment_hash": inv["payment_hash"], "bolt11": inv.get("bolt11", ""), "amount_msat": amount,
                 "description": inv.get("description", ""), "state": state,
@@ -249,7 +252,7 @@ class DaywalkerDialect(HoldDialect):
                 "expires_at": expires_at,
                 "preimage": inv.get("payment_preimage") if state == "SETTLED" else None,
                 "cltv_expiry": hold.get("htlc_expiry"),
-                "amount_received_msat": _msat(inv.get("amount_received_msat")) if state == "SETTLED"
+                "amount_received_msat": msat(inv.get("amount_received_msat")) if state == "SETTLED"
                 else (amount if state == "ACCEPTED" else 0),
                 "settled_at": inv.get("paid_at")}
 
