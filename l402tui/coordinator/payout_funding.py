@@ -112,9 +112,13 @@ async def left_msat(conn: Store | Txn, bounty: dict[str, Any]) -> int:
     return max(0, min(balance, int(bounty["pool_msat"]) - int(taken["gross"]) + int(taken["back"])))
 
 
-async def pool_left(store: Store, bounty_id: str) -> int:
-    """Msat the payout rule can still pay from this bounty (for views)."""
-    bounty = await load_bounty(store, bounty_id)
-    if not await ledger.posted(store, f"fund:{bounty_id}"):
-        return int(bounty["pool_msat"]) if bounty["status"] in ("OPEN", "AWAITING_FUNDING", "DRAFT") else 0
-    return await left_msat(store, bounty)
+async def pool_left(conn: Store | Txn, bounty: str | dict[str, Any]) -> int:
+    """The one "pool left" (msat) every view shows: what the payout rule can still pay from
+    this bounty (a bounty id, or its ``bounties`` row).  Before the ledger records the funding
+    it is the whole pool while the bounty may still open, else nothing; afterwards
+    :func:`left_msat`, which leaves out the funding's fee margin (a hold-funded pool's account
+    holds pool + fee, and the fee is never the agents')."""
+    row = await load_bounty(conn, bounty) if isinstance(bounty, str) else bounty
+    if not await ledger.posted(conn, f"fund:{row['id']}"):
+        return int(row["pool_msat"]) if row["status"] in ("OPEN", "AWAITING_FUNDING", "DRAFT") else 0
+    return await left_msat(conn, row)

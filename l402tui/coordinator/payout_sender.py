@@ -31,6 +31,7 @@ from typing import Any
 
 from l402tui.config import Config
 from l402tui.coordinator import ledger
+from l402tui.domain import CLAIMABLE, SENDABLE, SubmissionStatus  # noqa: F401 - payouts reads CLAIMABLE here
 from l402tui.lightning.backend import (BackendUnavailable, FeeLimitExceeded, InsufficientBalance, InvalidRequest,
                                        InvoiceExpired, InvoiceNotFound, LightningBackend, LightningError,
                                        NoRoute, Payment, PaymentRejected, PaymentState)
@@ -38,7 +39,6 @@ from l402tui.store.db import Store, Txn, now
 
 log = logging.getLogger("l402tui.payouts")
 
-CLAIMABLE = ("AWAITING_CLAIM", "QUEUED", "FAILED")
 # Errors after which nothing was sent, for sure; anything else is looked up first.
 _DEFINITE = (NoRoute, InsufficientBalance, FeeLimitExceeded, InvoiceExpired, InvalidRequest, PaymentRejected)
 
@@ -141,8 +141,9 @@ async def _advance_submission(txn: Txn, submission_id: str) -> None:
     released_and_paid = by.get("holdback") == "COMPLETE"
     nothing_held = held == 0 and "holdback" not in by and not await ledger.posted(
         txn, f"holdback_forfeit:{submission_id}")
-    target = "PAID_FULL" if released_and_paid or nothing_held else "PAID_PARTIAL"
-    sources = ("ACCEPTED", "PAID_PARTIAL") if target == "PAID_FULL" else ("ACCEPTED",)
+    S = SubmissionStatus
+    target = S.PAID_FULL if released_and_paid or nothing_held else S.PAID_PARTIAL
+    sources = (S.ACCEPTED, S.PAID_PARTIAL) if target is S.PAID_FULL else (S.ACCEPTED,)
     marks = ",".join("?" for _ in sources)
     if await txn.execute(f"UPDATE submissions SET status = ?, updated_at = ? WHERE id = ? AND status IN ({marks})",
                          (target, now(), submission_id, *sources)):
@@ -199,8 +200,8 @@ async def attempt(store: Store, lightning: LightningBackend, cfg: Config, key: s
     if reason:
         raise PayoutsHalted(f"payouts are halted ({reason}); nothing was sent")
     row = await _reload(store, key)
-    if row["status"] not in ("QUEUED", "FAILED"):
-        return row
+    if row["status"] not in SENDABLE:
+        return row  # PENDING is decided by a lookup only; COMPLETE is done
     amount = row["amount_msat"]
     preimage = None
     if row["bolt11"]:

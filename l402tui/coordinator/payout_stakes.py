@@ -30,12 +30,12 @@ from l402tui.coordinator.payout_close import refund_rest
 from l402tui.coordinator.payout_funding import keysend_ok, load_bounty, load_submission
 from l402tui.coordinator.payout_math import bounty_terms
 from l402tui.coordinator.payout_sender import payout_lock
+from l402tui.domain import PAYABLE
 from l402tui.lightning.backend import LightningBackend, LightningError
 from l402tui.store.db import Store, Txn, now
 
 log = logging.getLogger("l402tui.payouts")
 
-PAYABLE = ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
 RESOLVED_TXNS = ("stake_forfeit", "stake_keep", "stake_return")  # one of them per stake, ever
 
 

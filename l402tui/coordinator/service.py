@@ -23,14 +23,14 @@ from typing import Any, AsyncIterator
 from l402tui.config import Config
 from l402tui.coordinator import disclosure, publishing, seams, submissions
 from l402tui.coordinator.errors import Conflict, NotFound
+from l402tui.coordinator.payout_funding import pool_left
 from l402tui.coordinator.views import bounty_view, event_view
+from l402tui.domain import CANCELABLE_BOUNTY, FINAL_INVOICE, LISTED_BOUNTY, sql_list
 from l402tui.lightning.backend import InvoiceState, LightningBackend, LightningError
 from l402tui.store import Store
 from l402tui.store.db import Txn
 
 log = logging.getLogger("l402tui.coordinator")
-
-TERMINAL_BOUNTY = ("CLOSED", "SETTLED", "CANCELED")
 
 
 class Coordinator:
@@ -197,8 +197,8 @@ class Coordinator:
         row = await self.store.fetchone("SELECT * FROM invoices WHERE payment_hash = ?", (payment_hash,))
         if row is None or row["status"] == state.value:
             return
-        if row["status"] in ("SETTLED", "CANCELED", "EXPIRED"):
-            return  # final
+        if row["status"] in FINAL_INVOICE:
+            return  # final: a late or replayed update never reopens it
         async with self.transaction() as txn:
             changed = await txn.execute(
                 "UPDATE invoices SET status = ?, updated_at = ? WHERE payment_hash = ? AND status = ?",
@@ -240,7 +240,7 @@ class Coordinator:
             return await self.get_bounty(bounty_id)
         paid = await self.store.scalar(
             "SELECT COUNT(*) FROM payments WHERE bounty_id = ? AND purpose IN ('payout', 'holdback')", (bounty_id,))
-        if bounty["status"] not in ("DRAFT", "AWAITING_FUNDING", "OPEN") or paid:
+        if bounty["status"] not in CANCELABLE_BOUNTY or paid:
             raise Conflict(f"bounty {bounty_id} is {bounty['status']}{' and has paid out' if paid else ''}; "
                            "only a bounty that has paid nothing can be cancelled — close it instead",
                            code="cannot_cancel")
@@ -330,13 +330,7 @@ class Coordinator:
     async def _view(self, row: dict[str, Any]) -> dict[str, Any]:
         commitments = await self.store.fetchall(
             "SELECT * FROM heldout_commitments WHERE bounty_id = ? ORDER BY set_index", (row["id"],))
-        if seams.has("pool_left"):  # the payouts ledger is the truth when this build has it
-            left = int(await seams.call("pool_left", self.store, row["id"]))
-        else:
-            spent = await self.store.scalar(
-                "SELECT COALESCE(SUM(amount_msat), 0) FROM payments WHERE bounty_id = ? "
-                "AND purpose IN ('payout', 'holdback') AND status != 'FAILED'", (row["id"],))
-            left = row["pool_msat"] - spent
+        left = await pool_left(self.store, row)
         rules = {"submissions_per_day": self.cfg.get("coordinator.submissions_per_day"),
                  "fee_percent": self.cfg.get("coordinator.fee_percent"),
                  "holdback_percent": self.cfg.get("coordinator.holdback_percent"),
@@ -350,7 +344,7 @@ class Coordinator:
 
     async def list_bounties(self, *, include_all: bool = False) -> list[dict[str, Any]]:
         """Bounties agents can see (OPEN, CLOSED, SETTLED); ``include_all`` adds drafts and cancelled ones."""
-        where = "" if include_all else "WHERE status IN ('OPEN', 'CLOSED', 'SETTLED')"
+        where = "" if include_all else f"WHERE status IN {sql_list(LISTED_BOUNTY)}"
         rows = await self.store.fetchall(f"SELECT * FROM bounties {where} ORDER BY created_at DESC")
         return [await self._view(r) for r in rows]
 

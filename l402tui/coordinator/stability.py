@@ -26,6 +26,7 @@ from l402tui.config import Config
 from l402tui.coordinator import ledger, payout_sender
 from l402tui.coordinator.payout_levels import allocation, paid_range
 from l402tui.coordinator.payout_math import bounty_terms, verdict_improvement
+from l402tui.domain import SubmissionStatus as S
 from l402tui.evaluation.scoring import metric_gain
 from l402tui.store.db import Store, Txn, now
 
@@ -135,8 +136,8 @@ async def forfeit(store: Store, sub: dict[str, Any], reason: str) -> None:
                 bounty_id=bounty_id, memo=f"holdback forfeited: {reason}"):
             await txn.event("holdback.forfeited", sub["id"], bounty_id=bounty_id, amount_msat=held, reason=reason)
             if await txn.execute("UPDATE submissions SET status = 'HOLDBACK_FORFEITED', reasons = ?, updated_at = ? "
-                                 "WHERE id = ? AND status IN ('ACCEPTED', 'PAID_PARTIAL')",
-                                 (json.dumps([reason]), now(), sub["id"])):
+                                 "WHERE id = ? AND status IN (?, ?)",
+                                 (json.dumps([reason]), now(), sub["id"], S.ACCEPTED, S.PAID_PARTIAL)):
                 await txn.event("submission.status", sub["id"], status="HOLDBACK_FORFEITED", reason=reason)
         await txn.execute("UPDATE timers SET done_at = ? WHERE kind = ? AND subject_id = ? AND done_at IS NULL",
                           (now(), TIMER, sub["id"]))

@@ -25,6 +25,7 @@ from l402tui.coordinator import disclosure, rationing, seams
 from l402tui.coordinator.errors import Conflict, Invalid, LimitReached, NotFound, Unavailable
 from l402tui.coordinator.verdict import Verdict, judge
 from l402tui.coordinator.views import submission_view
+from l402tui.domain import DECIDED, PAYABLE, UNDECIDED, sql_list
 from l402tui.evaluation.diffcheck import check_diff
 from l402tui.evaluation.reasons import Reason, is_code
 from l402tui.lightning.backend import LightningError
@@ -35,8 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("l402tui.coordinator")
 
-FINAL = ("ACCEPTED", "REJECTED", "FLAGGED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
-PAYABLE = ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
+FINAL = DECIDED  # the name this module and its readers have used
 
 
 def load_frozen_spec(source_dir: str) -> BountySpec:
@@ -207,7 +207,7 @@ async def end_with_bounty(txn: Txn, submission_id: str, bounty_id: str) -> None:
     await txn.execute("UPDATE evaluations SET status = 'FAILED', error = 'the bounty was cancelled', "
                       "reason_code = ? WHERE submission_id = ? AND status = 'QUEUED'",
                       (Reason.BOUNTY_CANCELLED.value, submission_id))
-    await _move(txn, submission_id, ("RECEIVED", "AWAITING_STAKE", "QUEUED", "EVALUATING"), "REJECTED",
+    await _move(txn, submission_id, UNDECIDED, "REJECTED",
                 bounty_id=bounty_id, verdict=Verdict.rejected(Reason.BOUNTY_CANCELLED, "the bounty was cancelled; "
                                                               "the stake, if any, is refunded"))
 
@@ -249,8 +249,8 @@ async def list_all(coord: "Coordinator", bounty_id: str | None, limit: int) -> l
 async def leaderboard(coord: "Coordinator", bounty_id: str) -> list[dict[str, Any]]:
     """Revealed accepted submissions with their published (ladder-rounded) numbers."""
     rows = await coord.store.fetchall(
-        "SELECT id, status, verdict_json, created_at FROM submissions WHERE bounty_id = ? AND status IN "
-        "('ACCEPTED', 'PAID_PARTIAL', 'PAID_FULL', 'HOLDBACK_FORFEITED')", (bounty_id,))
+        f"SELECT id, status, verdict_json, created_at FROM submissions WHERE bounty_id = ? AND status IN "
+        f"{sql_list(PAYABLE)}", (bounty_id,))
     now = time.time()
     board = []
     for r in rows:

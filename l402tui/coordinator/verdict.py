@@ -26,6 +26,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from l402tui.domain import PAYABLE, sql_list
 from l402tui.evaluation import reasons as R
 
 if TYPE_CHECKING:
@@ -181,6 +182,6 @@ async def _same_outputs(coord: "Coordinator", antigaming: Any, bounty_id: str, s
         "SELECT s.id, r.outputs_sha256 FROM submissions s JOIN evaluations e ON e.submission_id = s.id "
         "AND e.kind = 'submission' JOIN eval_runs r ON r.evaluation_id = e.id AND r.repeat = 0 "
         "WHERE s.bounty_id = ? AND s.id != ? AND e.heldout_set = 0 AND r.outputs_sha256 IS NOT NULL "
-        "AND s.status IN ('ACCEPTED', 'PAID_PARTIAL', 'PAID_FULL', 'HOLDBACK_FORFEITED')",
+        f"AND s.status IN {sql_list(PAYABLE)}",
         (bounty_id, submission_id))
     return antigaming.same_outputs_flag(digest, [(r["id"], r["outputs_sha256"]) for r in earlier])
