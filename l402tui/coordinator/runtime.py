@@ -66,11 +66,17 @@ async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = Tr
     if net is not None:
         backend = net.node(cfg.get("lightning.node"))
     coordinator = await Coordinator.open(cfg, backend)
-    if coordinator.backend.name == "sim":
-        # The embedded network needs this node to exist; a real node simply is.
-        await coordinator.backend.net.create_node(coordinator.backend.node_name, 0, exist_ok=True)
-        coordinator.backend.net.poll_interval_s = max(coordinator.backend.net.poll_interval_s, SIM_POLL_S)
-    admin_path = await ensure_admin_macaroon(coordinator.store, cfg.data_dir)
+    try:
+        if coordinator.backend.name == "sim":
+            # The embedded network needs this node to exist; a real node simply is.
+            await coordinator.backend.net.create_node(coordinator.backend.node_name, 0, exist_ok=True)
+            coordinator.backend.net.poll_interval_s = max(coordinator.backend.net.poll_interval_s, SIM_POLL_S)
+        admin_path = await ensure_admin_macaroon(coordinator.store, cfg.data_dir)
+    except BaseException:
+        # A refusal before the app owns the coordinator (a damaged token master key, say):
+        # close the database threads, or the process could not exit.
+        await coordinator.close()
+        raise
     log_options: dict[str, Any] = ({"access_log_format": '%a "%r" %s %b %Tfs'} if access_log
                                    else {"access_log": None})
     runner = web.AppRunner(create_app(coordinator, run_evaluations=evaluate), handle_signals=False,

@@ -109,3 +109,14 @@ def test_a_second_signal_exits_at_once(tmp_path):
         took, err = stop_within(proc, signal.SIGINT, 5)
     assert proc.returncode in (0, 128 + signal.SIGINT), err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+def test_a_damaged_token_master_key_is_refused_in_one_message(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "l402_master.key").write_bytes(b"short")
+    (data / "l402_master.key").chmod(0o600)
+    done = subprocess.run([sys.executable, "-m", "l402tui.cli", "--data-dir", str(data), "serve", "--port", "0"],
+                          capture_output=True, text=True, timeout=60, env=serve_env())
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr and "l402_master.key" in done.stderr, done.stderr
