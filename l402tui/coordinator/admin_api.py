@@ -11,19 +11,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
 
 from l402tui.coordinator import ledger, operator_reads, seams
 from l402tui.coordinator.errors import Conflict, Invalid, Unavailable
-from l402tui.coordinator.http_common import GATE, SSE_TASKS, json_body, svc
+from l402tui.coordinator.admin import AdminRefused
+from l402tui.coordinator.http_common import ADMIN, GATE, SSE_TASKS, json_body, svc
 from l402tui.coordinator.schema import event_id
 
 log = logging.getLogger("l402tui.http")
 
 HEARTBEAT_S = 15.0  # below common proxy idle timeouts
 RECONNECT_MS = 2000  # what an EventSource waits before it reconnects (sent as `retry:`)
+REVERIFY_S = 1.0  # an open stream re-checks its admin macaroon at most this often (revocation)
 REVIEW_DECISIONS = {"accept": False, "gaming": True}  # decision -> gaming confirmed
 
 
@@ -105,9 +108,14 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     task = asyncio.current_task()
     request.app[SSE_TASKS].add(task)
+    credential, checked = request.headers.get("Authorization"), time.monotonic()
     try:
         await response.write(f": l402tui events\nretry: {RECONNECT_MS}\n\n".encode())
         async for event in svc(request).follow_events(after, heartbeat_s=HEARTBEAT_S):
+            if time.monotonic() - checked >= REVERIFY_S:
+                # A macaroon revoked (or rotated) while its stream is open stops it too.
+                await request.app[ADMIN].verify_header(credential)
+                checked = time.monotonic()
             if event is None:
                 await response.write(b": keepalive\n\n")
                 continue
@@ -115,6 +123,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             await response.write(f"id: {event['id']}\nevent: {event['kind']}\ndata: {data}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    except AdminRefused:
+        log.info("event stream ended: its admin macaroon is no longer valid")
     except Exception:  # noqa: BLE001 - the 200 is sent: end the stream; the client reconnects from its last id
         log.exception("event stream from %s ended by an error", after)
     finally:

@@ -88,3 +88,25 @@ async def test_deleting_the_file_rotates_the_admin_macaroon(server, coordinator)
     # A start with the file in place keeps it.
     again = (await ensure_admin_macaroon(coordinator.store, coordinator.data_dir)).read_text().strip()
     assert again == fresh
+
+
+async def test_an_open_event_stream_ends_when_its_macaroon_is_revoked(server, coordinator, bounty_dir):
+    import asyncio
+
+    from l402tui.coordinator import admin_api
+
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url(server, "/api/v1/events"), headers=headers) as stream:
+            assert stream.status == 200
+            await stream.content.readuntil(b"\n\n")  # the stream's greeting
+            async with session.post(url(server, "/api/v1/admin/tokens/admin/revoke"), headers=headers) as r:
+                assert r.status == 200
+            await asyncio.sleep(admin_api.REVERIFY_S)
+            await coordinator.create_bounty(bounty_dir, self_funded=True)  # events the stream would carry
+
+            async def drain() -> bytes:
+                return await stream.content.read()  # returns once the server ends the stream
+
+            rest = await asyncio.wait_for(drain(), timeout=10)
+    assert b"bounty.created" not in rest
