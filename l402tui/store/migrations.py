@@ -275,8 +275,15 @@ def _m006_store_findings(db: sqlite_utils.Database) -> None:
     db["store_findings"].create_index(["kind", "payment_hash"])
 
 
+def _m007_public_metrics(db: sqlite_utils.Database) -> None:
+    # One run on the public set beside the held-out repeats: the judge's overfit check
+    # compares the public gain with the held-out gain.
+    db["evaluations"].add_column("public_metrics_json", str)
+
+
 MIGRATIONS: list[Migration] = [_m001_core, _m002_revocation_and_timers, _m003_coordinator_indexes,
-                               _m004_verdict_integrity, _m005_derived_root_keys, _m006_store_findings]
+                               _m004_verdict_integrity, _m005_derived_root_keys, _m006_store_findings,
+                               _m007_public_metrics]
 LATEST = len(MIGRATIONS)
 
 
