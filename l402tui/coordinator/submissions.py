@@ -284,7 +284,8 @@ async def reconcile_evaluations(coord: "Coordinator") -> int:
     n = 0
     rows = await coord.store.fetchall(
         "SELECT e.id AS eval_id, e.status AS eval_status, e.kind, e.bounty_id, e.submission_id, e.error, "
-        "e.reason_code, e.metrics_json, e.spread_json, s.status AS sub_status FROM evaluations e "
+        "e.reason_code, e.metrics_json, e.spread_json, e.public_metrics_json, s.status AS sub_status "
+        "FROM evaluations e "
         "LEFT JOIN submissions s ON s.id = e.submission_id "
         "WHERE (e.kind = 'submission' AND s.status IN ('QUEUED', 'EVALUATING')) "
         "OR (e.kind = 'baseline' AND e.status IN ('DONE', 'FAILED') AND e.bounty_id IN "
@@ -306,6 +307,8 @@ async def _record_baseline(coord: "Coordinator", r: dict[str, Any]) -> None:
     if r["eval_status"] == "DONE":
         baseline = {"status": "measured", "metrics": json.loads(r["metrics_json"] or "{}"),
                     "spread": json.loads(r["spread_json"] or "{}"), "evaluation_id": r["eval_id"]}
+        if r["public_metrics_json"]:
+            baseline["public"] = json.loads(r["public_metrics_json"])  # for the judge's overfit check
     else:
         baseline = {"status": "failed", "error": r["error"] or "unknown error", "evaluation_id": r["eval_id"]}
     async with coord.transaction() as txn:

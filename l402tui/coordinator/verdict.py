@@ -130,6 +130,7 @@ async def judge(coord: "Coordinator", spec: "BountySpec", bounty: dict[str, Any]
         antigaming.canary_flag(run_metrics),
         antigaming.honeypot_flag(run_metrics, spec.honeypot_alpha),
         await _copied_diff(coord, antigaming, bounty["id"], submission_id),
+        _overfit(coord, antigaming, spec, baseline, evaluation, medians),
         await _same_outputs(coord, antigaming, bounty["id"], submission_id,
                             runs[0]["outputs_sha256"] if runs else None)
         if antigaming.outputs_identify_submission(spec) else None,
@@ -158,6 +159,32 @@ async def judge(coord: "Coordinator", spec: "BountySpec", bounty: dict[str, Any]
                     "spread": json.loads(evaluation["spread_json"] or "{}"),
                     "submission_id": submission_id, "published": out.published}
     return out
+
+
+def _overfit(coord: "Coordinator", antigaming: Any, spec: "BountySpec", baseline: dict[str, Any],
+             evaluation: dict[str, Any], medians: dict[str, float]):
+    """Public gain far above the held-out gain: tuned to the public set.  Both measured by the
+    coordinator (one public run beside the held-out repeats), over the weighted metrics the
+    scorer reports: harness timings of one run are too noisy to compare."""
+    from l402tui.evaluation.scoring import metric_gain
+
+    public = json.loads(evaluation.get("public_metrics_json") or "null")
+    public_base = baseline.get("public")
+    scored = [m for m in spec.metrics if m.weight > 0 and m.source == "score"]
+    if not public or not public_base or not scored:
+        return None
+    names = [m.name for m in scored]
+    if any(n not in public or n not in public_base or n not in medians or n not in baseline["metrics"]
+           for n in names):
+        return None
+    total = sum(m.weight for m in scored)
+    relative = spec.target_kind == "relative"
+
+    def gain(new: dict[str, float], ref: dict[str, float]) -> float:
+        return sum(m.weight * metric_gain(m, new[m.name], ref[m.name], relative=relative) for m in scored) / total
+
+    return antigaming.overfit_flag(gain(public, public_base), gain(medians, baseline["metrics"]),
+                                   float(coord.cfg.get("evaluation.overfit_gap")))
 
 
 async def _copied_diff(coord: "Coordinator", antigaming: Any, bounty_id: str, submission_id: str):

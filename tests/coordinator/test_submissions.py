@@ -22,13 +22,14 @@ async def _bounty(coordinator, folder):
     return (await coordinator.create_bounty(folder, self_funded=True))["bounty"]["id"]
 
 
-async def _finish(coordinator, where: str, params, status="DONE", metrics=None, spread=None, runs=None, error=None):
+async def _finish(coordinator, where: str, params, status="DONE", metrics=None, spread=None, runs=None, error=None,
+                  public=None):
     eval_id = await coordinator.store.scalar(f"SELECT id FROM evaluations WHERE {where}", params)
     async with coordinator.store.transaction() as txn:
         await txn.execute("UPDATE evaluations SET status = ?, metrics_json = ?, spread_json = ?, error = ?, "
-                          "finished_at = ? WHERE id = ?",
+                          "public_metrics_json = ?, finished_at = ? WHERE id = ?",
                           (status, json.dumps(metrics) if metrics else None, json.dumps(spread or {}), error,
-                           time.time(), eval_id))
+                           json.dumps(public) if public else None, time.time(), eval_id))
         for i, m in enumerate(runs or []):
             await txn.insert("eval_runs", {"evaluation_id": eval_id, "repeat": i, "metrics_json": json.dumps(m)})
     return eval_id
@@ -202,3 +203,19 @@ async def test_cancelling_a_bounty_ends_its_waiting_submissions_and_refunds_thei
     assert (await agent.status()).balance_msat >= before - 2_000  # the 500-sat stake came back (fees aside)
     assert await coordinator.store.scalar("SELECT status FROM evaluations WHERE submission_id = ?",
                                           (view["id"],)) == "FAILED"
+
+
+async def test_a_public_gain_far_above_the_heldout_gain_is_flagged_overfit(coordinator, bounty_dir):
+    bounty_id = await _bounty(coordinator, bounty_dir)
+    await _finish(coordinator, "kind = 'baseline' AND bounty_id = ?", (bounty_id,), metrics={"error": 3.0},
+                  public={"error": 3.0})
+    honest = await coordinator.submit(bounty_id, "tok-a", diff_text())
+    await _finish(coordinator, "submission_id = ?", (honest["id"],), metrics={"error": 2.7}, public={"error": 2.6})
+    tuned = await coordinator.submit(bounty_id, "tok-b", diff_text().replace("OFFSET = 1", "OFFSET = 0"))
+    await _finish(coordinator, "submission_id = ?", (tuned["id"],), metrics={"error": 2.4}, public={"error": 0.0})
+    await submissions.reconcile_evaluations(coordinator)
+    assert (await coordinator.submission(honest["id"]))["status"] == "ACCEPTED"  # 13 % public vs 10 % held-out
+    flagged = await coordinator.submission(tuned["id"])
+    assert flagged["status"] == "FLAGGED" and flagged["reasons"] == ["flagged:overfit"]
+    evidence = (await coordinator.submission_detail(tuned["id"]))["verdict"]["flags"][0]["evidence"]
+    assert evidence["public_gain"] == pytest.approx(1.0) and evidence["heldout_gain"] == pytest.approx(0.2)
