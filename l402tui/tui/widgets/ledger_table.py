@@ -19,7 +19,7 @@ class LedgerTable(RecordTable[LedgerRow]):
         # msat matter in the books (fees, L402 prices): shown only where there are some.
         Column("Amount (sat)", lambda r: Text(fmt.sats_exact(r.amount_msat), justify="right"),
                sort=lambda r: r.amount_msat),
-        Column("Detail", lambda r: r.detail, shrink=12),
+        Column("Detail", lambda r: r.detail, shrink=28),  # "release 2026-12-01 21:53 UTC" whole
         Column("Bounty", lambda r: r.bounty_id or "—", shrink=10),
         Column("Submission", lambda r: r.submission_id or "—", shrink=10),
         Column("Reference", lambda r: Text(r.reference, style="dim"), shrink=12),

@@ -263,7 +263,8 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         widths = list(self._natural)
         room = self.scrollable_content_region.width or self.size.width
         excess = sum(widths) + GAP * len(widths) - room
-        for i, col in enumerate(self.columns):
+        # Rightmost first: ids and references give way before the detail a reader came for.
+        for i, col in reversed(list(enumerate(self.columns))):
             if excess <= 0 or room <= 0:
                 break
             if col.shrink is not None and widths[i] > col.shrink:
