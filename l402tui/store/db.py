@@ -15,7 +15,7 @@ import sqlite3
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 import aiosqlite
 
@@ -94,6 +94,8 @@ class Store:
         self._read: aiosqlite.Connection | None = None  # committed rows only
         self._lock = asyncio.Lock()
         self._stamp = HighWater(path) if str(path) != ":memory:" else None
+        # Called with each committed Txn, whoever opened it: the coordinator's one wake-up door.
+        self.on_commit: list[Callable[["Txn"], None]] = []
 
     @classmethod
     async def open(cls, path: Path | str) -> "Store":
@@ -167,6 +169,8 @@ class Store:
                 _IN_TRANSACTION.reset(token)
             for callback in txn.after_commit:
                 callback()
+            for listener in self.on_commit:
+                listener(txn)
 
 
 class Txn:
