@@ -281,9 +281,31 @@ def _m007_public_metrics(db: sqlite_utils.Database) -> None:
     db["evaluations"].add_column("public_metrics_json", str)
 
 
+def _m008_sponsors(db: sqlite_utils.Database) -> None:
+    # Sponsors who are not the operator (l402/sponsor.py): who they are, the credentials
+    # minted for them (a paid one carries one post; an invited one as many as the operator
+    # allowed), and which bounties each posted.  A sponsor's routes read only its rows here.
+    db["sponsors"].create(
+        {"id": str, "name": str, "origin": str, "created_at": float, "revoked_at": float},  # origin: invite | paid
+        pk="id", not_null={"origin", "created_at"},
+    )
+    db["sponsor_tokens"].create(
+        {"token_id": str, "sponsor_id": str, "payment_hash": str, "posts_allowed": int, "posts_used": int,
+         "created_at": float},  # posts_allowed NULL: no limit (an invite)
+        pk="token_id", not_null={"sponsor_id", "posts_used", "created_at"},
+        foreign_keys=[("sponsor_id", "sponsors", "id")],
+    )
+    db["sponsor_bounties"].create(
+        {"bounty_id": str, "sponsor_id": str, "token_id": str, "created_at": float},
+        pk="bounty_id", not_null={"sponsor_id", "created_at"},
+        foreign_keys=[("sponsor_id", "sponsors", "id")],
+    )
+    db["sponsor_bounties"].create_index(["sponsor_id"])
+
+
 MIGRATIONS: list[Migration] = [_m001_core, _m002_revocation_and_timers, _m003_coordinator_indexes,
                                _m004_verdict_integrity, _m005_derived_root_keys, _m006_store_findings,
-                               _m007_public_metrics]
+                               _m007_public_metrics, _m008_sponsors]
 LATEST = len(MIGRATIONS)
 
 
