@@ -86,6 +86,26 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "tui": {
         "theme": "l402-dark",
         "animation": False,
+    # What this coordinator accepts for posting (coordinator/policy.py) and how it fetches git
+    # sources (bounty/gitsource.py); docs/sponsors.md explains each key.
+    "policy": {
+        "who_may_post": "invited",  # anyone_who_pays | invited | nobody (sponsors; the operator always may)
+        "posting_fee_sats": 1000,
+        "max_pool_sats": 1_000_000,
+        "max_cpus": 4.0,
+        "max_memory_mb": 8192,
+        "max_disk_mb": 10240,
+        "allow_gpu": True,
+        "max_time_limit_s": 3600.0,
+        "allowed_images": [],  # run images besides evaluation.docker_image
+        "git_protocols": ["https", "http", "git", "ssh"],
+        "git_allow_file": False,  # file:// and local paths: tests only, never for sponsors
+        "git_allowed_hosts": [],  # empty: any host
+        "git_allow_private_hosts": False,  # loopback, private and link-local addresses
+        "git_max_repo_mb": 100,  # fetched objects and the checked-out subdirectory, each
+        "git_max_file_mb": 20,
+        "git_timeout_s": 120.0,
+    },
         "keymap": {},  # binding id -> key, e.g. {"toggle_agent" = "ctrl+a"}
         "agent_bounty": "",  # side-panel agent works on this bounty id; empty: the first OPEN one with pool left
         "agent_local_dir": "",  # or offline on this bounty folder (no coordinator, no payments)
@@ -181,9 +201,9 @@ def _coerce(where: str, value: Any, default: Any) -> Any:
                 return int(text)
             if kind is float:
                 return float(text)
-            if kind is dict:
+            if kind in (dict, list):
                 parsed = tomllib.loads(f"v = {text}")["v"]
-                if isinstance(parsed, dict):
+                if isinstance(parsed, kind):
                     return parsed
                 raise ValueError(text)
         except (ValueError, tomllib.TOMLDecodeError):

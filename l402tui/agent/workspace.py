@@ -236,13 +236,21 @@ class Workspace:
                 os.chmod(path, 0o755 if item.mode & 0o111 else 0o644)
             marker.write_text(self.baseline)
         try:
-            heldout = tomllib.loads((dest / SPEC_FILE).read_text(encoding="utf-8"))["files"]["heldout"]
-        except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
-            heldout = []
+            data = tomllib.loads((dest / SPEC_FILE).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            data = {}
+        heldout = (data.get("files") or {}).get("heldout") or []
+        honeypots = (data.get("antigaming") or {}).get("honeypots")
         for rel in [heldout] if isinstance(heldout, str) else heldout:
             path = (dest / str(rel)).resolve()
             if path.is_relative_to(dest.resolve()):
                 path.mkdir(parents=True, exist_ok=True)
+                if isinstance(honeypots, str):
+                    # The held-out honeypot list is the sponsor's secret; an empty stand-in satisfies the validator.
+                    stand_in = (path / "labels" / honeypots).resolve()
+                    if stand_in.is_relative_to(path) and not stand_in.exists():
+                        stand_in.parent.mkdir(parents=True, exist_ok=True)
+                        stand_in.write_text("[]\n", encoding="utf-8")
         return load_bounty(dest)
 
     # the experiment rhythm ------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import tarfile
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from l402tui.bounty.spec import SPEC_FILE, BountySpec
 
 FIXED_MTIME = 1_700_000_000  # any constant works; it only has to never change
+SOURCE_RECORD = "SOURCE.json"  # where the package came from (a git URL and commit), when it has one
 SKIP_NAMES = {"__pycache__", ".git", ".DS_Store", ".pytest_cache", ".mypy_cache"}
 SKIP_SUFFIXES = (".pyc", ".pyo")
 
@@ -77,15 +79,25 @@ def package_files(spec: BountySpec) -> list[Path]:
     return sorted(files, key=lambda p: p.as_posix())
 
 
-def build_package(spec: BountySpec) -> Package:
-    """Pack the bounty deterministically; same folder contents, same bytes."""
+def build_package(spec: BountySpec, provenance: dict | None = None) -> Package:
+    """Pack the bounty deterministically; same folder contents, same bytes.
+
+    ``provenance`` (e.g. ``{"kind": "git", "url": ..., "commit": ...}``) is written as
+    SOURCE.json at the top, so whoever downloads the package can fetch the same commit.
+    """
     root = spec.root.resolve()
     names = package_files(spec)
+    record = None
+    if provenance is not None:
+        if Path(SOURCE_RECORD) in names:
+            raise PackagingError(f"{SOURCE_RECORD} at the top of the folder is reserved for the package's source record")
+        record = (json.dumps(provenance, indent=2, sort_keys=True) + "\n").encode()
+        names = sorted([*names, Path(SOURCE_RECORD)], key=lambda p: p.as_posix())
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for rel in names:
             full = root / rel
-            data = full.read_bytes()
+            data = record if record is not None and rel == Path(SOURCE_RECORD) else full.read_bytes()
             info = tarfile.TarInfo(rel.as_posix())
             info.size = len(data)
             info.mtime = FIXED_MTIME

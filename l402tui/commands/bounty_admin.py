@@ -40,23 +40,32 @@ def _sats(n: int | None) -> str:
 
 
 @click.command()
-@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("directory", type=click.Path(path_type=Path), required=False)
+@click.option("--git", "git_url", metavar="URL", help="Fetch the bounty from this git repository instead of DIRECTORY.")
+@click.option("--commit", "git_ref", metavar="ID|TAG", help="With --git: the full commit id (or a tag) to publish.")
+@click.option("--subdir", default="", metavar="PATH", help="With --git: the folder inside the repository that "
+              "holds bounty.toml (default: the top).")
 @click.option("--self-funded", is_flag=True,
               help="You are the sponsor: reserve the pool in the ledger instead of a funding hold invoice.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def create(cfg: Config, directory: Path, self_funded: bool, as_json: bool) -> None:
-    """Publish the bounty in DIRECTORY: validate, freeze a copy, pack, commit the held-out sets.
+def create(cfg: Config, directory: Path | None, git_url: str | None, git_ref: str | None, subdir: str,
+           self_funded: bool, as_json: bool) -> None:
+    """Publish the bounty in DIRECTORY (or --git URL --commit ID): validate, freeze a copy, pack,
+    commit the held-out sets.
 
+    A git source is fetched at that exact commit without running anything from the
+    repository (no hooks, filters or submodules); the package records the commit.
     Without --self-funded it prints a hold invoice for pool + fee; the bounty opens
     when that payment is held.  The baseline is measured by the evaluation queue.
     """
+    source = _source(directory, git_url, git_ref, subdir)
 
     async def action(coordinator):
         backend = coordinator.backend
         if backend.name == "sim":
             await backend.net.create_node(backend.node_name, 0, exist_ok=True)
-        return await coordinator.create_bounty(directory, self_funded=self_funded)
+        return await coordinator.create_bounty(source, self_funded=self_funded)
 
     result = _run(cfg, action)
     if as_json:
@@ -65,6 +74,10 @@ def create(cfg: Config, directory: Path, self_funded: bool, as_json: bool) -> No
     b = result["bounty"]
     click.echo(f"created {b['id']}  ({b['name']})  status {b['status']}")
     click.echo(f"  package    sha256 {b['package']['sha256']}  {b['package']['size']} bytes")
+    if result.get("source"):
+        src = result["source"]
+        click.echo(f"  source     {src['url']} at commit {src['commit']}" + (f" (folder {src['subdir']})"
+                                                                            if src["subdir"] else ""))
     for c in b["heldout_commitments"]:
         click.echo(f"  held-out {c['set']}  commitment {c['commitment']}")
     click.echo(f"  pool       {_sats(b['pool_sats'])} sats, deadline {b['deadline']}")
@@ -74,6 +87,22 @@ def create(cfg: Config, directory: Path, self_funded: bool, as_json: bool) -> No
         click.echo(f"  fund it:   pay {_sats(f['amount_sats'])} sats (pool {_sats(f['pool_sats'])} + fee "
                    f"{_sats(f['fee_sats'])}); the payment is held until the first payout:")
         click.echo(f"  {f['invoice']}")
+
+
+def _source(directory: Path | None, git_url: str | None, git_ref: str | None, subdir: str):
+    if git_url is None:
+        if directory is None:
+            raise click.UsageError("give the bounty folder (DIRECTORY) or --git URL --commit ID")
+        if git_ref or subdir:
+            raise click.UsageError("--commit and --subdir go with --git")
+        return directory
+    if directory is not None:
+        raise click.UsageError("give either DIRECTORY or --git, not both")
+    if not git_ref:
+        raise click.UsageError("--git needs --commit: the full commit id (or a tag) to publish")
+    from l402tui.bounty.gitsource import GitSource
+
+    return GitSource(git_url, git_ref, subdir)
 
 
 @click.command("list")

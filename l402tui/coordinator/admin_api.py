@@ -2,8 +2,9 @@
 and what the sponsor's side needs when the TUI is attached to a daemon (evaluation
 logs, diffs, holdback timers, the review of a flagged submission, payout repairs).
 
-Handlers translate HTTP to the service, ``operator_reads`` and the payouts module
-(through ``seams``, as the service does) and back; they decide nothing.
+Handlers check the shape of a request, call the service (``Coordinator``: every change
+of state, the payouts operations included) or ``operator_reads`` (what only the operator
+reads), and turn the answer into JSON.
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ from typing import Any
 
 from aiohttp import web
 
-from l402tui.coordinator import ledger, operator_reads, seams
-from l402tui.coordinator.errors import Conflict, Invalid, Unavailable
+from l402tui.bounty.gitsource import GitSource
+from l402tui.coordinator import operator_reads
+from l402tui.coordinator.errors import Invalid
 from l402tui.coordinator.admin import AdminRefused
 from l402tui.coordinator.http_common import ADMIN, GATE, SSE_TASKS, json_body, svc
 from l402tui.coordinator.schema import event_id
+from l402tui.coordinator.service_payouts import REVIEW_DECISIONS
 
 log = logging.getLogger("l402tui.http")
 
 HEARTBEAT_S = 15.0  # below common proxy idle timeouts
 RECONNECT_MS = 2000  # what an EventSource waits before it reconnects (sent as `retry:`)
 REVERIFY_S = 1.0  # an open stream re-checks its admin macaroon at most this often (revocation)
-REVIEW_DECISIONS = {"accept": False, "gaming": True}  # decision -> gaming confirmed
 
 
 async def admin_list_bounties(request: web.Request) -> web.Response:
@@ -42,10 +44,18 @@ async def admin_create_bounty(request: web.Request) -> web.Response:
         result = await service.create_bounty(data, self_funded=request.get("query:self_funded", False))
     else:
         body = await json_body(request)
+        if "git" in body:
+            if "path" in body:
+                raise Invalid("give either 'path' or 'git', not both", code="invalid_request")
+            # Fields were checked by the route's schema (coordinator/app.py); the source is fetched by publishing.
+            source = GitSource(body["git"]["url"], body["git"]["commit"], body["git"].get("subdir", ""))
+            result = await service.create_bounty(source, self_funded=body.get("self_funded", False) is True)
+            return web.json_response(result, status=201)
         path = body.get("path")
         if not isinstance(path, str) or not path:
-            raise Invalid("give {'path': '<bounty folder on the coordinator host>'} or upload a .tar.gz "
-                          "with Content-Type: application/gzip", code="invalid_request")
+            raise Invalid("give {'path': '<bounty folder on the coordinator host>'}, {'git': {'url': ..., "
+                          "'commit': ..., 'subdir': ...}} or upload a .tar.gz with Content-Type: application/gzip",
+                          code="invalid_request")
         if "\0" in path or any(len(part.encode("utf-8", "surrogatepass")) > 255 for part in path.split("/")):
             raise Invalid("'path' is not a usable folder name on this host (a NUL byte, or a component "
                           "over 255 bytes)", code="invalid_request", details={"field": "path"})
@@ -186,89 +196,34 @@ async def admin_holdbacks(request: web.Request) -> web.Response:
     return web.json_response({"holdbacks": rows})
 
 
-async def _payouts(request: web.Request, name: str, *args: Any, **kwargs: Any) -> Any:
-    """``payouts.<name>(store, backend, cfg, ...)``: what the service and the in-process TUI call."""
-    module = seams.payouts_module()
-    fn = getattr(module, name, None) if module is not None else None
-    if fn is None:
-        raise Unavailable(f"this coordinator build has no payouts.{name}", code="payouts_unavailable")
-    from l402tui.coordinator.payout_sender import PayoutsHalted  # the payouts engine, loaded on use
-
-    service = svc(request)
-    try:
-        return await fn(service.store, service.backend, service.cfg, *args, **kwargs)
-    except PayoutsHalted as exc:
-        raise Conflict(f"{exc}; see GET /api/v1/admin/payouts, then POST /api/v1/admin/payouts/resume",
-                       code="payouts_halted") from None
-
-
 async def admin_review(request: web.Request) -> web.Response:
     """The sponsor's word on a FLAGGED submission: accept (the stake is refunded) or confirm
     gaming (the stake is forfeited to the pool)."""
-    submission_id = request.match_info["id"]
     body = await json_body(request)
-    decision, note = body.get("decision"), body.get("note", "")
-    if not isinstance(decision, str) or decision not in REVIEW_DECISIONS:
-        raise Invalid(f"'decision' must be one of {', '.join(REVIEW_DECISIONS)} (got {decision!r})",
-                      code="invalid_request")
-    if not isinstance(note, str) or len(note) > 2000:
-        raise Invalid("'note' must be a string of at most 2000 characters", code="invalid_request")
-    service = svc(request)
-    await service.submission_detail(submission_id)  # 404 with the usual message for an unknown id
-    await _payouts(request, "confirm_gaming", submission_id, REVIEW_DECISIONS[decision], note)
-    return web.json_response({"submission_id": submission_id, "decision": decision,
-                              "gaming_confirmed": REVIEW_DECISIONS[decision], "note": note,
-                              "submission": await service.submission_detail(submission_id)})
-
-
-def _bolt11(body: dict[str, Any]) -> str:
-    invoice = body.get("invoice")
-    if not isinstance(invoice, str) or not invoice.strip():
-        raise Invalid("give {'invoice': '<BOLT11 invoice for exactly the amount owed>'}", code="invalid_request")
-    return invoice
+    return web.json_response(await svc(request).review(request.match_info["id"], body.get("decision"),
+                                                       body.get("note", "")))
 
 
 async def admin_claim_refund(request: web.Request) -> web.Response:
-    bounty_id = request.match_info["id"]
     body = await json_body(request)
-    await svc(request).get_bounty(bounty_id)
-    return web.json_response(await _payouts(request, "claim_refund", bounty_id, _bolt11(body)))
+    return web.json_response(await svc(request).claim_refund(request.match_info["id"], body.get("invoice")))
 
 
 async def admin_resolve_payment(request: web.Request) -> web.Response:
     """An operator's verdict on an UNKNOWN payment, after checking the node by hand."""
     body = await json_body(request)
-    sent, fee = body.get("sent"), body.get("fee_msat", 0)
-    if not isinstance(sent, bool):
-        raise Invalid("'sent' must be true (the node shows it paid) or false (it did not leave: retry it)",
-                      code="invalid_request")
-    if isinstance(fee, bool) or not isinstance(fee, int) or not 0 <= fee < 2**62:
-        raise Invalid("'fee_msat' must be a non-negative integer (the routing fee the node reports)",
-                      code="invalid_request")
-    return web.json_response(await _payouts(request, "resolve_unknown", request.match_info["key"],
-                                            sent=sent, fee_msat=fee))
+    return web.json_response(await svc(request).resolve_payment(request.match_info["key"], sent=body.get("sent"),
+                                                                fee_msat=body.get("fee_msat", 0)))
 
 
 async def admin_payouts(request: web.Request) -> web.Response:
-    return web.json_response(await operator_reads.payouts_state(svc(request).store))
+    return web.json_response(await svc(request).payouts_state())
 
 
 async def admin_resume_payouts(request: web.Request) -> web.Response:
     """Resume payouts after a halt; the books are checked again first."""
     body = await json_body(request)
-    note = body.get("note")
-    if not isinstance(note, str) or not note.strip():
-        raise Invalid("give {'note': '<what was wrong and how it was fixed>'}: it goes into the event log",
-                      code="invalid_request")
-    store = svc(request).store
-    if await ledger.halted_reason(store) is None:
-        return web.json_response({"halted": None, "resumed": False})
-    try:
-        await ledger.resume(store, note.strip())
-    except ledger.InvariantBroken as exc:
-        raise Conflict("the books still do not balance; payouts stay halted until they do",
-                       code="books_do_not_balance", details={"problems": exc.problems}) from None
-    return web.json_response({"halted": None, "resumed": True})
+    return web.json_response(await svc(request).resume_payouts(body.get("note")))
 
 
 _ADMIN = {401: "admin macaroon refused"}

@@ -204,12 +204,17 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/admin/bounties", admin_list_bounties, "All bounties, drafts and cancelled included",
           access="admin", responses={200: "bounties", 401: "admin macaroon refused"}),
     Route("POST", "/api/v1/admin/bounties", admin_create_bounty, "Create a bounty from a path on this host "
-          "(JSON) or an uploaded .tar.gz (Content-Type: application/gzip, ?self_funded=1)", access="admin",
-          body={"type": "object", "required": ["path"], "properties": {
-              "path": {"type": "string", "minLength": 1, "maxLength": 4096}, "self_funded": {"type": "boolean"}}},
+          "or a git repository at a commit (JSON: path or git), or an uploaded .tar.gz (Content-Type: "
+          "application/gzip, ?self_funded=1)", access="admin",
+          body={"type": "object", "properties": {
+              "path": {"type": "string", "minLength": 1, "maxLength": 4096}, "self_funded": {"type": "boolean"},
+              "git": {"type": "object", "required": ["url", "commit"], "additionalProperties": False, "properties": {
+                  "url": {"type": "string", "minLength": 1, "maxLength": 2048},
+                  "commit": {"type": "string", "minLength": 1, "maxLength": 255},
+                  "subdir": {"type": "string", "maxLength": 1024}}}}},
           upload_types=UPLOAD_TYPES,
           responses={201: "bounty and funding invoice", 401: "admin macaroon refused", 409: "beyond hold window",
-                     422: "invalid bounty"}),
+                     422: "invalid bounty, over the operator's policy, or git source refused"}),
     Route("POST", "/api/v1/admin/bounties/{id}/cancel", admin_cancel, "Cancel (refund the funding hold)",
           access="admin", responses={200: "bounty", 401: "admin macaroon refused", 404: "unknown bounty",
                                      409: "cannot cancel"}),

@@ -7,6 +7,7 @@ preimage, the queued baseline, the deadline timer) is written in one transaction
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -20,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from l402tui.bounty import BountyInvalid, BountySpec, load_bounty
 from l402tui.bounty.commitment import canonical_manifest, commit
+from l402tui.bounty.gitsource import GitLimits, GitSource, GitSourceRefused, fetch_bounty_source
 from l402tui.bounty.package import PackagingError, build_package, unpack
+from l402tui.coordinator import policy
 from l402tui.coordinator.errors import Conflict, Invalid
 from l402tui.coordinator.views import spec_summary
 from l402tui.lightning.backend import LightningError
@@ -32,18 +35,25 @@ if TYPE_CHECKING:
 CLN_BLOCK_INTERVAL_S = 600.0
 
 
-async def create_bounty(coord: "Coordinator", source: Path | str | bytes, *, self_funded: bool = False) -> dict[str, Any]:
-    """Validate, freeze and publish a bounty from a folder or an uploaded tarball of one.
+async def create_bounty(coord: "Coordinator", source: Path | str | bytes | GitSource, *,
+                        self_funded: bool = False) -> dict[str, Any]:
+    """Validate, freeze and publish a bounty from a folder, an uploaded tarball of one, or a
+    git repository at one commit (the package then records the commit).
 
-    Returns ``{"bounty": view, "funding": {...} | None}``; with hold funding the
+    Returns ``{"bounty": view, "funding": {...} | None, "source": {git URL, commit...} | None}``; with hold funding the
     sponsor pays ``funding.invoice`` and the bounty opens when that payment is held.
     Raises Invalid (with every problem) or Conflict (deadline beyond the hold window).
     """
     bounty_root = coord.data_dir / "bounties"
     bounty_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=bounty_root, prefix=".incoming-") as tmp:
-        folder = _materialize(source, Path(tmp))
+        provenance = None
+        if isinstance(source, GitSource):
+            folder, provenance = await _fetch_git(coord, source, Path(tmp))
+        else:
+            folder = _materialize(source, Path(tmp))
         spec = _load(folder)
+        policy.enforce(coord.cfg, spec)
         bounty_id = _new_bounty_id(spec.name)
         home = bounty_root / bounty_id
         frozen = home / "source"
@@ -51,10 +61,18 @@ async def create_bounty(coord: "Coordinator", source: Path | str | bytes, *, sel
         shutil.copytree(folder, frozen, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
         make_tree_private(frozen)  # copytree keeps the sponsor's modes; held-out labels stay ours alone
     try:
-        return await _publish(coord, bounty_id, home, _load(frozen), self_funded)
+        return await _publish(coord, bounty_id, home, _load(frozen), self_funded, provenance)
     except BaseException:
         shutil.rmtree(home, ignore_errors=True)
         raise
+
+
+async def _fetch_git(coord: "Coordinator", source: GitSource, tmp: Path) -> tuple[Path, dict[str, Any]]:
+    try:  # git runs as subprocesses for up to policy.git_timeout_s: off the event loop
+        checkout = await asyncio.to_thread(fetch_bounty_source, source, tmp, GitLimits.from_config(coord.cfg))
+    except GitSourceRefused as exc:
+        raise Invalid(f"the git source was refused: {exc}", code=exc.code, details={"source": source.to_json()}) from None
+    return checkout.folder, checkout.provenance()
 
 
 def _materialize(source: Path | str | bytes, tmp: Path) -> Path:
@@ -95,7 +113,7 @@ def safe_hold_window_s(coord: "Coordinator") -> float:
 
 
 async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: BountySpec,
-               self_funded: bool) -> dict[str, Any]:
+               self_funded: bool, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     now = time.time()
     created = dt.datetime.fromtimestamp(now, dt.timezone.utc)
     deadline = spec.deadline_from(created).timestamp()
@@ -108,7 +126,7 @@ async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: Bount
             "a funding hold invoice can safely be held (HTLC expiry); create it self-funded (--self-funded) or "
             "shorten reward.duration_hours", code="beyond_hold_window")
     try:
-        package = build_package(spec)
+        package = build_package(spec, provenance=provenance)
     except PackagingError as exc:
         raise Invalid(f"the bounty cannot be packed: {exc}", code="invalid_bounty") from None
     package_path = home / "package.tar.gz"
@@ -150,7 +168,7 @@ async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: Bount
                 "salt_hex": c.salt_hex, "commitment_hex": c.commitment_hex,
             })
         await txn.event("bounty.created", bounty_id, name=spec.name, status="DRAFT",
-                        package_sha256=package.sha256, pool_sats=spec.pool_sats)
+                        package_sha256=package.sha256, pool_sats=spec.pool_sats, source=provenance)
         # The baseline is measured by the evaluation queue like any submission: same
         # harness, same sandbox, held-out set 0.  Until it lands the view says "pending".
         await txn.insert("evaluations", {"bounty_id": bounty_id, "kind": "baseline", "heldout_set": 0,
@@ -168,7 +186,7 @@ async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: Bount
             await coord._set_bounty_status(txn, bounty_id, "DRAFT", "AWAITING_FUNDING",
                                           invoice=funding["invoice"], amount_sats=funding["amount_sats"])
             await coord._timer(txn, "funding_expiry", bounty_id, funding["expires_at"])
-    return {"bounty": await coord.get_bounty(bounty_id), "funding": funding}
+    return {"bounty": await coord.get_bounty(bounty_id), "funding": funding, "source": provenance}
 
 
 def _new_bounty_id(name: str) -> str:

@@ -46,7 +46,9 @@ async def test_keep_discard_crash_history_and_results_tsv(ws):
     assert "candidate: GUESS = 3.5" in candidate(rows[6])
     assert len(ws.repo.git.stash("list").splitlines()) == 3
     mem = [f"{r.memory_gb:.1f}" for r in rows]  # peak RSS measured by the harness: varies by machine
-    assert all(float(m) > 0 for m, r in zip(mem, rows) if r.status != "crash")
+    # results.tsv keeps GB to one decimal (autoresearch's column); the run alone peaks near 10 MB
+    # now that the harness measures it in its own cgroup, so the figure is read from the score.
+    assert all(float(m) >= 0 for m in mem) and loop.best.peak_rss_mb > 0
     assert ws.results_path.read_text() == (
         "commit\tmetric\tmemory_gb\tstatus\tdescription\n"
         f"{baseline}\t2.500000\t{mem[0]}\tkeep\tbaseline\n"
