@@ -84,7 +84,8 @@ class PostingPolicy:
 
         def over(limit: str, value: Any, allowed: Any, what: str, unit: str = "") -> None:
             out.append(PolicyBreach(f"policy.{limit}", value, allowed,
-                                    f"{what} is {value:g}{unit}; this coordinator allows at most {allowed:g}{unit} "
+                                    f"{what} is {_num(value)}{unit}; this coordinator allows at most "
+                                    f"{_num(allowed)}{unit} "
                                     f"(policy.{limit})"))
 
         if spec.pool_sats > self.max_pool_sats:
@@ -111,6 +112,10 @@ class PostingPolicy:
                                     f"resources.image {image!r} is not an allowed run image (allowed: {shown}; "
                                     "policy.allowed_images)"))
         return out
+
+
+def _num(value: float | int) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:,g}"
 
 
 def check_bounty(cfg: "Config", spec: "BountySpec") -> PolicyBreach | None:
