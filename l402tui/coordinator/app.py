@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -19,8 +20,11 @@ from l402tui.coordinator.admin_api import (OPERATOR_ROUTES, admin_cancel, admin_
                                            admin_funding, admin_ledger, admin_list_bounties, admin_revoke,
                                            admin_submissions, events)
 from l402tui.coordinator.errors import CoordinatorError, Invalid
-from l402tui.coordinator.http_common import ADMIN, COORDINATOR, GATE, SSE_TASKS, json_body, svc
+from l402tui.coordinator.http_common import (ADMIN, COORDINATOR, GATE, READS, SSE_TASKS, cached_json, json_body,
+                                             public_reads_middleware, svc)
+from l402tui.coordinator.read_cache import FOREVER, ChangeMarks, ReadCache, dumps, next_reveal
 from l402tui.coordinator.service import Coordinator
+from l402tui.coordinator.sponsor_api import SPONSOR_ROUTES, sponsor_access
 from l402tui.l402.middleware import Gate, L402Gate, gated, read_credential, token_of, unauthorized
 from l402tui.l402.tokens import RootKeyStore, TokenAuthority, TokenRefused
 
@@ -55,12 +59,32 @@ UPLOAD_TYPES = ("application/gzip", "application/x-gzip", "application/octet-str
 # -- public --------------------------------------------------------------------------------
 
 
+# Node status (block height, alias) is asked of the Lightning backend at most this often.
+STATUS_TTL_S = 1.0
+
+
 async def list_bounties(request: web.Request) -> web.Response:
-    return web.json_response({"bounties": await svc(request).list_bounties()})
+    service = svc(request)
+
+    async def build() -> tuple[bytes, float]:
+        now = time.time()  # before the views: a reveal between the two only rebuilds once more
+        views = await service.list_bounties()
+        rows = await service.store.fetchall("SELECT best_json FROM bounties WHERE best_json IS NOT NULL")
+        return dumps({"bounties": views}), min((next_reveal(r["best_json"], now) for r in rows), default=FOREVER)
+
+    return cached_json(await request.app[READS].get("bounties", build))
 
 
 async def get_bounty(request: web.Request) -> web.Response:
-    return web.json_response(await svc(request).get_bounty(request.match_info["id"]))
+    service, bounty_id = svc(request), request.match_info["id"]
+
+    async def build() -> tuple[bytes, float]:
+        now = time.time()
+        view = await service.get_bounty(bounty_id)  # an unknown id raises: 404, nothing kept
+        best = await service.store.scalar("SELECT best_json FROM bounties WHERE id = ?", (bounty_id,))
+        return dumps(view), next_reveal(best, now)
+
+    return cached_json(await request.app[READS].get(("bounty", bounty_id), build))
 
 
 async def leaderboard(request: web.Request) -> web.Response:
@@ -142,21 +166,29 @@ async def well_known(request: web.Request) -> web.Response:
 
 async def node_status(request: web.Request) -> web.Response:
     service = svc(request)
-    try:
-        node = await service.backend.status()
-        lightning = {"ok": True, "backend": node.backend, "network": node.network, "alias": node.alias,
-                     "node_id": node.node_id, "block_height": node.block_height}
-    except Exception as exc:  # noqa: BLE001 - status must answer even when the node does not
-        lightning = {"ok": False, "error": str(exc)}
-    counts = await service.store.fetchall("SELECT status, COUNT(*) AS n FROM bounties GROUP BY status")
-    return web.json_response({"ok": True, "service": "l402tui coordinator", "lightning": lightning,
-                              "bounties": {r["status"]: r["n"] for r in counts}})
+
+    async def build() -> tuple[bytes, float]:
+        expires_at = time.time() + STATUS_TTL_S
+        try:
+            node = await service.backend.status()
+            lightning = {"ok": True, "backend": node.backend, "network": node.network, "alias": node.alias,
+                         "node_id": node.node_id, "block_height": node.block_height}
+        except Exception as exc:  # noqa: BLE001 - status must answer even when the node does not
+            lightning = {"ok": False, "error": str(exc)}
+        counts = await service.store.fetchall("SELECT status, COUNT(*) AS n FROM bounties GROUP BY status")
+        return dumps({"ok": True, "service": "l402tui coordinator", "lightning": lightning,
+                      "bounties": {r["status"]: r["n"] for r in counts}}), expires_at
+
+    return cached_json(await request.app[READS].get("status", build))
 
 
 async def openapi(request: web.Request) -> web.Response:
     from l402tui.coordinator.openapi import document
 
-    return web.json_response(document(ROUTES))
+    async def build() -> tuple[bytes, float]:
+        return dumps(document(ROUTES)), FOREVER
+
+    return cached_json(await request.app[READS].get("openapi", build))
 
 
 # -- admin ---------------------------------------------------------------------------------
@@ -234,8 +266,10 @@ ROUTES: list[Route] = [
 ]
 # Evaluation logs, diffs, holdback timers, review and payout repairs (for `--attach`).
 ROUTES += [Route(**spec) for spec in OPERATOR_ROUTES]
+ROUTES += [Route(**spec) for spec in SPONSOR_ROUTES]  # a sponsor's own bounties (sponsor_api.py)
 
 _ADMIN_HANDLERS = {r.handler for r in ROUTES if r.access == "admin"}
+_SPONSOR_HANDLERS = {r.handler for r in ROUTES if r.access == "sponsor"}
 
 
 @web.middleware
@@ -269,6 +303,8 @@ def _admin_middleware(auth: AdminAuth) -> Callable:
             except AdminRefused as exc:
                 return web.json_response({"error": "unauthorized", "reason": "admin", "message": exc.message},
                                          status=401, headers={"WWW-Authenticate": 'Bearer realm="l402tui-admin"'})
+        elif route_handler in _SPONSOR_HANDLERS and (refused := await sponsor_access(request)) is not None:
+            return refused
         return await handler(request)
 
     return admin_only
@@ -297,12 +333,22 @@ def create_app(coordinator: Coordinator, *, manage_lifecycle: bool = True,
     from l402tui.coordinator.schema import input_middleware
 
     checked = input_middleware({(r.method, r.path): r for r in ROUTES}, QUERY)
-    app = web.Application(middlewares=[errors_middleware, _admin_middleware(admin), gate.middleware, checked],
+    free_reads = frozenset(r.handler for r in ROUTES if r.method == "GET" and r.access == "public"
+                           and (r.method, r.path) not in QUERY and not hasattr(r.handler, "__l402_gate__"))
+    app = web.Application(middlewares=[public_reads_middleware(gate, free_reads, errors_middleware), errors_middleware,
+                                       _admin_middleware(admin), gate.middleware, checked],
                           client_max_size=MAX_UPLOAD)
     app[COORDINATOR] = coordinator
     app[GATE] = gate
     app[ADMIN] = admin
     app[SSE_TASKS] = set()
+    marks = ChangeMarks(coordinator.store.path)
+    app[READS] = ReadCache(marks.read)
+
+    async def stop_watching(app: web.Application) -> None:
+        marks.close()
+
+    app.on_cleanup.append(stop_watching)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from l402tui.coordinator.admin import AdminAuth
 from l402tui.coordinator.errors import Invalid
+from l402tui.coordinator.read_cache import ReadCache
 from l402tui.coordinator.service import Coordinator
 from l402tui.l402.middleware import L402Gate
 
@@ -17,6 +18,12 @@ COORDINATOR = web.AppKey("coordinator", Coordinator)
 GATE = web.AppKey("gate", L402Gate)
 ADMIN = web.AppKey("admin", AdminAuth)
 SSE_TASKS = web.AppKey("sse_tasks", set)
+READS = web.AppKey("read_cache", ReadCache)
+
+
+def cached_json(body: bytes) -> web.Response:
+    """A JSON answer from serialized bytes, with the headers ``web.json_response`` gives."""
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 def svc(request: web.Request) -> Coordinator:
@@ -34,6 +41,32 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Invalid("the request body must be a JSON object", code="invalid_json")
     return body
+
+
+def public_reads_middleware(gate: L402Gate, handlers: frozenset, errors: Any) -> Any:
+    """aiohttp middleware, first in the chain: a free GET without a query string goes
+    straight to its handler (through ``errors``, which maps refusals to answers),
+    past the admin check, the L402 gate and the input schema, which have nothing to
+    do for it beyond what is checked here: the per-address rate limit, the path's
+    size and each id's (schema.py's limits).  Anything else, a query string included
+    (the schema layer refuses unknown parameters) and a rate-limited client (the gate
+    answers its 429), takes the whole chain.  ``handlers``: the routes' handlers that
+    may skip it (GET, public, no query parameters declared)."""
+    from l402tui.coordinator.schema import MAX_ID, MAX_PATH
+
+    limits, client_ip = gate.ip_limits, gate.client_ip
+
+    @web.middleware
+    async def public_reads(request: web.Request, handler: Any) -> web.StreamResponse:
+        match = request.match_info
+        route_handler = match.handler
+        if (route_handler in handlers and request.method == "GET" and not request.query_string
+                and len(request.raw_path) <= MAX_PATH and all(len(v) <= MAX_ID for v in match.values())
+                and limits.hit("ip:" + client_ip(request)) is None):
+            return await errors(request, route_handler)
+        return await handler(request)
+
+    return public_reads
 
 
 # A connection that has not sent a whole request head this long after it opened (or after

@@ -1,0 +1,172 @@
+"""Serialized public answers (bounty list, one bounty, node status), kept until the
+store changes or the clock passes a moment that changes them.
+
+A hot ``GET /api/v1/bounties`` would otherwise cost a dozen queries on the store's
+reader thread per request (each bounty's commitments and pool left through the
+ledger).  Here it is one ``PRAGMA data_version`` and a dict lookup.
+
+**When an entry is stale.**  ``PRAGMA data_version`` read on a private connection moves
+with every commit by any other connection: this process's store, an evaluation worker
+in another process, ``l402tui bounty`` run by hand.  An entry remembers the version it
+was built under and is rebuilt when it moved.  The version is read *before* building,
+so a commit that lands while building only makes the next request rebuild.  Besides
+the store, the clock: an entry also carries the time it expires, which a builder sets
+to the next moment its answer changes without a write (a verdict's reveal time, see
+:func:`next_reveal`; a TTL for the node's status).
+
+Nothing per-agent is kept here (submission views, a claim): only what anyone may read.
+With an in-memory store (no file another connection can watch) nothing is cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Hashable
+
+log = logging.getLogger(__name__)
+
+FOREVER = math.inf
+MAX_ENTRIES = 4096  # keys are route + an existing bounty's id; more only with thousands of bounties
+_MAX_CHAIN = 10_000  # a best's "prior" chain is one link per accepted improvement
+
+
+class ChangeMarks:
+    """``PRAGMA data_version`` on a connection of its own (it never writes, so every
+    commit it can see is someone else's).  ~2 µs, read on the event loop's thread:
+    in WAL mode it reads the shared-memory index, no file I/O.  None when it cannot
+    tell (no file, a locked index): the caller then must not trust any entry."""
+
+    def __init__(self, db_path: Path | str | None):
+        self._conn: sqlite3.Connection | None = None
+        if db_path is None or str(db_path) == ":memory:":
+            return
+        try:
+            conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False, timeout=0.05)
+            conn.execute("PRAGMA query_only = ON")
+            self._conn = conn
+        except sqlite3.Error as exc:
+            log.warning("read cache off: cannot watch %s for changes (%s)", db_path, exc)
+
+    def read(self) -> int | None:
+        if self._conn is None:
+            return None
+        try:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    mark: int
+    expires_at: float  # wall clock (time.time()), FOREVER when only a write changes it
+    body: bytes
+
+
+# What a builder returns: the answer's bytes and when it expires (wall clock).
+Built = tuple[bytes, float]
+
+
+class ReadCache:
+    """Answers by key, valid while the store's change mark is the same and the clock is
+    before their expiry.  Concurrent misses for one key share one build.
+
+    The mark is read once per turn of the event loop: requests whose handlers run in
+    the same turn arrived together (one ``select``), so one answer for all of them is
+    as true as any; a request that arrives after a commit is handled in a later turn
+    and reads the mark again.  Under load that turns a few syscalls per request (the
+    shared-memory read lock) into a few per turn."""
+
+    def __init__(self, marks: Callable[[], int | None], *, max_entries: int = MAX_ENTRIES):
+        self._marks = marks
+        self._entries: dict[Hashable, Entry] = {}
+        self._building: dict[Hashable, tuple[int, asyncio.Future]] = {}
+        self._turn_mark: int | None = None
+        self.max_entries = max_entries
+        self.hits = self.builds = self.mark_reads = 0
+
+    def _mark(self) -> int | None:
+        if self._turn_mark is not None:
+            return self._turn_mark
+        mark = self._marks()
+        self.mark_reads += 1
+        if mark is not None:
+            self._turn_mark = mark
+            # Runs at the start of the next turn: nothing after this one reuses the mark.
+            asyncio.get_running_loop().call_soon(self._end_turn)
+        return mark
+
+    def _end_turn(self) -> None:
+        self._turn_mark = None
+
+    async def get(self, key: Hashable, build: Callable[[], Awaitable[Built]]) -> bytes:
+        mark = self._mark()
+        if mark is None:  # cannot tell whether the store moved: never reuse anything
+            self.builds += 1
+            return (await build())[0]
+        entry = self._entries.get(key)
+        if entry is not None and entry.mark == mark and time.time() < entry.expires_at:
+            self.hits += 1
+            return entry.body
+        pending = self._building.get(key)
+        if pending is not None and pending[0] == mark:
+            return await asyncio.shield(pending[1])
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._building[key] = (mark, future)
+        try:
+            self.builds += 1
+            body, expires_at = await build()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # read here: nobody may be waiting for it
+            raise
+        else:
+            future.set_result(body)
+            if len(self._entries) >= self.max_entries and key not in self._entries:
+                self._entries.clear()  # rare (thousands of bounties): start over rather than track age
+            self._entries[key] = Entry(mark, expires_at, body)
+            return body
+        finally:
+            if self._building.get(key, (None, None))[1] is future:
+                del self._building[key]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def dumps(value: Any) -> bytes:
+    """JSON as aiohttp's ``json_response`` writes it."""
+    return json.dumps(value).encode()
+
+
+def next_reveal(best_json: str | None, now: float) -> float:
+    """The next moment after ``now`` at which what agents see of this best changes: the
+    earliest reveal time still ahead anywhere in its chain (the agent's view walks down
+    ``prior`` past every link not yet revealed: ``disclosure.agent_best``)."""
+    if not best_json:
+        return FOREVER
+    try:
+        best = json.loads(best_json)
+    except ValueError:
+        return now  # unreadable: do not keep whatever was built from it
+    soonest = FOREVER
+    for _ in range(_MAX_CHAIN):
+        if not isinstance(best, dict):
+            break
+        reveal = best.get("reveal_at")
+        if isinstance(reveal, (int, float)) and reveal > now:
+            soonest = min(soonest, float(reveal))
+        best = best.get("prior")
+    return soonest
