@@ -31,7 +31,8 @@ def _run(cfg: Config, action: Callable[[Any], Awaitable[Any]]) -> Any:
         return asyncio.run(go())
     except CoordinatorError as exc:
         for problem in exc.details.get("problems", []):
-            click.echo(problem, err=True)
+            if problem not in exc.message:  # the message already says it (a single policy breach)
+                click.echo(problem, err=True)
         raise click.ClickException(exc.message) from None
 
 

@@ -133,6 +133,7 @@ def enforce(cfg: "Config", spec: "BountySpec") -> None:
                           code="policy_misconfigured") from None
     if found:
         first = found[0]
-        raise Invalid(f"the bounty is over this coordinator's policy: {first.message}", code="over_policy",
+        more = f"; {len(found) - 1} more limit(s) broken" if len(found) > 1 else ""
+        raise Invalid(f"the bounty is over this coordinator's policy: {first.message}{more}", code="over_policy",
                       details={"limit": first.limit, "value": first.value, "allowed": first.allowed,
                                "problems": [b.message for b in found], "breaches": [b.to_json() for b in found]})
