@@ -1,0 +1,136 @@
+"""Posting a bounty as a sponsor: the posting fee's L402 challenge, then the upload.
+
+``POST /api/v1/sponsor/bounties`` without a credential answers 402 when the operator's
+policy lets anyone who pays post (coordinator/policy.py): an invoice for the posting fee
+and a sponsor credential bound to its payment hash, good for one bounty.  With a
+credential that still has a post, the body (a .tar.gz, or a git source) becomes a bounty
+whose funding hold invoice the sponsor pays; with one whose post is used, a new 402 for
+the same sponsor.  A sponsor never names a path: the coordinator's files are not its own.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from l402tui.coordinator.errors import Conflict, Invalid
+from l402tui.coordinator.http_common import json_body, svc
+from l402tui.coordinator.service import Coordinator
+from l402tui.coordinator.sponsor_access import SPONSOR_KEY, Forbidden, _credential, authority
+from l402tui.l402.middleware import challenge_headers
+from l402tui.l402.sponsor import PAID, SponsorCredential
+
+PAID_VALID_S = 90 * 86400  # a bought credential outlives the bounty it posts (hold window, refunds after close)
+FEE_INVOICE_EXPIRY_S = 600
+UPLOAD_TYPES = ("application/gzip", "application/x-gzip", "application/octet-stream")
+
+
+def _policy(request: web.Request) -> Any:
+    from l402tui.coordinator.policy import PostingPolicy
+
+    return PostingPolicy.from_config(svc(request).cfg)
+
+
+async def _challenge(request: web.Request, sponsor_id: str | None, fee_sats: int, why: str | None = None) -> web.Response:
+    """402: an invoice for the posting fee and a sponsor credential bound to its payment hash."""
+    if fee_sats <= 0:
+        raise Forbidden("this coordinator takes paid postings but its posting fee is 0 (policy.posting_fee_sats); "
+                        "ask the operator for an invite", code="posting_fee_unset")
+    coord, auth = svc(request), authority(request)
+    amount_msat = fee_sats * 1000
+    new_id = sponsor_id
+    invoice = await coord.backend.create_invoice(amount_msat, "l402tui: sponsor posting fee", FEE_INVOICE_EXPIRY_S)
+    valid_until = int(time.time() + PAID_VALID_S)
+    async with coord.transaction() as txn:
+        if new_id is None:  # a first-time sponsor: its row is written with the invoice, not before
+            new_id = await auth.new_sponsor(txn, origin=PAID)
+        minted = await auth.mint(txn, new_id, valid_until=valid_until, payment_hash=invoice.payment_hash,
+                                 posts_allowed=1)
+        await txn.insert("invoices", {
+            "payment_hash": invoice.payment_hash, "kind": "posting_fee", "bolt11": invoice.bolt11,
+            "amount_msat": amount_msat, "is_hold": 0, "status": "OPEN", "expires_at": invoice.expires_at,
+            "created_at": time.time(), "updated_at": time.time()})
+    body = {"error": "payment_required", "message": f"pay the posting fee ({fee_sats} sats), then retry with "
+            "'Authorization: L402 <macaroon>:<preimage>'; keep both: together they are your sponsor credential",
+            "macaroon": minted.macaroon_b64, "token": minted.macaroon_b64, "invoice": invoice.bolt11,
+            "payment_hash": invoice.payment_hash, "price_sats": fee_sats, "sponsor_id": new_id,
+            "valid_until": valid_until}
+    if why:
+        body["reason"], body["message"] = "post_used", f"{why}; {body['message']}"
+    response = web.json_response(body, status=402)
+    for name, value in challenge_headers(minted.macaroon_b64, invoice.bolt11):
+        response.headers.add(name, value)
+    return response
+
+
+async def _source(request: web.Request) -> Any:
+    """An uploaded tarball's bytes, or a git source from ``{"git": {url, commit, subdir}}``.
+    Never a path: the coordinator's files are not the sponsor's to name."""
+    if request.content_type in UPLOAD_TYPES:
+        return await request.read()
+    from l402tui.bounty.gitsource import GitSource, GitSourceRefused
+
+    body = await json_body(request)
+    try:
+        return GitSource.from_json(body.get("git"))
+    except GitSourceRefused as exc:
+        raise Invalid(str(exc), code=exc.code) from None
+
+
+async def sponsor_create_bounty(request: web.Request) -> web.StreamResponse:
+    from l402tui.coordinator.policy import INVITED, PAYING
+
+    policy = _policy(request)
+    credential: SponsorCredential | None = request.get(SPONSOR_KEY)
+    if policy.who_may_post == "nobody":
+        raise Forbidden("this coordinator takes no bounties from sponsors now (policy.who_may_post = nobody)",
+                        code="posting_closed")
+    if credential is None:
+        if policy.may_post(PAYING):
+            return await _challenge(request, None, policy.posting_fee_sats)
+        raise Forbidden("this coordinator takes bounties from invited sponsors only; ask its operator for an invite "
+                        "(`l402tui sponsor invite`)", code="invite_only")
+    credential = _credential(request, "post")
+    if credential.bounty_id is not None:
+        raise Forbidden("this credential is limited to one bounty (a bounty_id caveat); post with the full one",
+                        code="missing_capability")
+    coord = svc(request)
+    async with coord.transaction() as txn:  # reserve the post first: two uploads cannot share one fee
+        reserved = await txn.execute(
+            "UPDATE sponsor_tokens SET posts_used = posts_used + 1 WHERE token_id = ? AND "
+            "(posts_allowed IS NULL OR posts_used < posts_allowed)", (credential.token_id,))
+    if not reserved:
+        if policy.may_post(PAYING):
+            return await _challenge(request, credential.sponsor_id, policy.posting_fee_sats,
+                                    why="this credential's posting fee was used for an earlier bounty")
+        raise Forbidden("this credential has no posts left", code="no_posts_left")
+    if credential.payment_hash is None and not policy.may_post(INVITED):
+        await _give_back(coord, credential)
+        raise Forbidden("this coordinator takes no invited postings now", code="posting_closed")
+    try:
+        result = await coord.create_bounty(await _source(request), self_funded=False)
+    except Conflict as exc:
+        await _give_back(coord, credential)
+        if exc.code == "beyond_hold_window":
+            raise Conflict(f"{exc.message.split('; create it')[0]}; shorten reward.duration_hours (a sponsor's "
+                           "pool is always held by a hold invoice)", code=exc.code) from None
+        raise
+    except BaseException:
+        await _give_back(coord, credential)  # fix the bounty and post again without paying twice
+        raise
+    bounty_id = result["bounty"]["id"]
+    # Not in the bounty's own transaction: a crash between the two leaves an unowned draft whose
+    # funding invoice nobody has seen; it expires unpaid and the bounty is cancelled.  No money moves.
+    async with coord.transaction() as txn:
+        await txn.insert("sponsor_bounties", {"bounty_id": bounty_id, "sponsor_id": credential.sponsor_id,
+                                              "token_id": credential.token_id, "created_at": time.time()})
+        await txn.event("sponsor.bounty_posted", bounty_id, sponsor_id=credential.sponsor_id)
+    return web.json_response({**result, "sponsor_id": credential.sponsor_id}, status=201)
+
+
+async def _give_back(coord: Coordinator, credential: SponsorCredential) -> None:
+    async with coord.transaction() as txn:
+        await txn.execute("UPDATE sponsor_tokens SET posts_used = posts_used - 1 WHERE token_id = ? AND posts_used > 0",
+                          (credential.token_id,))
