@@ -68,7 +68,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "evaluation": {
         "sandbox": "auto",  # auto | docker | bwrap | local
         "allow_unsandboxed": False,
-        "max_concurrent": 1,
+        "max_concurrent": 1,  # legacy cap, used when raised above 1 and slots = 0
+        "slots": 0,  # evaluations at once, each on its own cores/GPU (slots.py); 0: as many as the cores allow
+        "reserved_cores": 0,  # the first cores kept for the coordinator and the TUI
+        "exclusive_timing": True,  # bounties paying for cpu_s/wall_s get the whole machine unless they say not
         "docker_image": "l402tui-base:bookworm",
         "log_cap_bytes": 1024 * 1024,
         "overfit_gap": 0.10,  # flag when public gain beats held-out gain by more than this

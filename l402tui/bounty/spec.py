@@ -22,7 +22,9 @@ DIRECTIONS = ("minimize", "maximize")
 RUN_MODES = ("batch", "interactive")
 TARGET_KINDS = ("relative", "absolute")
 METRIC_SOURCES = ("score", "harness")
-HARNESS_MEASUREMENTS = ("wall_s", "cpu_s", "peak_rss_mb")
+# Measured from outside the run (the GPU ones through NVML, on the slot's GPU).
+HARNESS_MEASUREMENTS = ("wall_s", "cpu_s", "peak_rss_mb", "gpu_s", "gpu_energy_j", "gpu_peak_mem_mb")
+GPU_MEASUREMENTS = ("gpu_s", "gpu_energy_j", "gpu_peak_mem_mb")
 PLACEHOLDERS = {
     "run": {"inputs", "artifacts", "workdir"},
     "score": {"artifacts", "labels", "measurements", "scorer", "canaries", "metrics_out", "inputs"},
@@ -112,6 +114,7 @@ class BountySpec:
     rationing_stake_sats: int = 0
     honeypot_alpha: float = 0.001  # one-sided test level of the knows_heldout flag (antigaming)
     honeypots: str | None = None  # file in every held-out labels/ naming the honeypot items
+    exclusive: bool | None = None  # the whole machine per evaluation; None: the coordinator's default
 
     @property
     def target_path(self) -> Path:
@@ -257,7 +260,7 @@ KNOWN_KEYS: dict[str, set[str]] = {
     "reward": {"pool_sats", "deadline", "duration_hours", "holdback_s", "stake_sats",
                "rejected_stake_keep_percent"},
     "constraints": {"max_changed_lines", "forbidden_patterns", "test_command"},
-    "resources": {"cpus", "memory_mb", "disk_mb", "gpu", "time_limit_s", "image"},
+    "resources": {"cpus", "memory_mb", "disk_mb", "gpu", "time_limit_s", "image", "exclusive"},
     "noise": {"repeats", "k_sigma"},
     "canaries": {"file"},
     "antigaming": {"honeypot_alpha", "honeypots"},
@@ -380,6 +383,8 @@ def _parse(data: dict[str, Any], lines: KeyLines, root: Path, file: str) -> Boun
             source = r.choice(f"{p}.source", METRIC_SOURCES, "score")
             if source == "harness" and mname is not None and mname not in HARNESS_MEASUREMENTS:
                 r.problem(f"{p}.name", f"with source = \"harness\" must be one of {', '.join(HARNESS_MEASUREMENTS)}, got {mname!r}")
+            if source == "harness" and mname in GPU_MEASUREMENTS and r.raw("resources.gpu") is not True:
+                r.problem(f"{p}.name", f"{mname} is measured on the run's GPU; set resources.gpu = true")
             if weight == 0 and guard is False:
                 r.problem(f"{p}.weight", "is 0 and the metric is not a guard, so it would be ignored; "
                           "give it a weight or set guard = true")
@@ -439,6 +444,7 @@ def _parse(data: dict[str, Any], lines: KeyLines, root: Path, file: str) -> Boun
     if disk_mb is not None and not 16 <= disk_mb <= 1024 * 1024:
         r.problem("resources.disk_mb", f"is {disk_mb} MB; give 16 MB to 1048576 MB (1 TiB) for the run's files")
     gpu = r.get("resources.gpu", bool, False)
+    exclusive = r.get("resources.exclusive", bool, None)
     time_limit = r.positive("resources.time_limit_s", float, 600.0)
     image = r.get("resources.image", str, None)
 
@@ -475,7 +481,7 @@ def _parse(data: dict[str, Any], lines: KeyLines, root: Path, file: str) -> Boun
         forbidden_patterns=tuple(patterns), test_command=test_cmd, cpus=cpus, memory_mb=memory_mb, disk_mb=disk_mb,
         gpu=gpu, time_limit_s=time_limit, image=image, repeats=repeats, k_sigma=k_sigma,
         canaries=canaries, raw=data, free_evaluations_per_day=free_evals, rationing_stake_sats=rationing_stake,
-        honeypot_alpha=honeypot_alpha, honeypots=honeypots,
+        honeypot_alpha=honeypot_alpha, honeypots=honeypots, exclusive=exclusive,
     )
 
 

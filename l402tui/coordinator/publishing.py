@@ -125,6 +125,10 @@ async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: Bount
             f"the deadline is {_duration(deadline - now)} away, beyond the {_duration(safe_hold_window_s(coord))} "
             "a funding hold invoice can safely be held (HTLC expiry); create it self-funded (--self-funded) or "
             "shorten reward.duration_hours", code="beyond_hold_window")
+    from l402tui.evaluation.slots import gpu_refusal  # NVML only when a bounty asks for a GPU
+
+    if (no_gpu := gpu_refusal(spec)) is not None:
+        raise Invalid(no_gpu, code="no_gpu")
     try:
         package = build_package(spec, provenance=provenance)
     except PackagingError as exc:

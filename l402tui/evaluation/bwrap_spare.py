@@ -19,7 +19,7 @@ else known: ``bwrap --args FD -- /bin/sh /tmp/.l402tui-run``.
   bwrap sets up the namespaces and runs, and the run's clock starts there.
 
 A spare is made for the limits of the run before it and used only by a run with the
-same limits; anything else discards it.  One never used dies with its parent
+same limits (one waits per limits, so each slot keeps its own).  One never used dies with its parent
 (``--die-with-parent``); were it to read end of file first, it would have no binds
 at all, so no ``/bin/sh`` to run, and exit.  CPU time and memory are counted from the cgroup join, as for a
 run started directly; the blocked bwrap uses neither.
@@ -75,30 +75,33 @@ class Spare:
 
 
 class SparePool:
-    """At most one spare per sandbox, refilled in the background after each run."""
+    """At most one spare per key (the run's limits: with slots, each slot's cores are
+    part of them), refilled in the background after each run; ``max_keys`` bounds the
+    processes kept waiting."""
 
-    def __init__(self, start: Callable[[tuple], Spare | None]):
+    def __init__(self, start: Callable[[tuple], Spare | None], max_keys: int = 8):
         self._start = start
         self._lock = threading.Lock()
-        self._spare: Spare | None = None
-        self._filling = False
+        self._spares: dict[tuple, Spare] = {}
+        self._filling: set[tuple] = set()
+        self.max_keys = max_keys
         _pools.add(self)
 
     def take(self, key: tuple) -> Spare | None:
         with self._lock:
-            spare, self._spare = self._spare, None
+            spare = self._spares.pop(key, None)
         if spare is None:
             return None
-        if spare.key != key or spare.proc.poll() is not None:
+        if spare.proc.poll() is not None:
             spare.discard()
             return None
         return spare
 
     def refill(self, key: tuple) -> None:
         with self._lock:
-            if self._filling or (self._spare is not None and self._spare.key == key):
+            if key in self._filling or key in self._spares:
                 return
-            self._filling = True
+            self._filling.add(key)
         threading.Thread(target=self._fill, args=(key,), daemon=True, name="bwrap-spare").start()
 
     def _fill(self, key: tuple) -> None:
@@ -108,23 +111,27 @@ class SparePool:
             spare = None
         finally:
             with self._lock:
-                self._filling = False
+                self._filling.discard(key)
         if spare is None:
             return
+        evicted = []
         with self._lock:
-            old, self._spare = self._spare, spare
-        if old is not None:
-            old.discard()
+            old = self._spares.pop(key, None)
+            self._spares[key] = spare
+            while len(self._spares) > self.max_keys:  # the least recently filled goes
+                evicted.append(self._spares.pop(next(iter(self._spares))))
+        for s in ([old] if old is not None else []) + evicted:
+            s.discard()
 
     def ready(self, key: tuple) -> bool:
         """A spare for ``key`` is waiting (tests and the benchmark wait for one)."""
         with self._lock:
-            return self._spare is not None and self._spare.key == key
+            return key in self._spares
 
     def close(self) -> None:
         with self._lock:
-            spare, self._spare = self._spare, None
-        if spare is not None:
+            spares, self._spares = list(self._spares.values()), {}
+        for spare in spares:
             spare.discard()
 
 

@@ -53,6 +53,8 @@ class CgroupAccount:
                 if memsw.exists():
                     memsw.write_text(mem)
                 (self.ROOT / "pids" / self.name / "pids.max").write_text(str(limits.pids))
+                if limits.cpuset:
+                    self._cpuset_v1(limits.cpuset)
             else:
                 d = self.ROOT / self.name
                 d.mkdir()
@@ -60,10 +62,24 @@ class CgroupAccount:
                 (d / "memory.max").write_text(str(limits.memory_mb * 1024 * 1024))
                 (d / "memory.swap.max").write_text("0")
                 (d / "pids.max").write_text(str(limits.pids))
+                if limits.cpuset and "cpuset" in (self.ROOT / "cgroup.subtree_control").read_text().split():
+                    (d / "cpuset.cpus").write_text(_cpu_list(limits.cpuset))
         except OSError:
             self.read_and_remove()
             return False
         return True
+
+    def _cpuset_v1(self, cores: tuple[int, ...]) -> None:
+        """The slot's cores, enforced: the run cannot widen its affinity beyond them."""
+        root = self.ROOT / "cpuset"
+        if not (root / "cpuset.cpus").exists():
+            return  # no cpuset controller mounted: affinity alone (run_process.rlimits)
+        d = root / self.name
+        d.mkdir()
+        self.dirs.append(d)
+        # A v1 cpuset needs its memory nodes before a task may join.
+        (d / "cpuset.mems").write_text((root / "cpuset.mems").read_text().strip())
+        (d / "cpuset.cpus").write_text(_cpu_list(cores))
 
     def join(self) -> None:
         """Move the calling process in (used from a child before it execs)."""
@@ -132,6 +148,10 @@ class CgroupAccount:
             if not any(p.exists() for p in [*self.ROOT.glob(f"*/{self.name}"), self.ROOT / self.name]):
                 return
             time.sleep(0.005)
+
+
+def _cpu_list(cores: tuple[int, ...]) -> str:
+    return ",".join(str(c) for c in sorted(cores))
 
 
 _pending_removals: set[threading.Thread] = set()

@@ -46,8 +46,12 @@ class DockerSandbox(Sandbox):
                "-v", f"{layout.inputs}:{MOUNTS['inputs']}:ro",
                "-v", f"{layout.artifacts}:{MOUNTS['artifacts']}:rw",
                "-w", MOUNTS["workdir"]]
+        if limits.cpuset:
+            cmd += ["--cpuset-cpus", ",".join(map(str, limits.cpuset))]
         if limits.gpu:
-            cmd += ["--gpus", "all"]
+            # One whole GPU per slot, by UUID; without a slot (an agent's own run) all of them.
+            device = limits.gpu_device
+            cmd += ["--gpus", f"device={device.visible_id}" if device is not None else "all"]
         if stdin != subprocess.DEVNULL:
             cmd.append("-i")
         for key, value in env.items():

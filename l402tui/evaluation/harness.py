@@ -323,8 +323,8 @@ def _score_values(spec: BountySpec, set_dir: Path, artifacts: Path, files: dict[
 
 
 def _write_measurements(path: Path, outcome: RunOutcome | None) -> None:
-    data = {} if outcome is None else {"wall_s": outcome.wall_s, "cpu_s": outcome.cpu_s,
-                                       "peak_rss_mb": outcome.peak_rss_mb}
+    data = {} if outcome is None else {k: v for k, v in outcome.measurements().items()
+                                       if v is not None or not k.startswith("gpu_")}
     path.write_text(json.dumps(data), encoding="utf-8")
 
 
@@ -424,7 +424,7 @@ def _collect_metrics(spec: BountySpec, proc: subprocess.CompletedProcess, metric
     for key, value in data.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             metrics[key] = float(value)
-    measured = {"wall_s": outcome.wall_s, "cpu_s": outcome.cpu_s, "peak_rss_mb": outcome.peak_rss_mb}
+    measured = outcome.measurements()
     for name in HARNESS_MEASUREMENTS:
         # Only figures measured from outside count, whatever the scorer echoed.
         if measured[name] is not None:

@@ -14,6 +14,14 @@ coordinator) is FAILED instead of re-queued.
 Stopping the worker (``stop``) cancels evaluations still running: the evaluator
 kills their sandboxes and the row goes back to QUEUED (:meth:`release`) without
 spending an attempt, so an operator's restart costs a re-run, not a verdict.
+
+Order: round-robin by bounty (the bounty whose last evaluation started longest ago
+goes next), then FIFO within a bounty, so one bounty's burst does not starve
+another's.  A bounty's evaluations wait for its own earlier baseline to finish
+(a candidate is judged against it).  With a :class:`SlotGate` (several evaluations
+at once, slots.py) each candidate head is offered to the gate, which leases it a
+slot, says it does not fit now (try the next bounty), or ``HOLD``: nothing behind it
+may start (it waits for cores; letting smaller work pass would starve it).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from l402tui.evaluation.harness import EvaluationResult
 from l402tui.store.db import Store, Txn, now
@@ -31,6 +39,28 @@ log = logging.getLogger(__name__)
 EvaluateFn = Callable[[dict[str, Any]], Awaitable[EvaluationResult]]
 OnDone = Callable[[Txn, dict[str, Any], EvaluationResult], Awaitable[None]]
 KINDS = ("baseline", "submission", "stability", "audit")
+HOLD = object()  # a SlotGate's answer: this row waits and nothing after it may start
+
+# The next evaluation of each bounty (its oldest QUEUED row), unless the bounty's
+# earlier baseline is still queued or running; least recently started bounty first.
+_HEADS = """
+SELECT e.* FROM evaluations e
+WHERE e.status = 'QUEUED'
+  AND e.id = (SELECT MIN(q.id) FROM evaluations q WHERE q.bounty_id = e.bounty_id AND q.status = 'QUEUED')
+  AND NOT EXISTS (SELECT 1 FROM evaluations b WHERE b.bounty_id = e.bounty_id AND b.kind = 'baseline'
+                  AND b.status IN ('QUEUED', 'RUNNING') AND b.id < e.id)
+ORDER BY COALESCE((SELECT MAX(s.started_at) FROM evaluations s WHERE s.bounty_id = e.bounty_id), 0), e.id
+"""
+
+
+class SlotGate(Protocol):
+    """Admission of a row to a slot of the machine (the worker's, in worker.py)."""
+
+    async def admit(self, row: dict[str, Any]) -> Any:
+        """A lease (truthy), None (does not fit now: try the next bounty) or HOLD."""
+
+    def release(self, lease: Any) -> None:
+        ...
 
 
 class EvaluationQueue:
@@ -81,10 +111,30 @@ class EvaluationQueue:
             self._wake.set()
         return requeued
 
-    async def claim(self, sandbox: str = "") -> dict[str, Any] | None:
-        """Take the oldest QUEUED evaluation, marking it RUNNING; None when there is none."""
+    async def claim(self, sandbox: str = "", gate: SlotGate | None = None) -> dict[str, Any] | None:
+        """Take the next QUEUED evaluation (see the module doc for the order), marking it
+        RUNNING; None when there is none (or none the gate admits now).  With ``gate`` the
+        row carries its lease as ``row["slot"]``."""
+        for head in await self.store.fetchall(_HEADS):
+            lease = await gate.admit(head) if gate is not None else None
+            if lease is HOLD:
+                return None
+            if gate is not None and lease is None:
+                continue
+            row = await self._mark_running(head["id"], sandbox)
+            if row is None:  # another worker took it meanwhile
+                if gate is not None:
+                    gate.release(lease)
+                continue
+            if gate is not None:
+                row["slot"] = lease
+            return row
+        return None
+
+    async def _mark_running(self, evaluation_id: int, sandbox: str) -> dict[str, Any] | None:
         async with self.store.transaction() as txn:
-            row = await txn.fetchone("SELECT * FROM evaluations WHERE status = 'QUEUED' ORDER BY id LIMIT 1")
+            row = await txn.fetchone("SELECT * FROM evaluations WHERE id = ? AND status = 'QUEUED'",
+                                     (evaluation_id,))
             if row is None:
                 return None
             changed = await txn.execute(
@@ -144,7 +194,8 @@ class EvaluationQueue:
                 await txn.event("evaluation.failed", str(row["id"]), error=error)
 
     async def run(self, evaluate: EvaluateFn, *, on_done: OnDone | None = None, sandbox: str = "",
-                  stop: asyncio.Event | None = None, idle_exit: bool = False, poll_s: float = 1.0) -> int:
+                  stop: asyncio.Event | None = None, idle_exit: bool = False, poll_s: float = 1.0,
+                  gate: SlotGate | None = None) -> int:
         """Work the queue with up to ``max_concurrent`` evaluations at once until
         ``stop`` is set (or, with ``idle_exit``, until nothing is queued or running).
         On ``stop`` evaluations still running are cancelled and re-queued; one already
@@ -175,12 +226,14 @@ class EvaluationQueue:
                 if await self.complete(row, result, on_done=on_done):
                     completed += 1
             finally:
+                if gate is not None and "slot" in row:
+                    gate.release(row["slot"])
                 slots.release()
 
         while not stop.is_set():
             if not await _acquire_unless_stopped(slots, stop):
                 break
-            row = await self.claim(sandbox)
+            row = await self.claim(sandbox, gate)
             if row is None:
                 slots.release()
                 if idle_exit and not active:

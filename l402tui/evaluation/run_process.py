@@ -48,6 +48,15 @@ class RunOutcome:
     memory_exceeded: bool = False  # the kernel's OOM killer ended it (cgroup, container)
     disk_exceeded: bool = False  # it filled its disk (run_disk.py); stopped, outputs dropped
     disk_mb: int = 0
+    # The slot's GPU, measured through NVML (telemetry/gpu_meter.py); None: not measured.
+    gpu_s: float | None = None
+    gpu_energy_j: float | None = None
+    gpu_peak_mem_mb: float | None = None
+
+    def measurements(self) -> dict[str, float | None]:
+        """Every figure measured from outside, by the names of HARNESS_MEASUREMENTS."""
+        return {"wall_s": self.wall_s, "cpu_s": self.cpu_s, "peak_rss_mb": self.peak_rss_mb,
+                "gpu_s": self.gpu_s, "gpu_energy_j": self.gpu_energy_j, "gpu_peak_mem_mb": self.gpu_peak_mem_mb}
 
     @property
     def ok(self) -> bool:
@@ -217,9 +226,15 @@ def rlimits(limits: "Limits", nproc: int | None, *, address_space: bool = True,
     (bwrap_spare.LAUNCHER does the same in the same order.)"""
     values = rlimit_values(limits, nproc, address_space)
 
+    cpuset = set(limits.cpuset)
+
     def apply() -> None:
         if cgroup is not None:
             cgroup.join()
+        if cpuset:
+            # The slot's cores (the cgroup's cpuset enforces them when there is one; alone,
+            # affinity keeps an honest run on its cores but the run could widen it).
+            os.sched_setaffinity(0, cpuset)
         for which, soft, hard in values:
             resource.setrlimit(which, (soft, hard))
         if uid is not None:

@@ -38,6 +38,8 @@ from l402tui.evaluation.run_disk import RunDisk
 from l402tui.evaluation.run_process import (FAILURE_CODES, RunOutcome, _ReapedRunning, _Running, next_uid,
                                             rlimits, user_process_count)
 from l402tui.evaluation.untrusted_log import LogSink
+from l402tui.telemetry.gpu import GpuDevice
+from l402tui.telemetry.gpu_meter import GpuMeter
 
 # Older names, kept for importers.
 _next_uid, _rlimits, _user_process_count = next_uid, rlimits, user_process_count
@@ -90,6 +92,10 @@ class Limits:
     file_size_mb: int = 512
     gpu: bool = False
     disk_mb: int = 512  # work dir + artifacts + /tmp, together (run_disk.py)
+    # The evaluation's slot (slots.py): the cores the run is pinned to (empty: any) and
+    # the one GPU it may see (None with gpu=True: every GPU, as on an agent's own machine).
+    cpuset: tuple[int, ...] = ()
+    gpu_device: GpuDevice | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,8 @@ class Sandbox(ABC):
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
                "PYTHONDONTWRITEBYTECODE": "1",
                **{f"L402_{k.upper()}": v for k, v in self.placeholders(layout).items()}, **(extra_env or {})}
+        if limits.gpu_device is not None:
+            env.update(gpu_env(limits.gpu_device))
         try:
             disk = RunDisk(layout.workdir, layout.artifacts, limits.disk_mb, uid, self.disk_mode)
         except BaseException:
@@ -170,9 +178,13 @@ class Sandbox(ABC):
         timer.start()
         stop_watch = threading.Event()
         watcher = disk.watch(stop_watch, lambda: running.kill("disk"))
+        # The slot's GPU, measured from outside for as long as the run holds it.
+        meter = GpuMeter(limits.gpu_device).start() if limits.gpu and limits.gpu_device is not None else None
         try:
             outcome = running.wait()
         finally:
+            if meter is not None:
+                usage = meter.stop()
             timer.cancel()
             stop_watch.set()
             watcher.join()
@@ -184,6 +196,9 @@ class Sandbox(ABC):
         outcome.timed_out = outcome.timed_out or running.killed_for_time
         outcome.time_limit_s = limits.time_limit_s
         outcome.log_bytes, outcome.log_truncated = log.written, log.truncated
+        if meter is not None:
+            outcome.gpu_s, outcome.gpu_energy_j, outcome.gpu_peak_mem_mb = \
+                usage.gpu_s, usage.gpu_energy_j, usage.gpu_peak_mem_mb
         return outcome
 
     def _start(self, argv: list[str], layout: Layout, limits: Limits, env: dict[str, str], stdin: int | None,
@@ -258,6 +273,24 @@ def _prepare_layout(layout: Layout, uid: int | None, check_reach: bool) -> None:
                 raise SandboxUnavailable(
                     f"{path} is not reachable for the sandbox user: {parent} is not traversable by others "
                     f"(mode {parent.stat().st_mode & 0o777:o}); put evaluation dirs under a 0711 directory")
+
+
+def gpu_env(device: GpuDevice) -> dict[str, str]:
+    """CUDA sees the slot's GPU only, named by UUID (CUDA's index order may differ from NVML's)."""
+    return {"CUDA_VISIBLE_DEVICES": device.visible_id, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+# Device nodes every CUDA process needs besides its GPU's own /dev/nvidiaN.
+GPU_CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
+
+
+def gpu_nodes(device: GpuDevice | None) -> list[str]:
+    """The /dev nodes a run may open: its GPU's and the control nodes; every GPU's without a slot."""
+    if device is None:
+        return [str(d) for d in sorted(Path("/dev").glob("nvidia*"))]
+    nodes = [device.dev_path, *GPU_CONTROL_NODES]
+    caps = Path("/dev/nvidia-caps")  # MIG capabilities, where present
+    return [n for n in nodes if Path(n).exists()] + ([str(caps)] if caps.is_dir() else [])
 
 
 REAPER = Path(__file__).with_name("reaper.py")
@@ -347,8 +380,8 @@ class BwrapSandbox(Sandbox):
                 "--remount-ro", "/",  # the sandbox's own root tmpfs; /work, /artifacts, /tmp stay writable
                 "--chdir", MOUNTS["workdir"], "--clearenv", "--uid", "65534", "--gid", "65534"]
         if limits.gpu:
-            for dev in sorted(Path("/dev").glob("nvidia*")):
-                cmd += ["--dev-bind", str(dev), str(dev)]
+            for dev in gpu_nodes(limits.gpu_device):
+                cmd += ["--dev-bind", dev, dev]
         for key, value in env.items():
             cmd += ["--setenv", key, value]
         return cmd

@@ -10,6 +10,11 @@ database::
 
 It re-queues work a killed process left RUNNING before taking anything new, so a
 ``kill -9`` costs a re-run, never a lost or doubled verdict.
+
+Several evaluations run at once, each in its own slot (slots.py): its own cores, its
+memory and, for a GPU bounty, one whole GPU.  ``evaluation.slots`` caps how many
+(0: as many as the cores allow), ``evaluation.reserved_cores`` keeps the first cores
+for the coordinator and the TUI.
 """
 
 from __future__ import annotations
@@ -19,16 +24,19 @@ import asyncio
 import json
 import logging
 import signal
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from l402tui.bounty import load_bounty
 from l402tui.config import Config, load_config
 from l402tui.evaluation.cgroups import sweep_stale_cgroups
-from l402tui.evaluation.harness import EvaluationResult, evaluate, sweep_stale_roots
-from l402tui.evaluation.queue import EvaluationQueue, OnDone
+from l402tui.evaluation.harness import EvaluationResult, _limits, evaluate, sweep_stale_roots
+from l402tui.evaluation.queue import HOLD, EvaluationQueue, OnDone
+from l402tui.evaluation.reasons import Reason
 from l402tui.evaluation.runners import image_for, pick_sandbox
 from l402tui.evaluation.sandbox import RUN_GROUP, RunGroup, Sandbox, SandboxUnavailable
+from l402tui.evaluation.slots import Machine, Need, Slot, SlotPool, need_for
 from l402tui.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -59,15 +67,25 @@ def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None
             runner = sandbox or pick_sandbox(settings, image=image_for(spec.image, settings))
         except SandboxUnavailable as exc:
             return EvaluationResult("failed", [f"no sandbox: {exc}"])
+        slot: Slot | None = row.get("slot")
+        limits = None
+        if slot is not None:
+            if spec.gpu and slot.gpu is None:
+                return EvaluationResult("failed", ["this bounty asks for a GPU (resources.gpu = true) and this "
+                                                   "machine has none that NVML can see"], sandbox=runner.kind,
+                                        code=Reason.NO_SANDBOX.value)
+            limits = replace(_limits(spec), cpuset=slot.cores, gpu_device=slot.gpu)
         log_dir = cfg.data_dir / "eval-logs" / str(row["id"]) / f"attempt-{row['attempts']}"
         line_sink = (lambda line: on_log(row["id"], line)) if on_log else None
+        if slot is not None and line_sink is not None:
+            line_sink(f"slot: {slot.describe()}")
         group = RunGroup()
         token = RUN_GROUP.set(group)  # copied into the harness's threads with the context
         try:
             running = asyncio.ensure_future(evaluate(
                 spec, diff, eval_set="heldout", heldout_index=row["heldout_set"] or 0, sandbox=runner,
                 log=line_sink, log_dir=log_dir, allow_unsandboxed=bool(settings["allow_unsandboxed"]),
-                log_cap_bytes=int(settings["log_cap_bytes"])))
+                log_cap_bytes=int(settings["log_cap_bytes"]), limits=limits))
         finally:
             RUN_GROUP.reset(token)
         try:
@@ -85,12 +103,52 @@ def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None
     return evaluate_row
 
 
+class MachineSlots:
+    """The queue's SlotGate over this machine's SlotPool: a row's need comes from its
+    bounty's frozen spec (read once per bounty)."""
+
+    def __init__(self, store: Store, settings: dict[str, Any], pool: SlotPool):
+        self.store, self.settings, self.pool = store, settings, pool
+        self._needs: dict[str, Any] = {}
+
+    async def admit(self, row: dict[str, Any]) -> Any:
+        need = self._needs.get(row["bounty_id"])
+        if need is None:
+            bounty = await self.store.fetchone("SELECT source_dir FROM bounties WHERE id = ?", (row["bounty_id"],))
+            try:
+                need = need_for(load_bounty(bounty["source_dir"]), self.settings)
+            except Exception:  # no frozen copy, or an unreadable one: the evaluator reports it
+                return self.pool.take(Need(1, 0)) or HOLD
+            self._needs[row["bounty_id"]] = need
+        slot = self.pool.take(need)
+        if slot is not None:
+            return slot
+        return None if self.pool.why_not(need) == "gpu" else HOLD
+
+    def release(self, lease: Any) -> None:
+        if isinstance(lease, Slot):
+            self.pool.give_back(lease)
+
+
+def machine_slots(store: Store, settings: dict[str, Any], machine: Machine | None = None) -> MachineSlots:
+    """The slots of this machine per ``evaluation.slots`` / ``reserved_cores`` (and the
+    legacy ``max_concurrent`` when it was raised above 1)."""
+    cap = int(settings.get("slots", 0) or 0)
+    legacy = int(settings.get("max_concurrent", 1) or 1)
+    if cap <= 0 and legacy > 1:
+        cap = legacy
+    return MachineSlots(store, settings, SlotPool(machine or Machine.detect(settings), cap))
+
+
 async def run_worker(store: Store, cfg: Config, *, stop: asyncio.Event | None = None, idle_exit: bool = False,
                      sandbox: Sandbox | None = None, on_done: OnDone | None = None,
-                     on_log: Callable[[int, str], None] | None = None) -> int:
-    """Recover, then evaluate queued work until ``stop`` (or idle, with ``idle_exit``)."""
+                     on_log: Callable[[int, str], None] | None = None,
+                     machine: Machine | None = None) -> int:
+    """Recover, then evaluate queued work until ``stop`` (or idle, with ``idle_exit``),
+    as many evaluations at once as this machine's slots allow (``machine``: a given one)."""
     settings = cfg.section("evaluation")
-    queue = EvaluationQueue(store, max_concurrent=int(settings["max_concurrent"]),
+    gate = machine_slots(store, settings, machine)
+    queue = EvaluationQueue(store, max_concurrent=gate.pool.capacity,
                             max_attempts=int(settings["max_attempts"]))
     sweep_stale_roots()
     sweep_stale_cgroups()
@@ -98,8 +156,10 @@ async def run_worker(store: Store, cfg: Config, *, stop: asyncio.Event | None = 
     if requeued:
         log.warning("re-queued evaluations interrupted by a previous stop: %s", requeued)
     kind = sandbox.kind if sandbox else settings["sandbox"]
+    log.info("evaluation slots: %d (cores %s, GPUs %d)", gate.pool.capacity,
+             ",".join(map(str, gate.pool.machine.cores)), len(gate.pool.machine.gpus))
     return await queue.run(make_row_evaluator(store, cfg, sandbox, on_log), on_done=on_done, sandbox=kind,
-                           stop=stop, idle_exit=idle_exit)
+                           stop=stop, idle_exit=idle_exit, gate=gate)
 
 
 def main(argv: list[str] | None = None) -> int:

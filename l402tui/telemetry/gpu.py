@@ -25,6 +25,8 @@ class GpuReading:
     temperature_c: float | None
     power_w: float | None
     power_limit_w: float | None
+    uuid: str | None = None  # stable identity (CUDA_VISIBLE_DEVICES, docker --gpus device=)
+    minor: int | None = None  # /dev/nvidia<minor>, which need not equal the NVML index
 
     @property
     def memory_pct(self) -> float | None:
@@ -109,6 +111,9 @@ class GpuSampler:
             temp = self._query(nv.nvmlDeviceGetTemperature, handle, getattr(nv, "NVML_TEMPERATURE_GPU", 0))
             power_mw = self._query(nv.nvmlDeviceGetPowerUsage, handle)
             limit_mw = self._query(nv.nvmlDeviceGetEnforcedPowerLimit, handle)
+            uuid = self._query(nv.nvmlDeviceGetUUID, handle) if hasattr(nv, "nvmlDeviceGetUUID") else None
+            minor = self._query(nv.nvmlDeviceGetMinorNumber, handle) if hasattr(nv, "nvmlDeviceGetMinorNumber") \
+                else None
             gpus.append(GpuReading(
                 index=index,
                 name=name or f"GPU {index}",
@@ -118,6 +123,8 @@ class GpuSampler:
                 temperature_c=float(temp) if temp is not None else None,
                 power_w=power_mw / 1000.0 if power_mw is not None else None,
                 power_limit_w=limit_mw / 1000.0 if limit_mw is not None else None,
+                uuid=uuid.decode(errors="replace") if isinstance(uuid, bytes) else uuid,
+                minor=int(minor) if minor is not None else None,
             ))
         return GpuSnapshot(tuple(gpus), None if gpus else "no GPU (NVML could not open any device)", now)
 
@@ -134,3 +141,33 @@ class GpuSampler:
             if self._initialised:
                 self._query(self._nvml.nvmlShutdown)
                 self._initialised = False
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    """One whole GPU as an evaluation slot holds it."""
+
+    index: int  # NVML's
+    name: str
+    uuid: str | None = None
+    minor: int | None = None
+
+    @property
+    def dev_path(self) -> str:
+        return f"/dev/nvidia{self.minor if self.minor is not None else self.index}"
+
+    @property
+    def visible_id(self) -> str:
+        """What CUDA_VISIBLE_DEVICES and ``docker --gpus device=`` take: the UUID when NVML
+        gave one (CUDA's own order of indices may differ from NVML's)."""
+        return self.uuid or str(self.index)
+
+
+def gpu_devices(sampler: GpuSampler | None = None) -> tuple[tuple[GpuDevice, ...], str | None]:
+    """The GPUs NVML sees, and why there are none; never raises."""
+    try:
+        snap = (sampler or GpuSampler(min_interval_s=0)).read()
+    except Exception as exc:  # a monitor must not take the coordinator down
+        return (), f"no GPU (NVML: {exc.__class__.__name__})"
+    devices = tuple(GpuDevice(g.index, g.name, g.uuid, g.minor) for g in snap.gpus)
+    return devices, None if devices else (snap.unavailable_reason or "no GPU")

@@ -67,19 +67,21 @@ def test_a_spare_run_keeps_every_limit(bwrap, sandbox_tmp):
     assert outcome.exit_code != 0
 
 
-def test_other_limits_discard_the_spare_and_close_ends_it(bwrap, sandbox_tmp):
+def test_other_limits_start_directly_keep_each_spare_and_close_ends_them(bwrap, sandbox_tmp):
+    # Two slots (other cores: other limits) each keep their own spare; a run never uses
+    # a spare made for other limits.
     run(bwrap, sandbox_tmp, "a", "pass\n")
     wait_for_spare(bwrap)
-    spare_pid = bwrap._spares._spare.proc.pid
+    spare_pid = bwrap._spares._spares[(SMALL, os.geteuid())].proc.pid
     other = Limits(memory_mb=256, cpus=1, time_limit_s=10, pids=64)
     outcome, lines, _ = run(bwrap, sandbox_tmp, "b", "print('ran')\n", other)
     assert outcome.ok and lines == ["ran"] and bwrap.spare_runs == 0
-    with pytest.raises(ChildProcessError):
-        os.waitpid(spare_pid, os.WNOHANG)  # discarded and reaped
     wait_for_spare(bwrap, other)
-    proc = bwrap._spares._spare.proc
+    assert bwrap.spare_ready(SMALL)  # the first slot's spare is still there, unused
+    procs = [s.proc for s in bwrap._spares._spares.values()]
+    assert spare_pid in [p.pid for p in procs] and len(procs) == 2
     bwrap.close()
-    assert proc.poll() is not None
+    assert all(p.poll() is not None for p in procs)
 
 
 def test_an_unused_spare_whose_parent_is_gone_runs_nothing(bwrap, sandbox_tmp):
