@@ -21,7 +21,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,17 +49,6 @@ class GitSource:
     url: str
     ref: str
     subdir: str = ""
-
-    @classmethod
-    def from_json(cls, data: Any) -> "GitSource":
-        if not isinstance(data, dict):
-            raise GitSourceRefused("'git' must be an object {url, commit, subdir}", "invalid_request")
-        url, ref, subdir = data.get("url"), data.get("commit"), data.get("subdir", "")
-        if not isinstance(url, str) or not url or not isinstance(ref, str) or not ref:
-            raise GitSourceRefused("'git' needs 'url' and 'commit' (a full commit id or a tag)", "invalid_request")
-        if not isinstance(subdir, str):
-            raise GitSourceRefused("'git.subdir' must be a string", "invalid_request")
-        return cls(url, ref, subdir)
 
     def to_json(self) -> dict[str, str]:
         return {"url": self.url, "commit": self.ref, "subdir": self.subdir}
@@ -95,7 +84,6 @@ class GitCheckout:
     folder: Path
     commit: str
     source: GitSource
-    notes: tuple[str, ...] = field(default=())
 
     def provenance(self) -> dict[str, Any]:
         """What the package records about where it came from."""
@@ -130,8 +118,7 @@ def fetch_bounty_source(source: GitSource, workdir: Path, limits: GitLimits) -> 
     tree, entries = _tree_entries(runner, commit, subdir)
     folder = workdir / "tree"
     _write_tree(runner, tree, entries, folder, limits)
-    notes = ("submodules are never fetched; symlinks and files outside the subdirectory are not copied",)
-    return GitCheckout(folder=folder, commit=commit, source=source, notes=notes)
+    return GitCheckout(folder=folder, commit=commit, source=source)
 
 
 def _check_ref_name(ref: str) -> None:
