@@ -86,9 +86,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "node": "agent-1",  # the sim wallet node this agent pays from and is paid to
         "parallel_repeats": 0,  # repeats of a local evaluation run at once; 0: cores // the bounty's cpus
     },
-    "tui": {
-        "theme": "l402-dark",
-        "animation": False,
     # What this coordinator accepts for posting (coordinator/policy.py) and how it fetches git
     # sources (bounty/gitsource.py); docs/sponsors.md explains each key.
     "policy": {
@@ -109,6 +106,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "git_max_file_mb": 20,
         "git_timeout_s": 120.0,
     },
+    "tui": {
+        "theme": "l402-dark",
+        "animation": False,
         "keymap": {},  # binding id -> key, e.g. {"toggle_agent" = "ctrl+a"}
         "agent_bounty": "",  # side-panel agent works on this bounty id; empty: the first OPEN one with pool left
         "agent_local_dir": "",  # or offline on this bounty folder (no coordinator, no payments)

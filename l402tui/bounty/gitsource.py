@@ -50,6 +50,18 @@ class GitSource:
     ref: str
     subdir: str = ""
 
+    @classmethod
+    def from_json(cls, data: Any) -> "GitSource":
+        """From a request body's ``{"url", "commit", "subdir"}``; GitSourceRefused when malformed."""
+        if not isinstance(data, dict):
+            raise GitSourceRefused("'git' must be an object {url, commit, subdir}", "invalid_request")
+        url, ref, subdir = data.get("url"), data.get("commit"), data.get("subdir", "")
+        if not isinstance(url, str) or not url or not isinstance(ref, str) or not ref:
+            raise GitSourceRefused("'git' needs 'url' and 'commit' (a full commit id or a tag)", "invalid_request")
+        if not isinstance(subdir, str):
+            raise GitSourceRefused("'git.subdir' must be a string", "invalid_request")
+        return cls(url, ref, subdir)
+
     def to_json(self) -> dict[str, str]:
         return {"url": self.url, "commit": self.ref, "subdir": self.subdir}
 

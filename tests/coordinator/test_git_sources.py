@@ -321,3 +321,12 @@ def test_cli_creates_from_git_and_prints_the_commit(tmp_path, daemon):
     private = runner.invoke(main, [*args, "--git", served, "--commit", tip, "--self-funded"],
                             env={"L402TUI_CONFIG": str(tmp_path / "none.toml")})
     assert private.exit_code == 1 and "local or private address" in private.output
+
+
+def test_git_source_from_a_request_body():
+    assert GitSource.from_json({"url": "https://h/r.git", "commit": "v1"}) == GitSource("https://h/r.git", "v1", "")
+    for bad in (None, "https://h/r.git", {"url": "https://h/r.git"}, {"url": 1, "commit": "v1"},
+                {"url": "https://h/r.git", "commit": "v1", "subdir": ["a"]}):
+        with pytest.raises(GitSourceRefused) as caught:
+            GitSource.from_json(bad)
+        assert caught.value.code == "invalid_request"

@@ -155,3 +155,9 @@ def test_cli_refuses_with_the_limit_and_config_show_lists_the_keys(tmp_path, bou
     assert as_json["coordinator.fee_percent"]["value"] == 7.5
     bad = runner.invoke(main, ["config", "show"], env={**env, "L402TUI_POLICY__GIT_PROTOCOLS": "https"})
     assert bad.exit_code != 0 and "expected list" in bad.output
+
+
+def test_policy_is_its_own_section():
+    cfg = load_config(env={})
+    assert set(POLICY_KEYS) == set(cfg.section("policy")) and "policy" not in cfg.section("tui")
+    assert PostingPolicy.from_config(cfg).who_may_post == "invited"
