@@ -184,6 +184,21 @@ class SponsorAuthority:
         mac.add_first_party_caveat(f"{SERVICE}_valid_until={int(valid_until)}")
         return MintedSponsor(to_std_b64(mac.serialize()), sponsor_id, token_id.hex(), payment_hash, int(valid_until))
 
+    async def invite(self, *, name: str | None, valid_until: int, posts_allowed: int | None = None) -> MintedSponsor:
+        """A new sponsor the operator knows, with a credential that needs no payment."""
+        async with self.store.transaction() as txn:
+            sponsor_id = await self.new_sponsor(txn, origin=INVITE, name=name)
+            return await self.mint(txn, sponsor_id, valid_until=valid_until, posts_allowed=posts_allowed)
+
+    async def remove(self, sponsor_id: str) -> bool:
+        """Refuse every credential of a sponsor from now on (its bounties stay as they are)."""
+        async with self.store.transaction() as txn:
+            changed = await txn.execute("UPDATE sponsors SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                                        (time.time(), sponsor_id))
+            if changed:
+                await txn.event("sponsor.removed", sponsor_id)
+        return bool(changed)
+
     async def verify(self, header: str | None, *, now: float | None = None) -> SponsorCredential:
         """The credential in an Authorization header, checked; raises SponsorRefused naming the check."""
         now = time.time() if now is None else now
