@@ -9,26 +9,13 @@ from __future__ import annotations
 import logging
 
 from l402tui.config import Config
-from l402tui.coordinator import ledger, payout_sender, stability
+from l402tui.coordinator import ledger, lifecycle, payout_sender, stability
 from l402tui.coordinator.payout_funding import funding_invoice, keysend_ok, load_bounty, record_funding
 from l402tui.coordinator.payout_sender import payout_lock
 from l402tui.lightning.backend import LightningBackend, LightningError
 from l402tui.store.db import Store, Txn, now
 
 log = logging.getLogger("l402tui.payouts")
-
-
-async def close(store: Store, bounty_id: str, reason: str) -> None:
-    """OPEN -> CLOSED, revealing the salts (the service does the same for deadlines and operators)."""
-    async with store.transaction() as txn:
-        if await txn.execute("UPDATE bounties SET status = 'CLOSED', updated_at = ? WHERE id = ? AND status = 'OPEN'",
-                             (now(), bounty_id)):
-            await txn.event("bounty.status", bounty_id, status="CLOSED", reason=reason)
-            await txn.execute("UPDATE heldout_commitments SET revealed_at = ? WHERE bounty_id = ? "
-                              "AND revealed_at IS NULL", (now(), bounty_id))
-            await txn.event("bounty.salt_revealed", bounty_id)
-            await txn.execute("UPDATE timers SET done_at = ? WHERE kind = 'bounty_deadline' AND subject_id = ? "
-                              "AND done_at IS NULL", (now(), bounty_id))
 
 
 async def refund_rest(store: Store, lightning: LightningBackend, cfg: Config, bounty_id: str) -> None:
@@ -107,11 +94,7 @@ async def maybe_settle(store: Store, bounty_id: str) -> bool:
         if (books.held_back or books.pool_left or books.stakes_held or open_timers["n"] or flagged["n"]
                 or await judging(txn, bounty_id)):
             return False
-        if await txn.execute("UPDATE bounties SET status = 'SETTLED', updated_at = ? WHERE id = ? AND status = 'CLOSED'",
-                             (now(), bounty_id)):
-            await txn.event("bounty.status", bounty_id, status="SETTLED", **books.as_dict())
-            return True
-    return False
+        return await lifecycle.move_bounty(txn, bounty_id, "CLOSED", "SETTLED", **books.as_dict())
 
 
 async def on_bounty_closed(store: Store, lightning: LightningBackend, cfg: Config, bounty_id: str) -> None:

@@ -9,7 +9,8 @@ import logging
 from typing import Any
 
 from l402tui.coordinator import ledger
-from l402tui.coordinator.errors import Conflict, NotFound, Unavailable
+from l402tui.coordinator.errors import Conflict, Unavailable
+from l402tui.coordinator.lifecycle import bounty_row as load_bounty, submission_row as load_submission
 from l402tui.lightning.backend import InvoiceState, LightningBackend, LightningError
 from l402tui.store.db import Store, Txn, now
 
@@ -20,20 +21,6 @@ class FundingUnavailable(Conflict):
     """The funding hold can no longer be settled (cancelled or expired): nothing to pay from."""
 
     code = "funding_unavailable"
-
-
-async def load_bounty(conn: Store | Txn, bounty_id: str) -> dict[str, Any]:
-    row = await conn.fetchone("SELECT * FROM bounties WHERE id = ?", (bounty_id,))
-    if row is None:
-        raise NotFound(f"no bounty {bounty_id!r}", code="unknown_bounty")
-    return row
-
-
-async def load_submission(conn: Store | Txn, submission_id: str) -> dict[str, Any]:
-    row = await conn.fetchone("SELECT * FROM submissions WHERE id = ?", (submission_id,))
-    if row is None:
-        raise NotFound(f"no submission {submission_id!r}", code="unknown_submission")
-    return row
 
 
 async def funding_invoice(conn: Store | Txn, bounty: dict[str, Any]) -> dict[str, Any] | None:

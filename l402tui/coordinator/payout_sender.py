@@ -30,7 +30,8 @@ import weakref
 from typing import Any
 
 from l402tui.config import Config
-from l402tui.coordinator import ledger
+from l402tui.coordinator import ledger, lifecycle
+from l402tui.coordinator.errors import Conflict
 from l402tui.domain import CLAIMABLE, SENDABLE, SubmissionStatus  # noqa: F401 - payouts reads CLAIMABLE here
 from l402tui.lightning.backend import (BackendUnavailable, FeeLimitExceeded, InsufficientBalance, InvalidRequest,
                                        InvoiceExpired, InvoiceNotFound, LightningBackend, LightningError,
@@ -53,8 +54,10 @@ def payout_lock(store: Store) -> asyncio.Lock:
     return lock
 
 
-class PayoutsHalted(RuntimeError):
+class PayoutsHalted(Conflict):
     """The invariant failed once; nothing is paid until an operator resumes payouts."""
+
+    code = "payouts_halted"
 
 
 def is_node_id(destination: str | None) -> bool:
@@ -144,10 +147,7 @@ async def _advance_submission(txn: Txn, submission_id: str) -> None:
     S = SubmissionStatus
     target = S.PAID_FULL if released_and_paid or nothing_held else S.PAID_PARTIAL
     sources = (S.ACCEPTED, S.PAID_PARTIAL) if target is S.PAID_FULL else (S.ACCEPTED,)
-    marks = ",".join("?" for _ in sources)
-    if await txn.execute(f"UPDATE submissions SET status = ?, updated_at = ? WHERE id = ? AND status IN ({marks})",
-                         (target, now(), submission_id, *sources)):
-        await txn.event("submission.status", submission_id, status=target)
+    await lifecycle.move_submission(txn, submission_id, sources, target)
 
 
 async def _bounty_of(txn: Txn, submission_id: str) -> str:

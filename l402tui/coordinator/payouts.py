@@ -27,9 +27,9 @@ import logging
 from typing import Any
 
 from l402tui.config import Config
-from l402tui.coordinator import ledger, payout_sender, stability
+from l402tui.coordinator import ledger, lifecycle, payout_sender, stability
 from l402tui.coordinator.errors import Conflict, Invalid, NotFound, Unavailable
-from l402tui.coordinator.payout_close import close, maybe_settle, on_bounty_closed, refund_rest
+from l402tui.coordinator.payout_close import maybe_settle, on_bounty_closed, refund_rest
 from l402tui.coordinator.payout_funding import (FundingUnavailable, funding_invoice, keysend_ok, left_msat,
                                                 load_bounty, load_submission, pool_left, record_funding,
                                                 settle_funding)
@@ -147,7 +147,8 @@ async def _allocate(store: Store, lightning: LightningBackend, cfg: Config, sub:
                         gross_msat=split.gross_msat, fee_msat=split.fee_msat, now_msat=split.now_msat,
                         holdback_msat=split.holdback_msat, pool_left_msat=left - split.gross_msat, **extra)
     if left - split.gross_msat <= 0 and bounty["status"] == "OPEN":
-        await close(store, b, "the pool is spent")
+        async with store.transaction() as txn:
+            await lifecycle.close_bounty(txn, b, "the pool is spent")
     if bounty["status"] == "CLOSED" or left - split.gross_msat <= 0:
         await refund_rest(store, lightning, cfg, b)
 

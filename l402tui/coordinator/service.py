@@ -1,9 +1,12 @@
-"""The coordinator service: the one place bounty and submission state changes.
+"""The coordinator service: the one way bounty, submission, payout and review state changes.
 
-The TUI (in-process) and the HTTP app (``coordinator/app.py``) both call this
-object; handlers hold no logic.  Every transition is one SQLite transaction that
-also writes an ``events`` row, and is guarded by the state it starts from, so
-replaying it (after a crash, or a duplicated Lightning update) changes nothing.
+HTTP handlers, the TUI in-process, the demo and the CLI all call this object (or, for
+the money, the methods of :class:`service_payouts.PayoutOperations` it inherits); its
+collaborators take the narrow :class:`core.CoordinatorCore`.  Every transition is one
+SQLite transaction that also writes an ``events`` row, is guarded by the state it
+starts from (``coordinator/lifecycle.py``), so replaying it (after a crash, or a
+duplicated Lightning update) changes nothing, and wakes the event followers and the
+tick when it commits, whoever opened it on this store.
 
 Bounty:     DRAFT -> AWAITING_FUNDING -> OPEN -> CLOSED -> SETTLED
             DRAFT/AWAITING_FUNDING -> CANCELED (also OPEN before any payout)
@@ -13,7 +16,6 @@ Submission: (coordinator/submissions.py)
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -21,11 +23,11 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from l402tui.config import Config
-from l402tui.coordinator import disclosure, publishing, seams, submissions
-from l402tui.coordinator.errors import Conflict, NotFound
-from l402tui.coordinator.payout_funding import pool_left
-from l402tui.coordinator.views import bounty_view, event_view
-from l402tui.domain import CANCELABLE_BOUNTY, FINAL_INVOICE, LISTED_BOUNTY, sql_list
+from l402tui.coordinator import lifecycle, payouts, publishing, submissions
+from l402tui.coordinator.errors import Conflict
+from l402tui.coordinator.service_payouts import PayoutOperations
+from l402tui.coordinator.service_reads import CoordinatorReads
+from l402tui.domain import CANCELABLE_BOUNTY, FINAL_INVOICE
 from l402tui.lightning.backend import InvoiceState, LightningBackend, LightningError
 from l402tui.store import Store
 from l402tui.store.db import Txn
@@ -33,8 +35,8 @@ from l402tui.store.db import Txn
 log = logging.getLogger("l402tui.coordinator")
 
 
-class Coordinator:
-    """Bounty lifecycle, funding escrow, submissions and the event stream."""
+class Coordinator(CoordinatorReads, PayoutOperations):
+    """Bounty lifecycle, funding escrow, submissions, payouts and the event stream."""
 
     def __init__(self, cfg: Config, store: Store, backend: LightningBackend):
         self.cfg = cfg
@@ -42,9 +44,17 @@ class Coordinator:
         self.backend = backend
         self.data_dir = cfg.data_dir
         self._tasks: list[asyncio.Task] = []
-        self._changed = asyncio.Event()
-        self.tick_s = 1.0  # how often the tick looks for changes (a counter and one PRAGMA)
+        self._changed = asyncio.Event()  # event followers wait on it
+        self._committed_since_pass = True  # the tick's own-commit mark (no query needed)
+        store.on_commit.append(self._on_commit)
+        self.tick_s = 1.0  # how often the tick looks for changes (a flag and one PRAGMA)
         self.idle_ticks = 10  # a full pass at least every idle_ticks * tick_s, changed or not
+
+    def _on_commit(self, txn: Txn) -> None:
+        """Every commit on this store, by the service or the payouts engine alike."""
+        self._committed_since_pass = True
+        self._changed.set()
+        _log_events(txn.events)
 
     # -- lifetime -----------------------------------------------------------------
 
@@ -67,7 +77,8 @@ class Coordinator:
         for row in await self.store.fetchall(
                 "SELECT id FROM submissions WHERE status = 'ACCEPTED' AND id NOT IN (SELECT subject_id FROM "
                 "timers WHERE kind = 'verdict_release' AND done_at IS NULL)"):
-            await self._payouts("on_accepted", row["id"])
+            await self._after_transition(f"on_accepted({row['id']})",
+                                         payouts.on_accepted(self.store, self.backend, self.cfg, row["id"]))
         self._tasks = [asyncio.create_task(self._follow_invoices(), name="coordinator-invoices"),
                        asyncio.create_task(self._tick(), name="coordinator-tick")]
 
@@ -83,57 +94,57 @@ class Coordinator:
 
     async def close(self) -> None:
         await self.stop()
+        if self._on_commit in self.store.on_commit:
+            self.store.on_commit.remove(self._on_commit)
         await self.backend.close()
         await self.store.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Txn]:
+        """The store's write transaction; its commit wakes followers and the tick (``_on_commit``)."""
         async with self.store.transaction() as txn:
-            txn.after_commit.append(self._changed.set)
-            txn.after_commit.append(lambda: _log_events(txn.events))
             yield txn
 
     async def _tick(self) -> None:
         """Timers, evaluation verdicts, payouts and invoice reconciliation, when there is work.
 
         A full pass costs a dozen queries; run every second it was most of an idle
-        coordinator's CPU.  Each ``tick_s`` this only compares two counters: the write
-        connection's ``total_changes`` and ``PRAGMA data_version`` read on the store's
-        read connection, which moves with every commit by any other connection (the
-        store's own write connection included, and an external worker's).  A full pass runs when either moved, when the earliest
-        timer or payment retry falls due, after a pass that itself changed something
-        (follow-up work), and at least every ``idle_ticks * tick_s`` as a backstop
+        coordinator's CPU.  Each ``tick_s`` this only looks at two marks: whether anything
+        committed on this store since the last pass (set by ``_on_commit``: no query), and
+        ``PRAGMA data_version`` on the store's read connection, which moves with commits by
+        other processes (an evaluation worker elsewhere).  A full pass runs when either moved,
+        when the earliest timer or payment retry falls due, after a pass that itself committed
+        something (follow-up work), and at least every ``idle_ticks * tick_s`` as a backstop
         (invoice reconciliation with the node runs on that cadence too)."""
-        seen: tuple[int, int] | None = None
+        version: int | None = None
         next_pass = 0.0
         last_reconcile = 0.0
         while True:
             try:
                 now = time.time()
-                marks = await self._change_marks()
-                if seen is not None and marks != seen:
-                    self._changed.set()  # event followers wake for the worker's commits too, not only ours
-                if marks != seen or now >= next_pass:
+                ours, self._committed_since_pass = self._committed_since_pass, False
+                seen, version = version, await self._data_version()
+                if seen is not None and version != seen and not ours:
+                    self._changed.set()  # event followers wake for other processes' commits too
+                if ours or version != seen or now >= next_pass:
                     await self.run_due_timers()
-                    await submissions.reconcile_evaluations(self)
+                    await self.reconcile_evaluations()
                     backstop_s = self.idle_ticks * self.tick_s
                     if now - last_reconcile >= backstop_s:
                         await self.reconcile_invoices()
                         last_reconcile = now
                     # Payout retries, holdback timers, refunds of closed bounties (coordinator/payouts.py).
-                    await self._payouts("tick")
-                    after = await self._change_marks()
-                    busy = after != marks  # what this pass did may have made more work
-                    seen = after
+                    await self._after_transition("tick", payouts.tick(self.store, self.backend, self.cfg))
+                    busy = self._committed_since_pass  # what this pass did may have made more work
+                    version = await self._data_version()
                     next_pass = min(now + (self.tick_s if busy else backstop_s), await self._next_due())
             except Exception:  # noqa: BLE001 - a bad row must not stop the clock; it is logged
                 log.exception("coordinator tick failed")
-                seen, next_pass = None, 0.0
+                version, next_pass = None, 0.0
             await asyncio.sleep(self.tick_s)
 
-    async def _change_marks(self) -> tuple[int, int]:
-        version = await self.store.scalar("PRAGMA data_version")
-        return self.store.conn.total_changes, int(version or 0)
+    async def _data_version(self) -> int:
+        return int(await self.store.scalar("PRAGMA data_version") or 0)
 
     async def _next_due(self) -> float:
         """When the tick has timed work next: a timer, a payment retry; now while a
@@ -161,7 +172,7 @@ class Coordinator:
     async def reconcile(self) -> None:
         await self.reconcile_invoices()
         await self.run_due_timers()
-        await submissions.reconcile_evaluations(self)
+        await self.reconcile_evaluations()
 
     # -- bounty creation -------------------------------------------------------------
 
@@ -180,14 +191,7 @@ class Coordinator:
     async def _set_bounty_status(self, txn: Txn, bounty_id: str, frm: str | tuple[str, ...], to: str,
                                  **payload: Any) -> bool:
         """Move a bounty from ``frm`` to ``to``; False (and no change) if it is elsewhere."""
-        sources = (frm,) if isinstance(frm, str) else frm
-        marks = ",".join("?" for _ in sources)
-        changed = await txn.execute(
-            f"UPDATE bounties SET status = ?, updated_at = ? WHERE id = ? AND status IN ({marks})",
-            (to, time.time(), bounty_id, *sources))
-        if changed:
-            await txn.event("bounty.status", bounty_id, status=to, **payload)
-        return bool(changed)
+        return await lifecycle.move_bounty(txn, bounty_id, frm, to, **payload)
 
     # -- funding and lifecycle -------------------------------------------------------
 
@@ -284,14 +288,9 @@ class Coordinator:
             raise Conflict(f"bounty {bounty_id} is {bounty['status']}; only an OPEN bounty can be closed",
                            code="cannot_close")
         async with self.transaction() as txn:
-            if await self._set_bounty_status(txn, bounty_id, "OPEN", "CLOSED", reason=reason):
-                now = time.time()
-                await txn.execute("UPDATE heldout_commitments SET revealed_at = ? WHERE bounty_id = ? "
-                                  "AND revealed_at IS NULL", (now, bounty_id))
-                await txn.event("bounty.salt_revealed", bounty_id)
-                await txn.execute("UPDATE timers SET done_at = ? WHERE kind = 'bounty_deadline' AND subject_id = ?",
-                                  (now, bounty_id))
-        await self._payouts("on_bounty_closed", bounty_id)
+            await lifecycle.close_bounty(txn, bounty_id, reason)
+        await self._after_transition(f"on_bounty_closed({bounty_id})",
+                                     payouts.on_bounty_closed(self.store, self.backend, self.cfg, bounty_id))
         return await self.get_bounty(bounty_id)
 
     async def run_due_timers(self, now: float | None = None) -> int:
@@ -312,55 +311,6 @@ class Coordinator:
                                   (time.time(), timer["id"]))
         return len(due)
 
-    async def _payouts(self, name: str, *args: Any) -> Any:
-        try:
-            return await seams.call(name, self.store, self.backend, self.cfg, *args)
-        except Exception:  # noqa: BLE001 - the payouts module retries on its own; never lose the verdict
-            log.exception("payouts.%s(%s) failed; it will be retried at the next start", name, args)
-            return None
-
-    # -- reading ---------------------------------------------------------------------
-
-    async def _bounty_row(self, bounty_id: str) -> dict[str, Any]:
-        row = await self.store.fetchone("SELECT * FROM bounties WHERE id = ?", (bounty_id,))
-        if row is None:
-            raise NotFound(f"no bounty {bounty_id!r}; GET /api/v1/bounties lists them", code="unknown_bounty")
-        return row
-
-    async def _view(self, row: dict[str, Any]) -> dict[str, Any]:
-        commitments = await self.store.fetchall(
-            "SELECT * FROM heldout_commitments WHERE bounty_id = ? ORDER BY set_index", (row["id"],))
-        left = await pool_left(self.store, row)
-        rules = {"submissions_per_day": self.cfg.get("coordinator.submissions_per_day"),
-                 "fee_percent": self.cfg.get("coordinator.fee_percent"),
-                 "holdback_percent": self.cfg.get("coordinator.holdback_percent"),
-                 "max_diff_bytes": self.cfg.get("coordinator.max_diff_bytes")}
-        return bounty_view(row, commitments, pool_left_msat=max(0, left), rules=rules,
-                           price_sats=dict(self.cfg.section("prices")),
-                           best=disclosure.agent_best(json.loads(row["best_json"] or "null")))
-
-    async def get_bounty(self, bounty_id: str) -> dict[str, Any]:
-        return await self._view(await self._bounty_row(bounty_id))
-
-    async def list_bounties(self, *, include_all: bool = False) -> list[dict[str, Any]]:
-        """Bounties agents can see (OPEN, CLOSED, SETTLED); ``include_all`` adds drafts and cancelled ones."""
-        where = "" if include_all else f"WHERE status IN {sql_list(LISTED_BOUNTY)}"
-        rows = await self.store.fetchall(f"SELECT * FROM bounties {where} ORDER BY created_at DESC")
-        return [await self._view(r) for r in rows]
-
-    async def package(self, bounty_id: str) -> tuple[Path, str]:
-        row = await self._bounty_row(bounty_id)
-        return Path(row["package_path"]), row["package_sha256"]
-
-    async def funding(self, bounty_id: str) -> dict[str, Any] | None:
-        row = await self.store.fetchone(
-            "SELECT bolt11, amount_msat, status, expires_at FROM invoices WHERE kind = 'funding' AND bounty_id = ?",
-            (bounty_id,))
-        if row is None:
-            return None
-        return {"invoice": row["bolt11"], "amount_sats": row["amount_msat"] // 1000, "status": row["status"],
-                "expires_at": row["expires_at"]}
-
     async def ensure_sellable(self, bounty_id: str, capability: str) -> None:
         """Refuse to sell a token for a bounty that cannot use it (before any invoice is made)."""
         row = await self._bounty_row(bounty_id)
@@ -368,92 +318,43 @@ class Coordinator:
             raise Conflict(f"bounty {bounty_id} is {row['status']}; it does not take {capability} requests",
                            code="bounty_not_open")
 
-    async def leaderboard(self, bounty_id: str) -> list[dict[str, Any]]:
-        await self._bounty_row(bounty_id)
-        return await submissions.leaderboard(self, bounty_id)
-
-    async def ledger(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        where, params = ("WHERE bounty_id = ?", (bounty_id,)) if bounty_id else ("", ())
-        return await self.store.fetchall(
-            f"SELECT * FROM ledger_entries {where} ORDER BY id DESC LIMIT ?", (*params, int(limit)))
-
-    async def invoices(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        where, params = ("WHERE bounty_id = ?", (bounty_id,)) if bounty_id else ("", ())
-        rows = await self.store.fetchall(
-            f"SELECT payment_hash, kind, bolt11, amount_msat, is_hold, status, bounty_id, submission_id, "
-            f"expires_at, created_at, updated_at FROM invoices {where} ORDER BY created_at DESC LIMIT ?",
-            (*params, int(limit)))
-        return rows
-
-    async def payments(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        where, params = ("WHERE bounty_id = ?", (bounty_id,)) if bounty_id else ("", ())
-        return await self.store.fetchall(
-            f"SELECT idempotency_key, bounty_id, submission_id, purpose, destination, amount_msat, fee_msat, "
-            f"status, attempts, last_error, created_at, updated_at FROM payments {where} "
-            f"ORDER BY created_at DESC LIMIT ?", (*params, int(limit)))
-
-    async def ledger_page(self, bounty_id: str | None = None, limit: int = 500) -> dict[str, list[dict[str, Any]]]:
-        """Ledger entries, invoices and payments together: what the ledger pane shows."""
-        return {"entries": await self.ledger(bounty_id, limit), "invoices": await self.invoices(bounty_id, limit),
-                "payments": await self.payments(bounty_id, limit)}
-
-    # -- submissions (the logic lives in coordinator/submissions.py) -------------------
+    # -- submissions (the rules live in coordinator/submissions.py) ------------------------
 
     async def submit(self, bounty_id: str, token_id: str, diff: str, *, claimed_score: float | None = None,
                      payout_destination: str | None = None) -> dict[str, Any]:
         return await submissions.submit(self, bounty_id, token_id, diff, claimed_score=claimed_score,
                                         payout_destination=payout_destination)
 
-    async def submission(self, submission_id: str) -> dict[str, Any]:
-        """A submission as its agent may see it (coordinator/disclosure.py)."""
-        return await submissions.status(self, submission_id)
-
-    async def submission_detail(self, submission_id: str) -> dict[str, Any]:
-        """A submission with its whole verdict and evaluation detail: operator and sponsor only."""
-        return await submissions.detail(self, submission_id)
-
-    async def list_submissions(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        return await submissions.list_all(self, bounty_id, limit)
-
-    async def claim(self, submission_id: str, token_id: str, bolt11: str) -> dict[str, Any]:
-        return await submissions.claim(self, submission_id, token_id, bolt11)
-
-    # -- events ----------------------------------------------------------------------
-
-    async def events_after(self, after_id: int = 0, limit: int = 200) -> list[dict[str, Any]]:
-        rows = await self.store.fetchall("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                                         (int(after_id), int(limit)))
-        return [event_view(r) for r in rows]
-
-    async def last_event_id(self) -> int:
-        return int(await self.store.scalar("SELECT COALESCE(MAX(id), 0) FROM events"))
-
-    async def follow_events(self, after_id: int = 0, poll_s: float = 1.0,
-                            heartbeat_s: float | None = None) -> AsyncIterator[dict[str, Any] | None]:
-        """Every event after ``after_id``, then new ones as they are written (by any process).
-
-        With ``heartbeat_s``, yields None after that long without events (the SSE
-        handler turns it into a comment so proxies keep the stream open)."""
-        last = after_id
-        idle_since = time.monotonic()
-        while True:
-            batch = await self.events_after(last)
-            for event in batch:
-                last = event["id"]
-                yield event
-            if batch:
-                idle_since = time.monotonic()
-            elif heartbeat_s is not None and time.monotonic() - idle_since >= heartbeat_s:
-                idle_since = time.monotonic()
-                yield None
-            if len(batch) == 200:
-                continue
-            self._changed.clear()
+    async def reconcile_evaluations(self) -> int:
+        """Bring submissions and baselines up to date with the evaluation queue's rows, then run
+        what due verdicts cause; the number of rows brought up to date."""
+        done = await submissions.reconcile_evaluations(self)
+        for bounty_id, error in done.failed_baselines:
+            # Nothing can be judged against a baseline that was not measured: stop selling tokens
+            # for it and give the sponsor the pool back (docs/payouts.md), with the reason.
             try:
-                # Woken at once by our own commits; other processes' rows show up by polling.
-                await asyncio.wait_for(self._changed.wait(), timeout=poll_s)
-            except asyncio.TimeoutError:
-                pass
+                await self.cancel_bounty(bounty_id, reason=f"the baseline evaluation failed: {error}; "
+                                         "fix the bounty and create it again")
+            except Conflict as exc:
+                log.warning("bounty %s: baseline failed but it cannot be cancelled: %s", bounty_id, exc)
+        released = await self.release_due_verdicts()
+        return done.changed + len(released - done.decided)
+
+    async def release_due_verdicts(self, now: float | None = None) -> set[str]:
+        """Run what revealed decisions cause: the stake's resolution and, if ACCEPTED, the payout.
+        The ids of the submissions released."""
+        released = set()
+        for timer in await submissions.due_verdicts(self.store, time.time() if now is None else now):
+            s = timer["subject_id"]
+            await self._after_transition(f"on_verdict({s})", payouts.on_verdict(self.store, self.backend, self.cfg, s))
+            if timer["status"] == "ACCEPTED":
+                await self._after_transition(f"on_accepted({s})",
+                                             payouts.on_accepted(self.store, self.backend, self.cfg, s))
+            async with self.transaction() as txn:
+                await txn.execute("UPDATE timers SET done_at = ? WHERE id = ? AND done_at IS NULL",
+                                  (time.time(), timer["id"]))
+            released.add(s)
+        return released
 
 
 _LOGGED_FIELDS = ("status", "reason", "name", "pool_sats", "improvement", "invoice_kind", "amount_sats")

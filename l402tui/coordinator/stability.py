@@ -23,7 +23,7 @@ from typing import Any
 
 from l402tui.bounty.spec import Metric
 from l402tui.config import Config
-from l402tui.coordinator import ledger, payout_sender
+from l402tui.coordinator import ledger, lifecycle, payout_sender
 from l402tui.coordinator.payout_levels import allocation, paid_range
 from l402tui.coordinator.payout_math import bounty_terms, verdict_improvement
 from l402tui.domain import SubmissionStatus as S
@@ -135,10 +135,8 @@ async def forfeit(store: Store, sub: dict[str, Any], reason: str) -> None:
                 [ledger.Transfer(ledger.holdback(bounty_id), ledger.pool(bounty_id), held, sub["id"])],
                 bounty_id=bounty_id, memo=f"holdback forfeited: {reason}"):
             await txn.event("holdback.forfeited", sub["id"], bounty_id=bounty_id, amount_msat=held, reason=reason)
-            if await txn.execute("UPDATE submissions SET status = 'HOLDBACK_FORFEITED', reasons = ?, updated_at = ? "
-                                 "WHERE id = ? AND status IN (?, ?)",
-                                 (json.dumps([reason]), now(), sub["id"], S.ACCEPTED, S.PAID_PARTIAL)):
-                await txn.event("submission.status", sub["id"], status="HOLDBACK_FORFEITED", reason=reason)
+            await lifecycle.move_submission(txn, sub["id"], (S.ACCEPTED, S.PAID_PARTIAL), S.HOLDBACK_FORFEITED,
+                                            reasons=[reason], reason=reason)
         await txn.execute("UPDATE timers SET done_at = ? WHERE kind = ? AND subject_id = ? AND done_at IS NULL",
                           (now(), TIMER, sub["id"]))
 

@@ -6,7 +6,10 @@ Submission: RECEIVED -> AWAITING_STAKE -> QUEUED -> EVALUATING -> ACCEPTED | REJ
 The evaluation queue (``l402tui/evaluation/queue.py``) runs the ``evaluations``
 rows written here; :func:`reconcile_evaluations` reads their outcome back.  It
 polls rows rather than taking callbacks so that a queue in another process, or
-a restart between the two, loses nothing.
+a restart between the two, loses nothing.  What a decision causes (payouts, the
+cancel of a bounty whose baseline failed) is the service's to run: these functions
+take the narrow :class:`~l402tui.coordinator.core.CoordinatorCore` and return what
+they decided.
 """
 
 from __future__ import annotations
@@ -18,21 +21,22 @@ import json
 import logging
 import secrets
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from l402tui.bounty import BountyInvalid, BountySpec, load_bounty
-from l402tui.coordinator import disclosure, rationing, seams
-from l402tui.coordinator.errors import Conflict, Invalid, LimitReached, NotFound, Unavailable
+from l402tui.coordinator import disclosure, lifecycle, payouts, rationing
+from l402tui.coordinator.errors import Conflict, Invalid, LimitReached, Unavailable
 from l402tui.coordinator.verdict import Verdict, judge
 from l402tui.coordinator.views import submission_view
 from l402tui.domain import DECIDED, PAYABLE, UNDECIDED, sql_list
 from l402tui.evaluation.diffcheck import check_diff
 from l402tui.evaluation.reasons import Reason, is_code
 from l402tui.lightning.backend import LightningError
-from l402tui.store.db import Txn
+from l402tui.store.db import Store, Txn
 
 if TYPE_CHECKING:
-    from l402tui.coordinator.service import Coordinator
+    from l402tui.coordinator.core import CoordinatorCore
 
 log = logging.getLogger("l402tui.coordinator")
 
@@ -46,9 +50,9 @@ def load_frozen_spec(source_dir: str) -> BountySpec:
         raise Conflict(f"the coordinator's frozen copy of this bounty no longer validates: {exc}") from None
 
 
-async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str, *,
+async def submit(core: "CoordinatorCore", bounty_id: str, token_id: str, diff: str, *,
                  claimed_score: float | None, payout_destination: str | None) -> dict[str, Any]:
-    bounty = await coord._bounty_row(bounty_id)
+    bounty = await lifecycle.bounty_row(core.store, bounty_id)
     now = time.time()
     if bounty["status"] != "OPEN":
         raise Conflict(f"bounty {bounty_id} is {bounty['status']}; it takes no submissions", code="bounty_not_open")
@@ -60,7 +64,7 @@ async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str,
     if claimed_score is not None and not isinstance(claimed_score, (int, float)):
         raise Invalid("'claimed_score' must be a number (your public-set score)", code="invalid_request")
     spec = load_frozen_spec(bounty["source_dir"])
-    max_bytes = int(coord.cfg.get("coordinator.max_diff_bytes"))
+    max_bytes = int(core.cfg.get("coordinator.max_diff_bytes"))
     # The harness's checks are the authority (the same ones run before evaluating).
     size = len(diff.encode("utf-8"))
     problems = [f"the diff is {size} bytes; the limit is {max_bytes}"] if size > max_bytes else []
@@ -70,29 +74,29 @@ async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str,
                       details={"problems": problems})
 
     # Checked here to answer early; enforced again inside the transaction that inserts.
-    await _check_daily_limit(coord.store, coord.cfg, bounty_id, token_id, now)
+    await _check_daily_limit(core.store, core.cfg, bounty_id, token_id, now)
 
     submission_id = "s_" + secrets.token_hex(12)
     stake_sats = rationing.required_stake_sats(spec, bounty["pool_msat"] // 1000,
-                                               await rationing.evaluations_in_window(coord.store, bounty_id, now))
+                                               await rationing.evaluations_in_window(core.store, bounty_id, now))
     stake = None
     preimage = None
     if stake_sats > 0:
         preimage = secrets.token_bytes(32)
         payment_hash = hashlib.sha256(preimage).hexdigest()
         try:
-            invoice = await coord.backend.create_hold_invoice(
+            invoice = await core.backend.create_hold_invoice(
                 payment_hash, stake_sats * 1000, f"l402tui: stake for submission {submission_id}",
-                expiry_s=3600, cltv_delta=int(coord.cfg.get("lightning.hold_cltv_blocks")), preimage=preimage.hex())
+                expiry_s=3600, cltv_delta=int(core.cfg.get("lightning.hold_cltv_blocks")), preimage=preimage.hex())
         except LightningError as exc:
             raise Unavailable(f"the Lightning node could not create the stake invoice: {exc}; retry") from None
         stake = {"invoice": invoice.bolt11, "payment_hash": payment_hash, "amount_sats": stake_sats,
                  "status": "OPEN", "expires_at": invoice.expires_at}
 
     try:
-        async with coord.transaction() as txn:
+        async with core.transaction() as txn:
             # The write lock is held from here: concurrent submits count each other.
-            await _check_daily_limit(txn, coord.cfg, bounty_id, token_id, now)
+            await _check_daily_limit(txn, core.cfg, bounty_id, token_id, now)
             served = await rationing.evaluations_in_window(txn, bounty_id, now)
             if rationing.required_stake_sats(spec, bounty["pool_msat"] // 1000, served) > stake_sats:
                 raise Conflict("the stake this bounty asks for rose while the submission was being made "
@@ -118,9 +122,9 @@ async def submit(coord: "Coordinator", bounty_id: str, token_id: str, diff: str,
                 await _queue(txn, submission_id, bounty_id, "RECEIVED")
     except BaseException:
         if stake:
-            await coord.backend.cancel_hold(stake["payment_hash"])
+            await core.backend.cancel_hold(stake["payment_hash"])
         raise
-    return await status(coord, submission_id)
+    return await status(core.store, submission_id)
 
 
 async def _check_daily_limit(db: Any, cfg: Any, bounty_id: str, token_id: str, now: float) -> None:
@@ -136,22 +140,7 @@ async def _check_daily_limit(db: Any, cfg: Any, bounty_id: str, token_id: str, n
                            f"the limit resets in {wait} s", retry_after_s=wait, code="daily_limit")
 
 
-async def _move(txn: Txn, submission_id: str, frm: str | tuple[str, ...], to: str, **payload: Any) -> bool:
-    sources = (frm,) if isinstance(frm, str) else frm
-    marks = ",".join("?" for _ in sources)
-    extra_sql, extra = "", []
-    verdict: Verdict | None = payload.pop("verdict", None)
-    if verdict is not None:
-        extra_sql = ", verdict_json = ?, reasons = ?"
-        extra = [json.dumps(verdict.to_json()), json.dumps(verdict.reasons)]
-        # The event stream is the operator's: codes and the detail.
-        payload["codes"], payload["reasons"] = verdict.codes, verdict.reasons
-    changed = await txn.execute(
-        f"UPDATE submissions SET status = ?, updated_at = ?{extra_sql} WHERE id = ? AND status IN ({marks})",
-        (to, time.time(), *extra, submission_id, *sources))
-    if changed:
-        await txn.event("submission.status", submission_id, status=to, **payload)
-    return bool(changed)
+_move = lifecycle.move_submission
 
 
 async def _queue(txn: Txn, submission_id: str, bounty_id: str, frm: str) -> None:
@@ -174,29 +163,22 @@ async def stake_lapsed(txn: Txn, submission_id: str, how: str) -> None:
                 verdict=Verdict.rejected(Reason.STAKE_LAPSED, reason))
 
 
-async def _row(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
-    row = await coord.store.fetchone("SELECT * FROM submissions WHERE id = ?", (submission_id,))
-    if row is None:
-        raise NotFound(f"no submission {submission_id!r}", code="unknown_submission")
-    return row
-
-
-async def _stake(coord: "Coordinator", row: dict[str, Any]) -> dict[str, Any] | None:
+async def _stake(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
     if not row["stake_payment_hash"]:
         return None
-    inv = await coord.store.fetchone("SELECT bolt11, amount_msat, status, expires_at FROM invoices "
-                                     "WHERE payment_hash = ?", (row["stake_payment_hash"],))
+    inv = await store.fetchone("SELECT bolt11, amount_msat, status, expires_at FROM invoices "
+                               "WHERE payment_hash = ?", (row["stake_payment_hash"],))
     if inv is None:
         return None
     return {"invoice": inv["bolt11"], "amount_sats": inv["amount_msat"] // 1000, "status": inv["status"],
             "expires_at": inv["expires_at"], "payment_hash": row["stake_payment_hash"]}
 
 
-async def _payout_summary(coord: "Coordinator", row: dict[str, Any]) -> dict[str, Any] | None:
-    if (row["status"] in PAYABLE or row["stake_payment_hash"]) and seams.has("payout_summary"):
+async def _payout_summary(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
+    if row["status"] in PAYABLE or row["stake_payment_hash"]:
         # What is owed and paid (payouts, a stake's refundable part), so the agent knows what
         # to claim: amounts, not secrets.
-        return await seams.call("payout_summary", coord.store, row["id"])
+        return await payouts.payout_summary(store, row["id"])
     return None
 
 
@@ -212,18 +194,18 @@ async def end_with_bounty(txn: Txn, submission_id: str, bounty_id: str) -> None:
                                                               "the stake, if any, is refunded"))
 
 
-async def status(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
+async def status(store: Store, submission_id: str) -> dict[str, Any]:
     """A submission as its agent may see it: built by coordinator/disclosure.py, nothing else."""
-    row = await _row(coord, submission_id)
-    return disclosure.agent_submission(row, stake=await _stake(coord, row),
-                                       payouts=await _payout_summary(coord, row))
+    row = await lifecycle.submission_row(store, submission_id)
+    return disclosure.agent_submission(row, stake=await _stake(store, row),
+                                       payouts=await _payout_summary(store, row))
 
 
-async def detail(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
+async def detail(store: Store, submission_id: str) -> dict[str, Any]:
     """The operator's and sponsor's view: the whole verdict, the evaluation's error and reason code."""
-    row = await _row(coord, submission_id)
-    view = submission_view(row, stake_invoice=await _stake(coord, row))
-    evaluation = await coord.store.fetchone(
+    row = await lifecycle.submission_row(store, submission_id)
+    view = submission_view(row, stake_invoice=await _stake(store, row))
+    evaluation = await store.fetchone(
         "SELECT id, status, metrics_json, sandbox, error, reason_code FROM evaluations WHERE submission_id = ? "
         "AND kind = 'submission' ORDER BY id DESC LIMIT 1", (submission_id,))
     if evaluation:
@@ -232,23 +214,23 @@ async def detail(coord: "Coordinator", submission_id: str) -> dict[str, Any]:
                               "reason_code": evaluation["reason_code"],
                               "metrics": json.loads(evaluation["metrics_json"]) if evaluation["metrics_json"]
                               else None}
-    payouts = await _payout_summary(coord, row)
-    if payouts is not None:
-        view["payouts"] = payouts
+    summary = await _payout_summary(store, row)
+    if summary is not None:
+        view["payouts"] = summary
     return view
 
 
-async def list_all(coord: "Coordinator", bounty_id: str | None, limit: int) -> list[dict[str, Any]]:
+async def list_all(store: Store, bounty_id: str | None, limit: int) -> list[dict[str, Any]]:
     """Every submission with its detail (the operator's list)."""
     where, params = ("WHERE bounty_id = ?", (bounty_id,)) if bounty_id else ("", ())
-    rows = await coord.store.fetchall(f"SELECT * FROM submissions {where} ORDER BY created_at DESC LIMIT ?",
-                                      (*params, int(limit)))
+    rows = await store.fetchall(f"SELECT * FROM submissions {where} ORDER BY created_at DESC LIMIT ?",
+                                (*params, int(limit)))
     return [submission_view(r) for r in rows]
 
 
-async def leaderboard(coord: "Coordinator", bounty_id: str) -> list[dict[str, Any]]:
+async def leaderboard(store: Store, bounty_id: str) -> list[dict[str, Any]]:
     """Revealed accepted submissions with their published (ladder-rounded) numbers."""
-    rows = await coord.store.fetchall(
+    rows = await store.fetchall(
         f"SELECT id, status, verdict_json, created_at FROM submissions WHERE bounty_id = ? AND status IN "
         f"{sql_list(PAYABLE)}", (bounty_id,))
     now = time.time()
@@ -263,26 +245,22 @@ async def leaderboard(coord: "Coordinator", bounty_id: str) -> list[dict[str, An
     return board
 
 
-async def claim(coord: "Coordinator", submission_id: str, token_id: str, bolt11: str) -> dict[str, Any]:
-    row = await coord.store.fetchone("SELECT token_id, status FROM submissions WHERE id = ?", (submission_id,))
-    if row is None:
-        raise NotFound(f"no submission {submission_id!r}", code="unknown_submission")
-    if row["token_id"] != token_id:
-        raise Conflict("only the token that made this submission can claim its payout", code="not_your_submission")
-    if not isinstance(bolt11, str) or not bolt11.lower().startswith("ln"):
-        raise Invalid("'invoice' must be a BOLT11 invoice for the amount owed", code="invalid_invoice")
-    if not seams.has("claim"):
-        raise Unavailable("payouts are not available in this build of the coordinator", code="payouts_unavailable")
-    return await seams.call("claim", coord.store, coord.backend, coord.cfg, submission_id, bolt11)
-
-
 # -- evaluations -> verdicts ---------------------------------------------------------------
 
 
-async def reconcile_evaluations(coord: "Coordinator") -> int:
+@dataclass
+class Reconciled:
+    """What :func:`reconcile_evaluations` did, for the service to act on."""
+
+    changed: int = 0  # submissions and baselines brought up to date
+    decided: set[str] = field(default_factory=set)  # submissions that got their verdict now
+    failed_baselines: list[tuple[str, str]] = field(default_factory=list)  # (bounty id, error)
+
+
+async def reconcile_evaluations(core: "CoordinatorCore") -> Reconciled:
     """Bring submissions and baselines up to date with the evaluation queue's rows."""
-    n = 0
-    rows = await coord.store.fetchall(
+    done = Reconciled()
+    rows = await core.store.fetchall(
         "SELECT e.id AS eval_id, e.status AS eval_status, e.kind, e.bounty_id, e.submission_id, e.error, "
         "e.reason_code, e.metrics_json, e.spread_json, e.public_metrics_json, s.status AS sub_status "
         "FROM evaluations e "
@@ -292,18 +270,22 @@ async def reconcile_evaluations(coord: "Coordinator") -> int:
         "    (SELECT id FROM bounties WHERE baseline_json IS NULL))")
     for r in rows:
         if r["kind"] == "baseline":
-            await _record_baseline(coord, r)
-            n += 1
+            error = await _record_baseline(core, r)
+            if error is not None:
+                done.failed_baselines.append((r["bounty_id"], error))
+            done.changed += 1
         elif r["eval_status"] == "RUNNING" and r["sub_status"] == "QUEUED":
-            async with coord.transaction() as txn:
+            async with core.transaction() as txn:
                 await _move(txn, r["submission_id"], "QUEUED", "EVALUATING", bounty_id=r["bounty_id"])
-            n += 1
-        elif r["eval_status"] in ("DONE", "FAILED"):
-            n += await _decide(coord, r)
-    return n + await release_due_verdicts(coord)
+            done.changed += 1
+        elif r["eval_status"] in ("DONE", "FAILED") and await _decide(core, r):
+            done.changed += 1
+            done.decided.add(r["submission_id"])
+    return done
 
 
-async def _record_baseline(coord: "Coordinator", r: dict[str, Any]) -> None:
+async def _record_baseline(core: "CoordinatorCore", r: dict[str, Any]) -> str | None:
+    """Store a finished baseline; the error when it failed and this call recorded it."""
     if r["eval_status"] == "DONE":
         baseline = {"status": "measured", "metrics": json.loads(r["metrics_json"] or "{}"),
                     "spread": json.loads(r["spread_json"] or "{}"), "evaluation_id": r["eval_id"]}
@@ -311,7 +293,7 @@ async def _record_baseline(coord: "Coordinator", r: dict[str, Any]) -> None:
             baseline["public"] = json.loads(r["public_metrics_json"])  # for the judge's overfit check
     else:
         baseline = {"status": "failed", "error": r["error"] or "unknown error", "evaluation_id": r["eval_id"]}
-    async with coord.transaction() as txn:
+    async with core.transaction() as txn:
         changed = await txn.execute(
             "UPDATE bounties SET baseline_json = ?, best_json = COALESCE(best_json, ?), updated_at = ? "
             "WHERE id = ? AND baseline_json IS NULL",
@@ -319,39 +301,32 @@ async def _record_baseline(coord: "Coordinator", r: dict[str, Any]) -> None:
              time.time(), r["bounty_id"]))
         if changed:
             await txn.event("bounty.baseline", r["bounty_id"], **baseline)
-    if changed and baseline["status"] == "failed":
-        # Nothing can be judged against a baseline that was not measured: stop selling tokens
-        # for it and give the sponsor the pool back (docs/payouts.md), with the reason.
-        try:
-            await coord.cancel_bounty(r["bounty_id"], reason=f"the baseline evaluation failed: {baseline['error']}; "
-                                      "fix the bounty and create it again")
-        except Conflict as exc:
-            log.warning("bounty %s: baseline failed but it cannot be cancelled: %s", r["bounty_id"], exc)
+    return baseline["error"] if changed and baseline["status"] == "failed" else None
 
 
-async def _decide(coord: "Coordinator", r: dict[str, Any]) -> int:
+async def _decide(core: "CoordinatorCore", r: dict[str, Any]) -> bool:
     """A finished evaluation -> ACCEPTED / REJECTED / FLAGGED.  What the decision causes
-    (stake resolution, payouts) runs when it is revealed (:func:`release_due_verdicts`)."""
-    bounty = await coord._bounty_row(r["bounty_id"])
+    (stake resolution, payouts) runs when it is revealed (:func:`due_verdicts`)."""
+    bounty = await lifecycle.bounty_row(core.store, r["bounty_id"])
     if r["eval_status"] == "FAILED":
         code = r["reason_code"] if is_code(r["reason_code"]) else Reason.INTERNAL_ERROR.value
         verdict = Verdict.rejected(code, f"evaluation failed: {r['error'] or 'unknown error'}")
     else:
         baseline = json.loads(bounty["baseline_json"] or "null")
         if baseline is None:
-            return 0  # the baseline evaluation was queued first; wait for it
+            return False  # the baseline evaluation was queued first; wait for it
         if baseline.get("status") != "measured":
             verdict = Verdict.rejected(Reason.BASELINE_UNAVAILABLE, "the bounty's baseline could not be measured, "
                                        "so no improvement can be judged")
         else:
-            verdict = await judge(coord, load_frozen_spec(bounty["source_dir"]), bounty, baseline, r)
+            verdict = await judge(core, load_frozen_spec(bounty["source_dir"]), bounty, baseline, r)
     now = time.time()
-    sub = await coord.store.fetchone("SELECT created_at FROM submissions WHERE id = ?", (r["submission_id"],))
+    sub = await core.store.fetchone("SELECT created_at FROM submissions WHERE id = ?", (r["submission_id"],))
     verdict.decided_at = now
     verdict.reveal_at = disclosure.reveal_at(sub["created_at"], now,
-                                             float(coord.cfg.get("coordinator.verdict_quantum_s")))
+                                             float(core.cfg.get("coordinator.verdict_quantum_s")))
     decision = verdict.decision
-    async with coord.transaction() as txn:
+    async with core.transaction() as txn:
         moved = await _move(txn, r["submission_id"], ("QUEUED", "EVALUATING"), decision,
                             bounty_id=r["bounty_id"], verdict=verdict)
         if moved and decision == "ACCEPTED" and verdict.best is not None:
@@ -367,9 +342,7 @@ async def _decide(coord: "Coordinator", r: dict[str, Any]) -> int:
         if moved:
             await txn.execute("INSERT OR IGNORE INTO timers (kind, subject_id, due_at, created_at) "
                               "VALUES ('verdict_release', ?, ?, ?)", (r["submission_id"], verdict.reveal_at, now))
-    if moved:
-        await release_due_verdicts(coord)
-    return int(moved)
+    return moved
 
 
 def _public_chain(best: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
@@ -381,17 +354,8 @@ def _public_chain(best: dict[str, Any] | None, now: float) -> dict[str, Any] | N
             "reveal_at": best.get("reveal_at"), "prior": prior}
 
 
-async def release_due_verdicts(coord: "Coordinator", now: float | None = None) -> int:
-    """Run what revealed decisions cause: the stake's resolution and, if ACCEPTED, the payout."""
-    now = time.time() if now is None else now
-    due = await coord.store.fetchall(
+async def due_verdicts(store: Store, now: float) -> list[dict[str, Any]]:
+    """Release timers of decisions whose reveal time has come (id, subject_id, status)."""
+    return await store.fetchall(
         "SELECT t.id, t.subject_id, s.status FROM timers t JOIN submissions s ON s.id = t.subject_id "
         "WHERE t.kind = 'verdict_release' AND t.done_at IS NULL AND t.due_at <= ? ORDER BY t.due_at", (now,))
-    for timer in due:
-        await coord._payouts("on_verdict", timer["subject_id"])
-        if timer["status"] == "ACCEPTED":
-            await coord._payouts("on_accepted", timer["subject_id"])
-        async with coord.transaction() as txn:
-            await txn.execute("UPDATE timers SET done_at = ? WHERE id = ? AND done_at IS NULL",
-                              (time.time(), timer["id"]))
-    return len(due)

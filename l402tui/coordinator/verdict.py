@@ -31,7 +31,7 @@ from l402tui.evaluation import reasons as R
 
 if TYPE_CHECKING:
     from l402tui.bounty import BountySpec
-    from l402tui.coordinator.service import Coordinator
+    from l402tui.coordinator.core import CoordinatorCore
 
 DECISIONS = ("ACCEPTED", "REJECTED", "FLAGGED")
 
@@ -109,7 +109,7 @@ def published_numbers(spec: "BountySpec", medians: dict[str, float], baseline: d
             "improvement": round(improvement_vs_baseline, 12), "improvement_step": round(step, 12)}
 
 
-async def judge(coord: "Coordinator", spec: "BountySpec", bounty: dict[str, Any], baseline: dict[str, Any],
+async def judge(coord: "CoordinatorCore", spec: "BountySpec", bounty: dict[str, Any], baseline: dict[str, Any],
                 evaluation: dict[str, Any]) -> Verdict:
     from l402tui.evaluation import antigaming, scoring
 
@@ -161,7 +161,7 @@ async def judge(coord: "Coordinator", spec: "BountySpec", bounty: dict[str, Any]
     return out
 
 
-def _overfit(coord: "Coordinator", antigaming: Any, spec: "BountySpec", baseline: dict[str, Any],
+def _overfit(coord: "CoordinatorCore", antigaming: Any, spec: "BountySpec", baseline: dict[str, Any],
              evaluation: dict[str, Any], medians: dict[str, float]):
     """Public gain far above the held-out gain: tuned to the public set.  Both measured by the
     coordinator (one public run beside the held-out repeats), over the weighted metrics the
@@ -187,7 +187,7 @@ def _overfit(coord: "Coordinator", antigaming: Any, spec: "BountySpec", baseline
                                    float(coord.cfg.get("evaluation.overfit_gap")))
 
 
-async def _copied_diff(coord: "Coordinator", antigaming: Any, bounty_id: str, submission_id: str):
+async def _copied_diff(coord: "CoordinatorCore", antigaming: Any, bounty_id: str, submission_id: str):
     """Someone else's earlier diff resubmitted (or reworded) earns nothing.  "Someone else"
     is any other token (an agent's own earlier diffs through the same token are its own work)."""
     submission = await coord.store.fetchone("SELECT diff, token_id, created_at FROM submissions WHERE id = ?",
@@ -200,7 +200,7 @@ async def _copied_diff(coord: "Coordinator", antigaming: Any, bounty_id: str, su
                                           float(coord.cfg.get("evaluation.near_duplicate_threshold")))
 
 
-async def _same_outputs(coord: "Coordinator", antigaming: Any, bounty_id: str, submission_id: str,
+async def _same_outputs(coord: "CoordinatorCore", antigaming: Any, bounty_id: str, submission_id: str,
                         digest: str | None):
     """Identical held-out outputs to an earlier accepted submission: the same predictions."""
     if digest is None:

@@ -40,7 +40,6 @@ async def open_in_process(cfg: Config):
     second one on the same database would race it: show the data read-only instead
     and say how to attach."""
     await asyncio.to_thread(preload, *HEAVY_MODULES)
-    from l402tui.coordinator import seams
     from l402tui.tui.api_source import ApiSource
     from l402tui.tui.loop_thread import LoopThread, ThreadedProxy
     from l402tui.tui.store_source import StoreSource
@@ -59,11 +58,8 @@ async def open_in_process(cfg: Config):
         raise
     local = await StoreSource.open(cfg.db_path)  # the TUI's own connection, on the TUI's loop
 
-    reviewer = None
-    if seams.has("confirm_gaming"):
-        async def reviewer(submission_id: str, confirmed: bool, note: str) -> None:
-            await thread.run(seams.call("confirm_gaming", coordinator.store, coordinator.backend, cfg,
-                                        submission_id, confirmed, note))
+    async def reviewer(submission_id: str, confirmed: bool, note: str) -> None:
+        await thread.run(coordinator.review(submission_id, "gaming" if confirmed else "accept", note))
 
     async def shut_down() -> None:
         await local.close()

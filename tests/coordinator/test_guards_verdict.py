@@ -6,7 +6,6 @@ own earlier diff through the same token is its own work and is judged on its sco
 
 from __future__ import annotations
 
-from l402tui.coordinator import submissions
 from tests.coordinator.conftest import diff_text
 from tests.coordinator.test_submissions import _bounty, _finish
 
@@ -14,7 +13,7 @@ from tests.coordinator.test_submissions import _bounty, _finish
 async def _judged(coordinator, bounty_id: str, token: str, diff: str, error: float) -> dict:
     sub = await coordinator.submit(bounty_id, token, diff)
     await _finish(coordinator, "submission_id = ?", (sub["id"],), metrics={"error": error}, runs=[{"error": error}])
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
     return await coordinator.submission_detail(sub["id"])
 
 

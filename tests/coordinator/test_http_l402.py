@@ -192,7 +192,6 @@ async def test_tokens_survive_a_server_restart(cfg, net, bounty_dir):
 
 async def test_accepted_submission_is_claimed_with_the_submitting_token(server, coordinator, bounty_dir, net):
     """download -> submit -> real evaluation (local sandbox) -> ACCEPTED -> claim with an invoice."""
-    from l402tui.coordinator import submissions
     from l402tui.evaluation.worker import run_worker
 
     coordinator.cfg = coordinator.cfg.with_overrides({"evaluation.sandbox": "local",
@@ -206,7 +205,7 @@ async def test_accepted_submission_is_claimed_with_the_submitting_token(server, 
         assert sub.status == 202, sub.text
         sub_id = sub.json()["id"]
         await run_worker(coordinator.store, coordinator.cfg, idle_exit=True)
-        await submissions.reconcile_evaluations(coordinator)
+        await coordinator.reconcile_evaluations()
         # The service's own tick may be the one that records the verdict and calls payouts: poll.
         for _ in range(300):  # up to 15 s on a loaded machine
             status = (await client.get(url(server, f"/api/v1/submissions/{sub_id}"))).json()

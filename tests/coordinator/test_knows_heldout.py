@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from l402tui.coordinator import submissions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "evaluation"))
 from runners_fixture import make_runner  # noqa: E402
@@ -126,7 +125,7 @@ async def test_memorised_heldout_is_flagged_and_unpaid_while_honest_work_is_paid
         'for k, v in items.items()}))')
     memoriser = await coordinator.submit(bounty_id, "memoriser", _diff(replay), payout_destination="agent-1")
     assert await run_worker(coordinator.store, coordinator.cfg, idle_exit=True, sandbox=sandbox) == 3
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
 
     ok = await coordinator.submission_detail(honest["id"])
     assert ok["status"] in ("ACCEPTED", "PAID_PARTIAL"), ok

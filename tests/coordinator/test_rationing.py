@@ -9,7 +9,7 @@ import time
 import pytest
 
 from l402tui.bounty import load_bounty
-from l402tui.coordinator import disclosure, rationing, submissions
+from l402tui.coordinator import disclosure, rationing
 from l402tui.coordinator.errors import LimitReached
 from tests.coordinator.conftest import diff_text, make_bounty
 from tests.coordinator.test_submissions import _finish
@@ -77,14 +77,14 @@ async def test_a_verdict_shows_and_acts_only_at_the_end_of_its_class(coordinator
     await _finish(coordinator, "kind = 'baseline' AND bounty_id = ?", (bounty_id,), metrics={"error": 3.0})
     await _finish(coordinator, "submission_id = ?", (view["id"],), metrics={"error": 9.0}, runs=[{"error": 9.0}])
     started = time.time()
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
     assert (await coordinator.submission_detail(view["id"]))["status"] == "REJECTED"
     hidden = await coordinator.submission(view["id"])
     assert hidden["status"] == "QUEUED" and hidden["verdict"] is None and hidden["reasons"] == []
     stake = await coordinator.store.fetchone("SELECT status FROM invoices WHERE kind = 'stake'")
     assert stake["status"] == "ACCEPTED"  # still held: its resolution would tell the agent
     while time.time() - started < 5:
-        await submissions.reconcile_evaluations(coordinator)
+        await coordinator.reconcile_evaluations()
         if (await coordinator.submission(view["id"]))["status"] == "REJECTED":
             break
         await asyncio.sleep(0.1)
@@ -103,7 +103,7 @@ async def test_accepted_best_is_published_rounded(coordinator, bounty_dir):
                   spread={"error": 0.07})
     await _finish(coordinator, "submission_id = ?", (sub["id"],), metrics={"error": 2.0137},
                   runs=[{"error": 2.0137}])
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
     view = await coordinator.submission(sub["id"])
     published = view["verdict"]["published"]
     # step = k·σ/baseline = 2·0.07/3 ≈ 4.67 %: the score is a multiple of 0.14, the improvement of the step.

@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from l402tui.coordinator import submissions
 from l402tui.coordinator.errors import Conflict, Invalid, LimitReached
 from tests.coordinator.conftest import diff_text, make_bounty
 
@@ -93,13 +92,13 @@ async def test_verdicts_stack_and_flag(coordinator, bounty_dir):
     # RUNNING shows as EVALUATING to the operator; the agent reads QUEUED until its verdict.
     async with coordinator.store.transaction() as txn:
         await txn.execute("UPDATE evaluations SET status = 'RUNNING' WHERE submission_id = ?", (first["id"],))
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
     assert (await coordinator.submission_detail(first["id"]))["status"] == "EVALUATING"
     assert (await coordinator.submission(first["id"]))["status"] == "QUEUED"
     assert (await coordinator.get_bounty(bounty_id))["baseline"]["metrics"] == {"error": 3.0}
     await _finish(coordinator, "submission_id = ?", (first["id"],), metrics={"error": 2.7},
                   runs=[{"error": 2.7}])
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
     accepted = await coordinator.submission(first["id"])
     assert accepted["status"] == "ACCEPTED", accepted
     # Published on the ladder: the improvement floored to the step (max(min_improvement, k·σ)).
@@ -115,7 +114,7 @@ async def test_verdicts_stack_and_flag(coordinator, bounty_dir):
     # Same score as the current best: no improvement, rejected with the reason.
     second = await coordinator.submit(bounty_id, "tok-b", diff_text().replace("OFFSET = 1", "OFFSET = 2"))
     await _finish(coordinator, "submission_id = ?", (second["id"],), metrics={"error": 2.7})
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
     rejected = await coordinator.submission(second["id"])
     assert rejected["status"] == "REJECTED" and rejected["reasons"] == ["below_threshold"]
     assert rejected["verdict"] == {"decision": "REJECTED", "reasons": ["below_threshold"], "improvement": None,
@@ -126,15 +125,15 @@ async def test_verdicts_stack_and_flag(coordinator, bounty_dir):
     third = await coordinator.submit(bounty_id, "tok-c", diff_text().replace("OFFSET = 1", "OFFSET = 0"))
     await _finish(coordinator, "submission_id = ?", (third["id"],), metrics={"error": 0.0},
                   runs=[{"error": 0.0, "canary_matches": 2}])
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
     flagged = await coordinator.submission(third["id"])
     assert flagged["status"] == "FLAGGED" and flagged["reasons"] == ["flagged:canary"]
 
     # A crashed evaluation rejects with its error; replaying changes nothing.
     fourth = await coordinator.submit(bounty_id, "tok-d", diff_text().replace("OFFSET = 1", "OFFSET = 5"))
     await _finish(coordinator, "submission_id = ?", (fourth["id"],), status="FAILED", error="run phase timed out")
-    assert await submissions.reconcile_evaluations(coordinator) == 1
-    assert await submissions.reconcile_evaluations(coordinator) == 0
+    assert await coordinator.reconcile_evaluations() == 1
+    assert await coordinator.reconcile_evaluations() == 0
     failed = await coordinator.submission(fourth["id"])
     # The agent learns a code; the error text (which a run can shape) stays with the operator.
     assert failed["status"] == "REJECTED" and failed["reasons"] == ["internal_error"]
@@ -160,7 +159,7 @@ async def test_real_evaluation_worker_drives_baseline_and_verdict(coordinator, b
     bounty_id = await _bounty(coordinator, bounty_dir)
     sub = await coordinator.submit(bounty_id, "tok", diff_text())
     assert await run_worker(coordinator.store, coordinator.cfg, idle_exit=True) == 2
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
     bounty = await coordinator.get_bounty(bounty_id)
     assert bounty["baseline"]["metrics"]["error"] == 3.0  # held-out set a: OFFSET 3
     verdict = await coordinator.submission(sub["id"])
@@ -172,7 +171,7 @@ async def test_a_failed_baseline_stops_sales_and_refunds(coordinator, bounty_dir
     bounty_id = await _bounty(coordinator, bounty_dir)
     await _finish(coordinator, "kind = 'baseline' AND bounty_id = ?", (bounty_id,), status="FAILED",
                   error="the run exited with code 1")
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
     bounty = (await coordinator.list_bounties(include_all=True))[0]
     assert bounty["status"] == "CANCELED" and bounty["baseline"]["status"] == "failed"
     for capability in ("download", "submit"):
@@ -213,7 +212,7 @@ async def test_a_public_gain_far_above_the_heldout_gain_is_flagged_overfit(coord
     await _finish(coordinator, "submission_id = ?", (honest["id"],), metrics={"error": 2.7}, public={"error": 2.6})
     tuned = await coordinator.submit(bounty_id, "tok-b", diff_text().replace("OFFSET = 1", "OFFSET = 0"))
     await _finish(coordinator, "submission_id = ?", (tuned["id"],), metrics={"error": 2.4}, public={"error": 0.0})
-    await submissions.reconcile_evaluations(coordinator)
+    await coordinator.reconcile_evaluations()
     assert (await coordinator.submission(honest["id"]))["status"] == "ACCEPTED"  # 13 % public vs 10 % held-out
     flagged = await coordinator.submission(tuned["id"])
     assert flagged["status"] == "FLAGGED" and flagged["reasons"] == ["flagged:overfit"]
