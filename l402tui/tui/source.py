@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+# The validation layer sits below the source (it only parses folders); re-exported here.
+from l402tui.tui.validation import ValidationReport, validate_folder
+
 
 class SourceError(Exception):
     """A request the source could not carry out; the message says why and what to do."""
@@ -88,18 +91,6 @@ class SourceEvent:
     subject_id: str | None
     payload: dict[str, Any]
     created_at: float
-
-
-@dataclass(frozen=True)
-class ValidationReport:
-    """What `bounty validate` (and audit, where available) say about a folder."""
-
-    ok: bool
-    name: str | None
-    problems: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()  # facts worth seeing before creating: metric, package size, audit
-    deadline_in_s: float | None = None  # how far the deadline would be if created now
-    pool_msat: int | None = None
 
 
 @dataclass(frozen=True)
@@ -180,8 +171,6 @@ class CoordinatorSource(abc.ABC):
     # --- sponsor actions ---------------------------------------------------------
     async def validate_bounty(self, path: Path) -> ValidationReport:
         """Check a bounty folder without creating anything (local: parses bounty.toml)."""
-        from l402tui.tui.validation import validate_folder
-
         return await validate_folder(path)
 
     async def create_bounty(self, path: Path, self_funded: bool = False) -> ActionResult:

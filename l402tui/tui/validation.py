@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
-from l402tui.tui.source import ValidationReport
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What `bounty validate` (and audit, where available) say about a folder."""
+
+    ok: bool
+    name: str | None
+    problems: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # facts worth seeing before creating: metric, package size, audit
+    deadline_in_s: float | None = None  # how far the deadline would be if created now
+    pool_msat: int | None = None
 
 
 def validate_folder_sync(path: Path) -> ValidationReport:
