@@ -55,7 +55,7 @@ async def admin_create_bounty(request: web.Request) -> web.Response:
         if not isinstance(path, str) or not path:
             raise Invalid("give {'path': '<bounty folder on the coordinator host>'}, {'git': {'url': ..., "
                           "'commit': ..., 'subdir': ...}} or upload a .tar.gz with Content-Type: application/gzip",
-                          code="invalid_request")
+                          code="invalid_request", details={"field": "path"})
         if "\0" in path or any(len(part.encode("utf-8", "surrogatepass")) > 255 for part in path.split("/")):
             raise Invalid("'path' is not a usable folder name on this host (a NUL byte, or a component "
                           "over 255 bytes)", code="invalid_request", details={"field": "path"})
