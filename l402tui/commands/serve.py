@@ -54,8 +54,8 @@ class BadAddress(click.ClickException):
 @click.option("--port", type=click.IntRange(0, 65535),
               help="Port (default: coordinator.port, 8402; 0 picks a free one).")
 @click.option("--evaluate/--no-evaluate", default=True, show_default=True,
-              help="Work the evaluation queue in this process (turn off when a separate "
-                   "`python -m l402tui.evaluation.worker` does it).")
+              help="Work the evaluation queue in a worker process this one starts and stops (turn "
+                   "off when a separate `python -m l402tui.evaluation.worker` does it).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log.")
 @click.pass_obj
@@ -193,7 +193,7 @@ async def _serve(cfg: Config, evaluate: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopper, sig)
-    running = await start_coordinator(cfg, evaluate=evaluate, access_log=True)
+    running = await start_coordinator(cfg, evaluate=evaluate, access_log=True, worker_stderr=sys.stderr)
     try:
         if not stopper.event.is_set():
             _announce(cfg, running, evaluate)
@@ -210,13 +210,18 @@ def _announce(cfg: Config, running, evaluate: bool) -> None:
     backend = running.coordinator.backend
     base = running.url
     say(f"l402tui coordinator listening on {base}  (lightning: {backend.name}, "
-        f"evaluations: {'in-process, sandbox ' + running.sandbox if evaluate else 'external worker'})")
+        f"evaluations: {_evaluations(running) if evaluate else 'external worker'})")
     say(f"admin API:       {base}/api/v1/admin/bounties")
     say(f"admin macaroon:  {running.admin_path}  (send as 'Authorization: Bearer <contents>')")
     say(f"attach the TUI:  l402tui --attach {base} --admin-macaroon {running.admin_path}")
     if not _is_loopback(cfg.get("coordinator.host")):
         say("warning: listening beyond this machine over plain HTTP; put a TLS reverse proxy in front "
             "(docs/api.md)", err=True)
+
+
+def _evaluations(running) -> str:
+    pid = running.worker.pid if running.worker is not None else None
+    return f"worker process {pid}, sandbox {running.sandbox}" if pid else f"sandbox {running.sandbox}"
 
 
 def _is_loopback(host: str) -> bool:
