@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("l402tui.commands.sandbox:sandbox", "Evaluation sandboxes: status and setup."),
     "config": ("l402tui.commands.config:config", "Show the effective configuration."),
     "backup": ("l402tui.commands.backup:backup", "Copy the databases and keys, consistently, into a folder."),
+    "sponsor": ("l402tui.commands.sponsor:sponsor", "Sponsors who are not the operator: invite, list, remove, post."),
 }
 
 
@@ -67,10 +68,12 @@ def _unavailable(name: str) -> click.Command:
 @click.option("--attach", metavar="URL", help="Open the TUI against a running `l402tui serve` at URL.")
 @click.option("--admin-macaroon", type=click.Path(dir_okay=False, path_type=Path),
               help="Admin macaroon file for --attach (default: the daemon's data dir).")
+@click.option("--sponsor-macaroon", type=click.Path(dir_okay=False, path_type=Path),
+              help="Attach as a sponsor with this credential file: only your bounties, no operator actions.")
 @click.version_option(package_name="l402tui")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None, data_dir: Path | None,
-         attach: str | None, admin_macaroon: Path | None) -> None:
+         attach: str | None, admin_macaroon: Path | None, sponsor_macaroon: Path | None = None) -> None:
     """Autoresearch bounties paid over Lightning, coordinated from your terminal.
 
     Run with no command to open the TUI with a coordinator in-process.
@@ -90,6 +93,7 @@ def main(ctx: click.Context, config_path: Path | None, data_dir: Path | None,
     ctx.obj = cfg
     ctx.meta["attach"] = attach
     ctx.meta["admin_macaroon"] = admin_macaroon
+    ctx.meta["sponsor_macaroon"] = sponsor_macaroon
     if ctx.invoked_subcommand is None:
         ctx.invoke(LazyGroup.get_command(main, ctx, "tui"))  # type: ignore[arg-type]
 

@@ -22,7 +22,8 @@ def tui(ctx: click.Context, read_only: bool = False) -> None:
 
         check_before_start(cfg)
     try:
-        app = build_app(cfg, root.meta.get("attach"), root.meta.get("admin_macaroon"), read_only=read_only)
+        app = build_app(cfg, root.meta.get("attach"), root.meta.get("admin_macaroon"), read_only=read_only,
+                        sponsor_macaroon=root.meta.get("sponsor_macaroon"))
     except LaunchError as exc:
         raise click.ClickException(str(exc)) from None
     app.run()

@@ -111,8 +111,11 @@ async def _start_coordinator(cfg: Config):
     return running.coordinator, running.runner, where, running.url
 
 
-async def open_attached(url: str, admin_macaroon: Path | None, cfg: Config):
-    """A daemon started with `l402tui serve`, through its admin API and event stream."""
+async def open_attached(url: str, admin_macaroon: Path | None, cfg: Config, *, sponsor_macaroon: Path | None = None):
+    """A daemon started with `l402tui serve`, through its admin API and event stream (or, with
+    ``sponsor_macaroon``, through its sponsor API: that sponsor's bounties only, no agent panel)."""
+    if sponsor_macaroon is not None:
+        return await _open_as_sponsor(url, sponsor_macaroon)
     await asyncio.to_thread(preload, "l402tui.coordinator.client", "l402tui.tui.api_source")
     from l402tui.coordinator.client import HttpCoordinatorClient
     from l402tui.tui.api_source import ApiSource
@@ -130,3 +133,21 @@ async def open_attached(url: str, admin_macaroon: Path | None, cfg: Config):
         await client.close()
         raise
     return source
+
+
+async def _open_as_sponsor(url: str, credential: Path):
+    await asyncio.to_thread(preload, "l402tui.coordinator.sponsor_client", "l402tui.tui.api_source")
+    from l402tui.coordinator.sponsor_client import SponsorClient
+    from l402tui.tui.api_source import ApiSource
+
+    try:
+        client = SponsorClient(url, credential_path=credential)
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"cannot read the sponsor credential {credential}: {exc}") from None
+    try:
+        me = await client.whoami()  # fail now, with the reason, rather than on the first pane
+    except Exception as exc:  # noqa: BLE001 - refused, unreachable: one readable line
+        await client.close()
+        raise SourceError(f"sponsor credential refused by {url}: {exc}") from None
+    # No http_url: the side panel's agent is not a sponsor's to run against this coordinator.
+    return ApiSource(client, description=f"sponsor {me['sponsor_id']} · {url}", on_close=client.close)

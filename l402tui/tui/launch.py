@@ -14,8 +14,11 @@ class LaunchError(ValueError):
     """The TUI cannot start with these settings; the message says what to change."""
 
 
-def source_factory(cfg: Config, attach: str | None, admin_macaroon: Path | None, *, read_only: bool = False):
+def source_factory(cfg: Config, attach: str | None, admin_macaroon: Path | None, *, read_only: bool = False,
+                   sponsor_macaroon: Path | None = None):
     """An async callable that opens the data source (run in a worker after first paint)."""
+    if sponsor_macaroon is not None and not attach:
+        raise LaunchError("--sponsor-macaroon needs --attach URL: a sponsor sees a coordinator over its API")
     if attach:
         if not attach.startswith(("http://", "https://")):
             raise LaunchError(f"--attach {attach!r}: give the daemon's URL, e.g. http://127.0.0.1:8402")
@@ -26,7 +29,7 @@ def source_factory(cfg: Config, attach: str | None, admin_macaroon: Path | None,
         async def open_remote() -> CoordinatorSource:
             from l402tui.tui.coordinator_link import open_attached
 
-            return await open_attached(attach, admin_macaroon, cfg)
+            return await open_attached(attach, admin_macaroon, cfg, sponsor_macaroon=sponsor_macaroon)
 
         return open_remote
 
@@ -48,7 +51,7 @@ def source_factory(cfg: Config, attach: str | None, admin_macaroon: Path | None,
 
 
 def build_app(cfg: Config, attach: str | None = None, admin_macaroon: Path | None = None, *,
-              read_only: bool = False):
+              read_only: bool = False, sponsor_macaroon: Path | None = None):
     from l402tui.tui.app import L402App
 
     tui = cfg.section("tui")
@@ -58,7 +61,7 @@ def build_app(cfg: Config, attach: str | None = None, admin_macaroon: Path | Non
         raise LaunchError(str(exc)) from None
     log_to_file(cfg)
     return L402App(
-        source_factory(cfg, attach, admin_macaroon, read_only=read_only),
+        source_factory(cfg, attach, admin_macaroon, read_only=read_only, sponsor_macaroon=sponsor_macaroon),
         agent_factory=lambda source: agent_for(cfg, source),
         theme=tui["theme"],
         keymap=keymap,
