@@ -159,7 +159,7 @@ async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: Bount
     async with coord.transaction() as txn:
         await txn.insert("bounties", {
             "id": bounty_id, "name": spec.name, "status": "DRAFT",
-            "spec_json": json.dumps(spec_summary(spec)), "source_dir": str(home / "source"),
+            "spec_json": json.dumps({**spec_summary(spec), "source": provenance}), "source_dir": str(home / "source"),
             "package_path": str(package_path), "package_sha256": package.sha256, "package_size": package.size,
             "pool_msat": pool_msat, "funding_mode": "self" if self_funded else "hold",
             "funding_payment_hash": funding["payment_hash"] if funding else None,

@@ -79,6 +79,7 @@ def bounty_view(row: dict[str, Any], commitments: list[dict[str, Any]], *, pool_
             "noise": summary.get("noise"),
             **rules,
         },
+        "source": summary.get("source"),  # a git source's URL and exact commit, when it came from one
         "package": {"sha256": row["package_sha256"], "size": row["package_size"],
                     "price_sats": price_sats.get("download_sats")},
         "submit_price_sats": price_sats.get("submit_sats"),

@@ -70,6 +70,7 @@ async def test_a_bounty_is_published_at_the_commit_asked_for(tmp_path, daemon, g
     result = await gcoord.create_bounty(GitSource(served, first, "bounty"), self_funded=True)
     assert result["source"] == {"kind": "git", "url": served, "requested": first, "commit": first, "subdir": "bounty"}
     bounty_id = result["bounty"]["id"]
+    assert (await gcoord.get_bounty(bounty_id))["source"]["commit"] == first  # agents can see what they got
     files = _package_files(gcoord, bounty_id)
     assert json.loads(files["SOURCE.json"])["commit"] == first
     assert b"OFFSET = 3" in files["target/solve.py"]  # the asked-for commit, not the branch tip
