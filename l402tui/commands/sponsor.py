@@ -90,7 +90,11 @@ def list_sponsors(cfg: Config, as_json: bool) -> None:
     async def go(store: Any) -> Any:
         return await store.fetchall(
             "SELECT s.id, s.name, s.origin, s.created_at, s.revoked_at, GROUP_CONCAT(b.bounty_id) AS bounties "
-            "FROM sponsors s LEFT JOIN sponsor_bounties b ON b.sponsor_id = s.id GROUP BY s.id ORDER BY s.created_at")
+            "FROM sponsors s LEFT JOIN sponsor_bounties b ON b.sponsor_id = s.id "
+            # A 402 names a sponsor before it pays: only those who paid (or were invited) are listed.
+            "WHERE s.origin = 'invite' OR EXISTS (SELECT 1 FROM sponsor_tokens t JOIN invoices i ON "
+            "i.payment_hash = t.payment_hash WHERE t.sponsor_id = s.id AND i.status = 'SETTLED') "
+            "GROUP BY s.id ORDER BY s.created_at")
 
     rows = _with_store(cfg, go)
     if as_json:
