@@ -15,22 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from l402tui.l402.client import L402Client, L402ClientError, Response
+from l402tui.domain import CLAIMABLE, DECIDED, PAYABLE  # noqa: F401 - PAYABLE: read by the session
+from l402tui.errors import Conflict, L402TuiError, Unavailable, Unreachable
+from l402tui.l402.client import L402Client, L402ClientError, Response, SpendingCapExceeded
 from l402tui.lightning.backend import LightningBackend, LightningError, PaymentState
 
-FINAL = ("ACCEPTED", "REJECTED", "FLAGGED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
-PAYABLE = ("ACCEPTED", "PAID_PARTIAL", "PAID_FULL", "HOLDBACK_FORFEITED")
-CLAIMABLE = ("AWAITING_CLAIM", "QUEUED", "FAILED")
+FINAL = DECIDED  # a verdict reached: waiting ends
 IN_FLIGHT = ("PENDING", "UNKNOWN")  # sent, outcome not known yet: neither claim again nor count it
 
 
-class RemoteError(Exception):
-    """The coordinator refused or answered something unusable; the text says what it said."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 body: dict[str, Any] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.body = status, code, body or {}
+# What the agent's callers catch: every refusal (the l402tui.errors class of its status),
+# an unreachable coordinator (Unreachable) and what the agent itself refuses to do.
+RemoteError = L402TuiError
 
 
 @dataclass(frozen=True)
@@ -59,14 +55,11 @@ class RemoteBounty:
                    int(view.get("pool_left_sats") or 0), (view.get("package") or {}).get("sha256", ""), view)
 
 
-def _error(response: Response, what: str) -> RemoteError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    message = body.get("message") or body.get("reason") or response.text[:300] or f"HTTP {response.status}"
-    return RemoteError(f"{what}: {message} (HTTP {response.status})", status=response.status,
-                       code=body.get("error"), body=body)
+def _error(response: Response, what: str) -> L402TuiError:
+    error = response.error(what)
+    error.message = f"{error.message} (HTTP {response.status})"
+    error.args = (error.message,)
+    return error
 
 
 class CoordinatorClient:
@@ -98,9 +91,9 @@ class CoordinatorClient:
         try:
             response = await self.http.request(method, self.url(path), **kw)
         except L402ClientError as exc:
-            raise RemoteError(f"{what}: {exc}") from None
-        except OSError as exc:  # aiohttp's connection errors are OSErrors
-            raise RemoteError(f"{what}: cannot reach {self.base} ({exc}); is `l402tui serve` running there?") from None
+            raise type(exc)(f"{what}: {exc}", code=exc.code) from None
+        except Unreachable as exc:
+            raise Unreachable(f"{what}: {exc}; is `l402tui serve` running there?") from None
         if response.status not in ok:
             raise _error(response, what)
         return response
@@ -116,7 +109,7 @@ class CoordinatorClient:
         for bounty in await self.bounties():
             if bounty.status == "OPEN" and bounty.pool_left_sats > 0:
                 return bounty
-        raise RemoteError(f"{self.base} has no OPEN bounty with pool left; try again later")
+        raise Unavailable(f"{self.base} has no OPEN bounty with pool left; try again later", code="no_open_bounty")
 
     async def bounty(self, bounty_id: str) -> RemoteBounty:
         response = await self._call("GET", f"/api/v1/bounties/{bounty_id}", f"reading bounty {bounty_id}")
@@ -130,8 +123,8 @@ class CoordinatorClient:
         digest = hashlib.sha256(response.body).hexdigest()
         for claimed in (expected_sha256, response.headers.get("X-Package-SHA256")):
             if claimed and claimed != digest:
-                raise RemoteError(f"the package of {bounty_id} hashes to {digest}, but the coordinator "
-                                  f"published {claimed}; not using it")
+                raise Conflict(f"the package of {bounty_id} hashes to {digest}, but the coordinator "
+                               f"published {claimed}; not using it", code="package_mismatch")
         return response.body
 
     async def submit(self, bounty_id: str, diff: str, *, claimed_score: float | None = None,
@@ -153,16 +146,17 @@ class CoordinatorClient:
         amount_sats = int(stake.get("amount_sats") or 0)
         cap = self.http.spend_cap_sats * 1000
         if self.http.spent_msat + amount_sats * 1000 > cap:
-            raise RemoteError(f"the stake of {amount_sats} sats for {bounty_id} would exceed the spending cap of "
-                              f"{self.http.spend_cap_sats} sats; raise agent.spend_cap_sats")
+            raise SpendingCapExceeded(f"the stake of {amount_sats} sats for {bounty_id} would exceed the spending "
+                                      f"cap of {self.http.spend_cap_sats} sats; raise agent.spend_cap_sats")
         # A hold invoice: the payment is PENDING until the coordinator settles (gaming) or
         # cancels (refund) it after the verdict.
         try:
             payment = await self.wallet.pay(stake["invoice"], max_fee_msat=self.http.max_fee_msat)
         except LightningError as exc:
-            raise RemoteError(f"paying the stake of {amount_sats} sats for {bounty_id} failed: {exc}") from None
+            raise Unavailable(f"paying the stake of {amount_sats} sats for {bounty_id} failed: {exc}", code="payment_failed") from None
         if payment.state is PaymentState.FAILED:
-            raise RemoteError(f"paying the stake of {amount_sats} sats for {bounty_id} failed: {payment.error}")
+            raise Unavailable(f"paying the stake of {amount_sats} sats for {bounty_id} failed: {payment.error}",
+                              code="payment_failed")
         self.http.spent_msat += amount_sats * 1000 + payment.fee_msat
 
     # following -------------------------------------------------------------------------------
@@ -181,8 +175,8 @@ class CoordinatorClient:
             if view.get("status") in FINAL:
                 return view
             if ends is not None and loop.time() >= ends:
-                raise RemoteError(f"no verdict for {submission_id} after {timeout_s:g} s "
-                                  f"(status {view.get('status')})")
+                raise Unavailable(f"no verdict for {submission_id} after {timeout_s:g} s "
+                                  f"(status {view.get('status')})", code="no_verdict")
             await asyncio.sleep(poll_s)
 
     # claiming --------------------------------------------------------------------------------
@@ -191,8 +185,8 @@ class CoordinatorClient:
         parts = urlsplit(self.url(f"/api/v1/bounties/{bounty_id}/submissions"))
         credential = self.http.tokens.get((f"{parts.scheme}://{parts.netloc}", parts.path))
         if not credential:
-            raise RemoteError(f"no L402 token for {bounty_id}'s submissions in this session; claims need "
-                              "the token that submitted")
+            raise Conflict(f"no L402 token for {bounty_id}'s submissions in this session; claims need "
+                           "the token that submitted", code="no_token")
         return credential
 
     async def payout_rows(self, submission_id: str) -> list[dict[str, Any]]:
@@ -210,8 +204,8 @@ class CoordinatorClient:
         try:
             return await self.http.post(self.url(f"/api/v1/submissions/{submission_id}/claim"),
                                         json={"invoice": bolt11}, headers=headers)
-        except OSError as exc:
-            raise RemoteError(f"claiming {submission_id}: cannot reach {self.base} ({exc})") from None
+        except Unreachable as exc:
+            raise Unreachable(f"claiming {submission_id}: {exc}") from None
 
     async def claim(self, submission_id: str, bounty_id: str) -> list[dict[str, Any]]:
         """Claim everything owed now: one invoice from our wallet per amount; returns the

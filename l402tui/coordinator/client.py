@@ -16,19 +16,11 @@ from urllib.parse import quote
 
 import aiohttp
 
-from l402tui.coordinator.errors import Conflict, CoordinatorError, Invalid, LimitReached, NotFound, Unavailable
+from l402tui.errors import NotFound, Unauthorized, Unreachable, from_response
 
-_BY_STATUS = {404: NotFound, 409: Conflict, 422: Invalid, 400: Invalid, 503: Unavailable}
-
-
-class CoordinatorUnreachable(CoordinatorError):
-    status = 503
-    code = "unreachable"
-
-
-class AdminUnauthorized(CoordinatorError):
-    status = 401
-    code = "unauthorized"
+# The names this client's callers know; the classes are l402tui.errors'.
+CoordinatorUnreachable = Unreachable
+AdminUnauthorized = Unauthorized
 
 
 class _StreamRefused(Exception):
@@ -76,25 +68,23 @@ class HttpCoordinatorClient:
             async with self.session().request(method, self.base_url + path,
                                               headers={**self._headers(), **(headers_extra or {})},
                                               timeout=self.timeout, **kwargs) as r:
-                body = await r.json(content_type=None)
+                raw = await r.read()
                 status = r.status
                 retry_after = r.headers.get("Retry-After")
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-            raise CoordinatorUnreachable(f"cannot reach the coordinator at {self.base_url}: {exc}; "
-                                         "is `l402tui serve` running?") from None
+            raise Unreachable(f"cannot reach the coordinator at {self.base_url}: {exc}; "
+                              "is `l402tui serve` running?") from None
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw  # a proxy's HTML page, say: from_response keeps its text
         if status < 400:
             return body
-        message = body.get("message", str(body)) if isinstance(body, dict) else str(body)
-        code = body.get("error") if isinstance(body, dict) else None
-        if status == 401:
-            raise AdminUnauthorized(message)
-        if status == 429:
-            raise LimitReached(message, retry_after_s=int(retry_after or 1))
-        if status == 404 and message.startswith("404: Not Found"):  # aiohttp's own: no such route
+        error = from_response(status, body, retry_after=retry_after)
+        if status == 404 and error.message.startswith("404: Not Found"):  # aiohttp's own: no such route
             raise NotFound(f"{method} {path.split('?')[0]} is not served by the coordinator at {self.base_url}: "
                            "it runs an older l402tui than this client; upgrade it", code="route_missing")
-        details = {k: v for k, v in body.items() if k not in ("error", "message")} if isinstance(body, dict) else {}
-        raise _BY_STATUS.get(status, CoordinatorError)(message, code=code, details=details)
+        raise error
 
     # -- the service's read methods -----------------------------------------------------
 
@@ -163,14 +153,14 @@ class HttpCoordinatorClient:
                         yield event
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
                 if not reconnect:
-                    raise CoordinatorUnreachable(f"the event stream from {self.base_url} broke off ({exc}); "
-                                                 "is `l402tui serve` still running?") from None
+                    raise Unreachable(f"the event stream from {self.base_url} broke off ({exc}); "
+                                      "is `l402tui serve` still running?") from None
             except _StreamRefused as exc:  # 5xx from the daemon or a proxy in front of it: it may be restarting
                 if not reconnect:
-                    raise CoordinatorUnreachable(f"the event stream from {self.base_url}: {exc}") from None
+                    raise Unreachable(f"the event stream from {self.base_url}: {exc}") from None
             if not reconnect:  # the server never ends a stream on its own but when it stops
-                raise CoordinatorUnreachable(f"the event stream from {self.base_url} ended; "
-                                             "is `l402tui serve` still running?")
+                raise Unreachable(f"the event stream from {self.base_url} ended; "
+                                  "is `l402tui serve` still running?")
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_reconnect_delay_s)
 
@@ -181,16 +171,15 @@ class HttpCoordinatorClient:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self.stream_idle_s)
         async with self.session().get(self.base_url + "/api/v1/events", headers=headers, timeout=timeout) as r:
             if r.status != 200:
-                body = await r.text()
+                raw = await r.read()
                 try:
-                    message = json.loads(body).get("message", body)
-                except (ValueError, AttributeError):
-                    message = body[:200]
-                if r.status == 401:
-                    raise AdminUnauthorized(message)
+                    body = json.loads(raw)
+                except ValueError:
+                    body = raw
+                error = from_response(r.status, body, retry_after=r.headers.get("Retry-After"))
                 if r.status >= 500:
-                    raise _StreamRefused(f"HTTP {r.status}: {message}")
-                raise _BY_STATUS.get(r.status, CoordinatorError)(message)
+                    raise _StreamRefused(f"HTTP {r.status}: {error.message}")
+                raise error
             data: list[str] = []
             event_id: str | None = None
             async for raw in r.content:
@@ -255,6 +244,10 @@ class HttpCoordinatorClient:
         """``decision``: "accept" (not gaming: the stake is refunded) or "gaming" (forfeited)."""
         return await self._call("POST", f"/api/v1/admin/submissions/{quote(submission_id, safe='')}/review",
                                 json={"decision": decision, "note": note})
+
+    async def review(self, submission_id: str, decision: str, note: str = "") -> dict[str, Any]:
+        """The service's name (``Coordinator.review``) for :meth:`review_submission`."""
+        return await self.review_submission(submission_id, decision, note)
 
     async def payouts_state(self) -> dict[str, Any]:
         """``{"halted": reason or None, "unknown_payments": [idempotency keys]}``."""

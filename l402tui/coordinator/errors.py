@@ -1,53 +1,26 @@
-"""Errors the coordinator service raises for things a caller did or can fix.
+"""The errors the coordinator service raises, and their wire form.
 
-Each carries an HTTP status and a stable code so the HTTP app maps them without
-logic of its own, and a message that says what was wrong and what to do.
+The classes are :mod:`l402tui.errors` (one hierarchy for the server and every client);
+each carries an HTTP status and a stable code so the HTTP app answers without logic of
+its own, and a message that says what was wrong and what to do.  ``CoordinatorError``
+is the root's name on this side.
 """
 
 from __future__ import annotations
 
+from typing import Any
 
-class CoordinatorError(Exception):
-    status = 400
-    code = "bad_request"
+from l402tui.errors import (BadRequest, Conflict, Forbidden, Invalid, L402TuiError, LimitReached, NotFound,
+                            PaymentRequired, TooLarge, Unauthorized, Unavailable, Unreachable, from_response)
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
-        self.details = details or {}
+CoordinatorError = L402TuiError
 
-    def to_json(self) -> dict:
-        return {"error": self.code, "message": self.message, **self.details}
+__all__ = ["BadRequest", "Conflict", "CoordinatorError", "Forbidden", "Invalid", "L402TuiError", "LimitReached",
+           "NotFound", "PaymentRequired", "TooLarge", "Unauthorized", "Unavailable", "Unreachable", "from_response",
+           "wire"]
 
 
-class NotFound(CoordinatorError):
-    status = 404
-    code = "not_found"
-
-
-class Conflict(CoordinatorError):
-    """The request is fine but the thing is in the wrong state (e.g. bounty not OPEN)."""
-
-    status = 409
-    code = "conflict"
-
-
-class Invalid(CoordinatorError):
-    status = 422
-    code = "invalid"
-
-
-class LimitReached(CoordinatorError):
-    status = 429
-    code = "limit_reached"
-
-    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None):
-        super().__init__(message, code=code, details={"retry_after_s": retry_after_s})
-        self.retry_after_s = retry_after_s
-
-
-class Unavailable(CoordinatorError):
-    status = 503
-    code = "unavailable"
+def wire(exc: L402TuiError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, JSON body, headers) of the answer for ``exc``; ``from_response`` reads it back."""
+    headers = {"Retry-After": str(exc.details["retry_after_s"])} if "retry_after_s" in exc.details else {}
+    return exc.status, exc.to_json(), headers

@@ -3,6 +3,9 @@
 Used by the agent (``l402tui agent``) and the tests.  It pays through any
 :class:`LightningBackend`, checks the invoice before paying (amount within the
 cap, the token bound to the invoice's payment hash) and the preimage after.
+Answers come back as :class:`Response`; ``Response.error()`` is the
+:mod:`l402tui.errors` class of a refusal, and a coordinator that does not answer at
+all raises :class:`~l402tui.errors.Unreachable`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncio
+
 import aiohttp
 
+from l402tui.errors import L402TuiError, PaymentRequired, Unreachable, from_response
 from l402tui.lightning.backend import LightningBackend, PaymentState
 
 _PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
@@ -23,12 +29,14 @@ _PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
 _REBUY = {"missing_capability", "expired", "revoked", "wrong_bounty"}
 
 
-class L402ClientError(Exception):
-    pass
+class L402ClientError(PaymentRequired):
+    """A 402 this client would not or could not pay (the message says why)."""
+
+    code = "payment_not_made"
 
 
 class SpendingCapExceeded(L402ClientError):
-    pass
+    code = "spending_cap"
 
 
 @dataclass
@@ -44,6 +52,14 @@ class Response:
     @property
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
+
+    def error(self, context: str = "") -> L402TuiError:
+        """The error this (>= 400) answer stands for, its message prefixed with ``context``."""
+        try:
+            body: Any = self.json()
+        except ValueError:
+            body = self.body
+        return from_response(self.status, body, context=context, retry_after=self.headers.get("Retry-After"))
 
 
 @dataclass
@@ -103,9 +119,13 @@ class L402Client:
         headers = dict(kwargs.pop("headers", None) or {})
         if credential:
             headers["Authorization"] = f"L402 {credential}"
-        async with self._session().request(method, url, headers=headers, **kwargs) as r:
-            body = await r.read()
-            return Response(r.status, dict(r.headers), body), r.headers.getall("WWW-Authenticate", [])
+        try:
+            async with self._session().request(method, url, headers=headers, **kwargs) as r:
+                body = await r.read()
+                return Response(r.status, dict(r.headers), body), r.headers.getall("WWW-Authenticate", [])
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+            raise Unreachable(f"cannot reach {origin} ({exc or type(exc).__name__})") from None
 
     async def request(self, method: str, url: str, **kwargs: Any) -> Response:
         parts = urlsplit(url)
