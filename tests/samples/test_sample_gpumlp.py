@@ -36,10 +36,8 @@ def test_validate_passes():
     assert "gpumlp: valid" in out.stdout
 
 
-def test_the_bounty_asks_for_one_gpu_and_pays_for_accuracy_with_wall_time_as_guard(bounty):
-    assert bounty.gpu and bounty.primary_metric.name == "accuracy"
-    guard = next(m for m in bounty.metrics if m.guard)
-    assert (guard.name, guard.source, guard.weight) == ("wall_s", "harness", 0.0)
+def test_the_bounty_asks_for_one_gpu_and_pays_for_accuracy(bounty):
+    assert bounty.gpu and [m.name for m in bounty.metrics] == ["accuracy"]
 
 
 def test_baseline_on_public_runs_on_the_cpu_and_scores(bounty, tmp_path):
@@ -48,7 +46,7 @@ def test_baseline_on_public_runs_on_the_cpu_and_scores(bounty, tmp_path):
     assert "backend numpy" in result.run_log
     assert 0.5 < result.metrics["accuracy"] < 0.8
     assert "honeypot_items" not in result.metrics  # the public set has none
-    assert result.metrics["wall_s"] > 0
+    assert result.measurements["wall_s"] > 0
 
 
 def test_heldout_sets_carry_honeypots_and_the_baseline_is_not_flagged(bounty, tmp_path):
@@ -75,6 +73,7 @@ def test_replaying_leaked_labels_hits_every_honeypot_and_is_flagged(bounty, tmp_
                    '        leaked = json.loads((HERE / "leaked.json").read_text())\n'
                    '        classes = [leaked[i] for i in ids]')
 
+
     result = evaluate(bounty, "heldout/b", tmp_path, edit=leak, env=CPU)
     m = result.metrics
     assert (m["honeypot_items"], m["honeypot_hits"]) == (24, 24)
@@ -84,7 +83,7 @@ def test_replaying_leaked_labels_hits_every_honeypot_and_is_flagged(bounty, tmp_
 
 def test_a_malformed_prediction_file_scores_zero_not_a_crash(bounty, tmp_path):
     def garbage(work: Path) -> None:
-        replace_in(work / "run.py", 'json.dumps({"ids": ids, "classes": classes})', '"not json"')
+        replace_in(work / "run.py", 'json.dumps(dict(zip(ids, classes)), sort_keys=True)', '"not json"')
 
     result = evaluate(bounty, "heldout/a", tmp_path, edit=garbage, env=CPU)
     assert result.score_exit == 0 and result.metrics["accuracy"] == 0.0
@@ -117,4 +116,5 @@ async def test_every_attack_is_contained_or_flagged_on_the_cpu_path(bounty):
     print(report.table())
     assert report.vulnerable == [], report.table()
     assert report.honest.verdict == "accepted", report.table()
-    assert {r.name: r.verdict for r in report.results}["memorise_heldout"] == "flagged", report.table()
+    verdicts = {r.name: r.verdict for r in report.results}
+    assert verdicts["memorise_heldout"] == "flagged", report.table()

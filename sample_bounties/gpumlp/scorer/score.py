@@ -1,4 +1,4 @@
-"""Trusted scorer of gpumlp: ARTIFACTS/predictions.json against LABELS/labels.json.
+"""Trusted scorer of gpumlp: ARTIFACTS/predictions.json ({point id: class}) against LABELS/labels.json.
 
     python3 score.py ARTIFACTS LABELS
 
@@ -30,9 +30,8 @@ def main(argv):
     if path.is_file() and path.stat().st_size <= MAX_BYTES:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and len(data.get("ids", [])) == len(data.get("classes", [])):
-                predicted = {str(i): c for i, c in zip(data["ids"], data["classes"])
-                             if isinstance(c, int) and not isinstance(c, bool)}
+            if isinstance(data, dict):
+                predicted = {p: c for p, c in data.items() if isinstance(c, int) and not isinstance(c, bool)}
         except ValueError:
             predicted = {}
     correct = sum(1 for p, c in truth.items() if predicted.get(p) == c)

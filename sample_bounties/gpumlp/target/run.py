@@ -2,7 +2,7 @@
 
     python3 run.py INPUTS ARTIFACTS
 
-Writes ARTIFACTS/predictions.json: {"ids": [...], "classes": [...]} and prints the backend.
+Writes ARTIFACTS/predictions.json ({point id: class}, as labels.json) and prints the backend.
 """
 
 import json
@@ -30,7 +30,7 @@ def main(argv):
         ids = [str(i) for i in points["ids"].tolist()]
         classes = b.to_list(predict(b.asarray(points["x"])))
     b.sync()
-    (artifacts / "predictions.json").write_text(json.dumps({"ids": ids, "classes": classes}))
+    (artifacts / "predictions.json").write_text(json.dumps(dict(zip(ids, classes)), sort_keys=True))
     print(f"backend {b.name}: trained and classified {len(ids)} points in {time.perf_counter() - started:.2f} s")
     return 0
 
