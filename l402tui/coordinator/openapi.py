@@ -49,7 +49,8 @@ _HEADERS = {
 _COMMON = {400: "malformed request", 413: "body too large", 414: "path too long", 422: "invalid input (the "
            "message names the field)", 429: "rate limited"}
 
-_SECURITY = {"l402": [{"L402": []}], "token": [{"L402": []}], "admin": [{"AdminMacaroon": []}]}
+_SECURITY = {"l402": [{"L402": []}], "token": [{"L402": []}], "admin": [{"AdminMacaroon": []}],
+             "sponsor": [{"SponsorCredential": []}, {"L402": []}]}
 
 
 def _headers(code: int, route: "Route") -> dict[str, Any]:
@@ -120,6 +121,11 @@ def document(routes: list["Route"]) -> dict[str, Any]:
                          "description": "Authorization: L402 <base64 macaroon>:<hex preimage> (LSAT accepted)"},
                 "AdminMacaroon": {"type": "http", "scheme": "bearer",
                                   "description": "Authorization: Bearer <contents of <data_dir>/admin.macaroon>"},
+                "SponsorCredential": {"type": "http", "scheme": "bearer",
+                                      "description": "Authorization: Bearer <sponsor macaroon> (from `l402tui "
+                                                     "sponsor invite`), or the L402 token that paid the posting "
+                                                     "fee as 'L402 <macaroon>:<preimage>'; scoped to the "
+                                                     "sponsor's own bounties"},
             },
         },
     }
