@@ -1,7 +1,8 @@
 """Money out of a bounty: payouts, stakes, refunds and the close.
 
-The coordinator service calls these after its own transitions commit (see
-``coordinator/seams.py``); each is idempotent, so a restart simply calls it again.
+The payouts engine of the coordinator service: the service (``service.py`` and
+``service_payouts.py``) calls these after its own transitions commit, and is the only
+caller outside the payouts modules; each is idempotent, so a restart simply calls it again.
 
 - :func:`on_verdict` — refund the submission's stake, or wait for the sponsor if flagged.
 - :func:`on_accepted` — settle the funding hold (first payout), allocate

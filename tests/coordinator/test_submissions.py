@@ -1,8 +1,8 @@
 """Submissions through the service: intake checks, the daily limit, stakes, verdicts from evaluation rows.
 
-The evaluation queue is another engineer's module; these tests write the rows it
-writes (status, medians, spreads, per-repeat metrics) and check what the
-coordinator makes of them.
+The evaluation queue runs apart from the service (a worker process reading and writing
+rows); these tests write the rows it writes (status, medians, spreads, per-repeat metrics)
+and check what the coordinator makes of them.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ async def test_closed_bounty_takes_no_submissions(coordinator, bounty_dir):
 
 
 async def test_real_evaluation_worker_drives_baseline_and_verdict(coordinator, bounty_dir):
-    """The evaluation engineer's worker (local sandbox, real subprocesses) against our rows."""
+    """The real evaluation worker (local sandbox, real subprocesses) against the service's rows."""
     from l402tui.evaluation.worker import run_worker
 
     coordinator.cfg = coordinator.cfg.with_overrides({"evaluation.sandbox": "local",
