@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from typing import Callable
 
@@ -36,26 +37,19 @@ async def run_headless(plan: DemoPlan, *, timeout_s: float, print_summary: bool 
         + ", ".join(f"{a} {before[a] // 1000:,} sats" for a in AGENTS))
     running = await start_coordinator(cfg, net=net)
     say(f"coordinator listening on {running.url} (sandbox: {running.sandbox}, lightning: sim)")
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task] = []
-    admin = None
+    show = story.Performance(dataclasses.replace(plan, url=running.url), net, say, marks, asyncio.Event())
     code = 1
     try:
-        admin = await story.wait_for_coordinator(running.url, cfg.data_dir / "admin.macaroon")
-        tasks.append(asyncio.create_task(story.follow_coordinator(admin, say, marks, stop)))
-        ids = await story.sponsor_posts_and_funds(admin, net, plan.bounty_dirs, say)
-        for i, (agent, bounty_id) in enumerate(zip(AGENTS, ids)):
-            tasks.append(asyncio.create_task(
-                story.run_agent(cfg, net, running.url, agent, bounty_id, seed=7 + i, stop=stop, say=say, marks=marks)))
+        await show.begin()
         deadline = time.monotonic() + timeout_s
         while not marks.has(*story.REQUIRED):
             if time.monotonic() > deadline:
                 missing = [m for m in story.REQUIRED if m not in marks.seen]
                 say(f"timed out after {timeout_s:.0f} s before: {', '.join(missing)}")
                 break
-            for task in tasks:
-                if task.done() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+            failure = show.failure()
+            if failure is not None:
+                raise failure
             marks.changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(marks.changed.wait(), 1.0)
@@ -67,14 +61,10 @@ async def run_headless(plan: DemoPlan, *, timeout_s: float, print_summary: bool 
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(_until(lambda: "holdback_paid" in marks.seen), 30)
     finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await show.end_actors()
         after = await story.balances(net)
-        summary = await _summary(admin, before, after, marks) if admin else ""
-        if admin is not None:
-            await admin.close()
+        summary = await _summary(show.admin, before, after, marks) if show.admin else ""
+        await show.close()
         await running.close()
         await net.close()
     if print_summary and summary:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from l402tui.demo import story
-from l402tui.demo.world import AGENTS, DemoPlan, open_network
+from l402tui.demo.world import DemoPlan, open_network
 
 
 class ActorsThread:
@@ -50,26 +50,13 @@ class ActorsThread:
     async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        cfg = self.plan.cfg
-        marks = story.Milestones()
-        net = await open_network(cfg)
-        admin = None
-        tasks: list[asyncio.Task] = []
+        net = await open_network(self.plan.cfg)
+        show = story.Performance(self.plan, net, self._write, story.Milestones(), self._stop)
         try:
-            admin = await story.wait_for_coordinator(self.plan.url, cfg.data_dir / "admin.macaroon", timeout_s=120)
-            tasks.append(asyncio.create_task(story.follow_coordinator(admin, self._write, marks, self._stop)))
-            ids = await story.sponsor_posts_and_funds(admin, net, self.plan.bounty_dirs, self._write)
-            for i, (agent, bounty_id) in enumerate(zip(AGENTS, ids)):
-                tasks.append(asyncio.create_task(story.run_agent(cfg, net, self.plan.url, agent, bounty_id,
-                                                                 seed=7 + i, stop=self._stop, say=self._write,
-                                                                 marks=marks)))
+            await show.begin(wait_s=120)  # the app starts the coordinator after its first frame
             await self._stop.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if admin is not None:
-                await admin.close()
+            await show.close()
             await net.close()
 
 

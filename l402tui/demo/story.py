@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from l402tui.config import Config
-from l402tui.demo.world import AGENTS, SPONSOR
+from l402tui.demo.world import AGENT_CAST, CAST, SPONSOR, Actor, DemoPlan
 
 Say = Callable[[str], None]
 
@@ -138,7 +138,8 @@ def describe_agent_event(agent: str, event: Any, marks: Milestones) -> str | Non
 
 async def wait_for_coordinator(url: str, admin_path: Path, timeout_s: float = 60.0):
     """An admin client once the coordinator answers (it may still be starting)."""
-    from l402tui.coordinator.client import CoordinatorError, HttpCoordinatorClient
+    from l402tui.coordinator.client import HttpCoordinatorClient
+    from l402tui.errors import L402TuiError
 
     deadline = time.monotonic() + timeout_s
     last = "not started"
@@ -148,7 +149,7 @@ async def wait_for_coordinator(url: str, admin_path: Path, timeout_s: float = 60
             try:
                 await client.list_bounties()
                 return client
-            except CoordinatorError as exc:
+            except L402TuiError as exc:  # not up yet (Unreachable), or still starting
                 last = str(exc)
                 await client.close()
         await asyncio.sleep(0.2)
@@ -176,12 +177,13 @@ async def sponsor_posts_and_funds(admin, net, bounty_dirs: tuple[Path, ...], say
     return ids
 
 
-async def run_agent(cfg: Config, net, url: str, name: str, bounty_id: str, seed: int, stop: asyncio.Event,
+async def run_agent(cfg: Config, net, url: str, actor: Actor, bounty_id: str, stop: asyncio.Event,
                     say: Say, marks: Milestones) -> None:
     from l402tui.agent.remote import CoordinatorClient
     from l402tui.agent.search import SearchProposer
     from l402tui.agent.session import AgentSession
 
+    name = actor.name
     workdir = cfg.data_dir / "agents" / name
     def on_event(event: Any) -> None:
         line = describe_agent_event(name, event, marks)
@@ -197,7 +199,7 @@ async def run_agent(cfg: Config, net, url: str, name: str, bounty_id: str, seed:
                 return
             await asyncio.sleep(0.5)
         say(f"{name}: the baseline of {bounty_id} is published; starting work")
-        session = AgentSession(client, bounty_id, workdir, SearchProposer(seed=seed), on_event=on_event,
+        session = AgentSession(client, bounty_id, workdir, SearchProposer(seed=actor.seed), on_event=on_event,
                                poll_s=0.5)
         await session.run(stop=stop, settle_timeout_s=5)
 
@@ -214,6 +216,46 @@ async def follow_coordinator(admin, say: Say, marks: Milestones, stop: asyncio.E
 
 async def balances(net) -> dict[str, int]:
     out = {}
-    for name in (SPONSOR, "coordinator", *AGENTS):
-        out[name] = (await net.node(name).status()).balance_msat
+    for actor in sorted(CAST, key=lambda a: a.role != "sponsor"):  # the sponsor first, then the cast's order
+        out[actor.name] = (await net.node(actor.name).status()).balance_msat
     return out
+
+
+class Performance:
+    """The demo's story, the same in both modes: once the coordinator at ``plan.url``
+    answers, its events are narrated, the sponsor posts and funds the plan's bounties, and
+    each agent of the cast works on one of them until ``stop`` is set."""
+
+    def __init__(self, plan: DemoPlan, net, say: Say, marks: Milestones, stop: asyncio.Event):
+        self.plan, self.net, self.say, self.marks, self.stop = plan, net, say, marks, stop
+        self.admin = None
+        self.tasks: list[asyncio.Task] = []
+
+    async def begin(self, *, wait_s: float = 60.0) -> list[str]:
+        """Start the narration and the agents; the ids of the bounties posted."""
+        cfg = self.plan.cfg
+        self.admin = await wait_for_coordinator(self.plan.url, cfg.data_dir / "admin.macaroon", timeout_s=wait_s)
+        self.tasks.append(asyncio.create_task(follow_coordinator(self.admin, self.say, self.marks, self.stop)))
+        ids = await sponsor_posts_and_funds(self.admin, self.net, self.plan.bounty_dirs, self.say)
+        for actor, bounty_id in zip(AGENT_CAST, ids):
+            self.tasks.append(asyncio.create_task(
+                run_agent(cfg, self.net, self.plan.url, actor, bounty_id, self.stop, self.say, self.marks)))
+        return ids
+
+    def failure(self) -> BaseException | None:
+        """The first actor that stopped with an error, if any."""
+        for task in self.tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                return task.exception()
+        return None
+
+    async def end_actors(self) -> None:
+        self.stop.set()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.end_actors()
+        if self.admin is not None:
+            await self.admin.close()

@@ -19,11 +19,30 @@ from l402tui.config import Config
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLES_DIR = ROOT / "sample_bounties"
 
-SPONSOR = "sponsor"
-COORDINATOR = "coordinator"
-AGENTS = ("agent-1", "agent-2")
 SPONSOR_SATS = 2_000_000
 AGENT_SATS = 20_000
+
+
+@dataclass(frozen=True)
+class Actor:
+    """One party of the demo: its sim node's name, what that node starts with, and, for an
+    agent, the seed of its search proposer (so a run can be told again)."""
+
+    name: str
+    role: str  # "coordinator", "sponsor" or "agent"
+    start_sats: int
+    seed: int | None = None
+
+
+# Who is who, for both demo modes (headless and in the TUI) alike.
+CAST = (Actor("coordinator", "coordinator", 0),
+        Actor("sponsor", "sponsor", SPONSOR_SATS),
+        Actor("agent-1", "agent", AGENT_SATS, seed=7),
+        Actor("agent-2", "agent", AGENT_SATS, seed=8))
+COORDINATOR = next(a.name for a in CAST if a.role == "coordinator")
+SPONSOR = next(a.name for a in CAST if a.role == "sponsor")
+AGENT_CAST = tuple(a for a in CAST if a.role == "agent")
+AGENTS = tuple(a.name for a in AGENT_CAST)  # each works on one of the demo's bounties, in this order
 DEMO_BOUNTIES = ("logparse", "sqlquery")
 DEMO_DURATION_HOURS = 2  # within the funding hold window below
 BLOCK_INTERVAL_S = 60.0  # 144-block HTLCs then last ~2.4 h, so a 2 h bounty can be escrowed
@@ -110,8 +129,6 @@ async def open_network(cfg: Config):
     from l402tui.lightning.sim import SimNetwork
 
     net = SimNetwork.from_config(cfg)
-    await net.create_node(COORDINATOR, 0, exist_ok=True)
-    await net.create_node(SPONSOR, SPONSOR_SATS * 1000, exist_ok=True)
-    for name in AGENTS:
-        await net.create_node(name, AGENT_SATS * 1000, exist_ok=True)
+    for actor in CAST:
+        await net.create_node(actor.name, actor.start_sats * 1000, exist_ok=True)
     return net
