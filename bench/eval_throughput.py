@@ -76,6 +76,9 @@ async def _seed(store: Store, work: Path, copies: int) -> list[tuple[str, str]]:
         src = work / "bounties" / name
         if not src.exists():
             shutil.copytree(ROOT / "sample_bounties" / name, src, ignore=shutil.ignore_patterns("tools", "__pycache__"))
+            toml = src / "bounty.toml"  # gpumlp's CPU path where there is no GPU (as CI audits it)
+            if not Machine.detect({}).gpus:
+                toml.write_text(toml.read_text().replace("gpu = true", "gpu = false"))
         spec = load_bounty(src)
         async with store.transaction() as txn:
             await txn.insert("bounties", {"id": name, "name": name, "status": "OPEN", "spec_json": "{}",
