@@ -40,27 +40,66 @@ async def list_evaluations(store: Store, *, limit: int = 200, bounty_id: str | N
 
 
 async def eval_log_page(store: Store, evaluation_id: int, offset: int = 0,
-                        max_bytes: int = LOG_PAGE_DEFAULT) -> dict[str, Any]:
-    """Whole log lines of one evaluation from byte ``offset`` of its repeats' logs, at most
-    about ``max_bytes`` (capped at :data:`LOG_PAGE_MAX`); ``next_offset`` is where to go on."""
+                        max_bytes: int = LOG_PAGE_DEFAULT, log_root: Path | None = None) -> dict[str, Any]:
+    """Whole log lines of one evaluation from byte ``offset`` of its logs (required tests,
+    then each repeat, as they are written), at most about ``max_bytes`` (capped at
+    :data:`LOG_PAGE_MAX`); ``next_offset`` is where to go on.  The TUI reads through this
+    too, so a log reads the same in-process and attached."""
     if offset < 0:
         raise ValueError("offset must be >= 0")
-    status = await store.scalar("SELECT status FROM evaluations WHERE id = ?", [evaluation_id])
-    if status is None:
+    row = await store.fetchone("SELECT status, attempts FROM evaluations WHERE id = ?", [evaluation_id])
+    if row is None:
         raise NotFound(f"no evaluation #{evaluation_id}; GET /api/v1/admin/evaluations lists them",
                        code="unknown_evaluation")
-    runs = await store.fetchall(
-        "SELECT repeat, log_path FROM eval_runs WHERE evaluation_id = ? AND log_path IS NOT NULL "
-        "ORDER BY repeat", [evaluation_id])
+    status = row["status"]
+    # The attempt's folder has the logs while they are written (eval_runs rows only appear
+    # once a repeat is done); evaluations from before the folder existed fall back to eval_runs.
+    root = log_root or eval_log_root(store)
+    paths = await asyncio.to_thread(attempt_logs, root, evaluation_id, row["attempts"] or 0)
+    if not paths:
+        runs = await store.fetchall(
+            "SELECT repeat, log_path FROM eval_runs WHERE evaluation_id = ? AND log_path IS NOT NULL "
+            "ORDER BY repeat", [evaluation_id])
+        paths = [(r["repeat"], Path(r["log_path"])) for r in runs]
     finished = status in FINISHED_EVALUATION
     budget = max(1, min(int(max_bytes), LOG_PAGE_MAX))
-    lines, next_offset = await asyncio.to_thread(
-        read_log_segments, [(r["repeat"], Path(r["log_path"])) for r in runs], offset, finished, budget)
+    lines, next_offset = await asyncio.to_thread(read_log_segments, paths, offset, finished, budget)
+    lines = [TESTS_HEADER if line == RAW_TESTS_HEADER else line for line in lines]
     return {"evaluation_id": evaluation_id, "status": status, "lines": lines, "offset": offset,
             "next_offset": next_offset, "finished": finished}
 
 
-def read_log_segments(paths: list[tuple[int, Path]], offset: int, finished: bool,
+RAW_TESTS_HEADER = "── repeat tests · tests.log ──"  # what read_log_segments heads the tests' log with
+TESTS_HEADER = "── required tests · tests.log ──"
+
+
+def eval_log_root(store: Store) -> Path:
+    """<data_dir>/eval-logs, where the evaluation worker writes (the database sits in the data dir)."""
+    return Path(store.path).parent / "eval-logs"
+
+
+def attempt_logs(root: Path, evaluation_id: int, attempt: int) -> list[tuple[Any, Path]]:
+    """The log files of one attempt in the order they are written: the required tests,
+    then each repeat.  Empty when the folder does not exist (yet, or any more).  Links
+    are skipped: only files the worker wrote are served."""
+    folder = root / str(int(evaluation_id)) / f"attempt-{int(attempt)}"
+    try:
+        names = [p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
+    except OSError:
+        return []
+    out: list[tuple[Any, Path]] = []
+    if "tests.log" in names:
+        out.append(("tests", folder / "tests.log"))
+    repeats = []
+    for name in names:
+        number = name.removeprefix("repeat-").removesuffix(".log")
+        if name.startswith("repeat-") and name.endswith(".log") and number.isdigit():
+            repeats.append(int(number))
+    out.extend((n, folder / f"repeat-{n}.log") for n in sorted(repeats))  # numbered as eval_runs numbers them
+    return out
+
+
+def read_log_segments(paths: list[tuple[Any, Path]], offset: int, finished: bool,
                       max_bytes: int = 1024 * 1024) -> tuple[list[str], int]:
     """Read whole lines from the concatenation of per-repeat log files, from byte ``offset``.
 

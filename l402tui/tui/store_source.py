@@ -13,7 +13,9 @@ import json
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from l402tui.coordinator.operator_reads import read_log_segments  # one reader, both modes
+from l402tui.coordinator import operator_reads  # one log reader for the TUI and the admin API
+from l402tui.coordinator.errors import NotFound
+from l402tui.coordinator.payout_funding import pool_left
 from l402tui.store import Store
 from l402tui.tui.source import (BountyRow, CoordinatorSource, EvaluationRow, LedgerRow, SourceError,
                                 SourceEvent, SubmissionRow)
@@ -46,11 +48,7 @@ class StoreSource(CoordinatorSource):
             """
             SELECT b.*,
                    (SELECT COUNT(*) FROM submissions s WHERE s.bounty_id = b.id) AS n_submissions,
-                   (SELECT COALESCE(SUM(p.amount_msat), 0) FROM payments p
-                     WHERE p.bounty_id = b.id AND p.purpose IN ('payout', 'holdback')
-                       AND p.status != 'FAILED') AS spent_msat,
-                   (SELECT i.bolt11 FROM invoices i WHERE i.payment_hash = b.funding_payment_hash) AS funding_bolt11,
-                   (SELECT SUM(l.amount_msat) FROM ledger_entries l WHERE l.account = 'pool:' || b.id) AS pool_balance
+                   (SELECT i.bolt11 FROM invoices i WHERE i.payment_hash = b.funding_payment_hash) AS funding_bolt11
             FROM bounties b ORDER BY b.created_at DESC
             """
         )
@@ -60,9 +58,8 @@ class StoreSource(CoordinatorSource):
             out.append(BountyRow(
                 id=r["id"], name=r["name"], status=r["status"], metric=metric,
                 pool_msat=r["pool_msat"] or 0,
-                # The double-entry ledger is the truth where the payouts engine keeps one.
-                pool_left_msat=max(0, r["pool_balance"] if r["pool_balance"] is not None
-                                   else (r["pool_msat"] or 0) - (r["spent_msat"] or 0)),
+                # The payout rule's own figure: the one the admin API and the service show.
+                pool_left_msat=max(0, await pool_left(self.store, r)),
                 baseline=score_of(r["baseline_json"], metric), best=score_of(r["best_json"], metric),
                 deadline=r["deadline"], submissions=r["n_submissions"],
                 funding_mode=r["funding_mode"] or "hold",
@@ -138,20 +135,12 @@ class StoreSource(CoordinatorSource):
 
     async def eval_log(self, evaluation_id: int, offset: int = 0,
                        max_bytes: int = 1024 * 1024) -> tuple[list[str], int]:
-        row = await self.store.fetchone("SELECT status, attempts FROM evaluations WHERE id = ?", [evaluation_id])
-        if row is None:
-            raise SourceError(f"no evaluation #{evaluation_id}")
-        finished = row["status"] in ("DONE", "FAILED")
-        # The attempt's folder has the logs as they are written (eval_runs rows only appear
-        # once a repeat is done); older rows without a folder fall back to eval_runs.
-        paths = await asyncio.to_thread(attempt_logs, self.log_root, evaluation_id, row["attempts"] or 0)
-        if not paths:
-            runs = await self.store.fetchall(
-                "SELECT repeat, log_path FROM eval_runs WHERE evaluation_id = ? AND log_path IS NOT NULL "
-                "ORDER BY repeat", [evaluation_id])
-            paths = [(r["repeat"], Path(r["log_path"])) for r in runs]
-        lines, next_offset = await asyncio.to_thread(read_log_segments, paths, offset, finished, max_bytes)
-        return [TESTS_HEADER if line == RAW_TESTS_HEADER else line for line in lines], next_offset
+        try:
+            page = await operator_reads.eval_log_page(self.store, evaluation_id, offset, max_bytes,
+                                                      log_root=self.log_root)
+        except NotFound as exc:
+            raise SourceError(str(exc)) from None
+        return page["lines"], page["next_offset"]
 
     async def submission_detail(self, submission_id: str) -> dict[str, Any]:
         row = await self.store.fetchone(
@@ -197,30 +186,6 @@ class StoreSource(CoordinatorSource):
 
     async def last_event_id(self) -> int:
         return await self.store.scalar("SELECT COALESCE(MAX(id), 0) FROM events") or 0
-
-
-RAW_TESTS_HEADER = "── repeat tests · tests.log ──"
-TESTS_HEADER = "── required tests · tests.log ──"
-
-
-def attempt_logs(root: Path, evaluation_id: int, attempt: int) -> list[tuple[Any, Path]]:
-    """The log files of one attempt in the order they are written: the required tests,
-    then each repeat.  Empty when the folder does not exist (yet, or any more)."""
-    folder = root / str(int(evaluation_id)) / f"attempt-{int(attempt)}"
-    try:
-        names = [p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
-    except OSError:
-        return []
-    out: list[tuple[Any, Path]] = []
-    if "tests.log" in names:
-        out.append(("tests", folder / "tests.log"))
-    repeats = []
-    for name in names:
-        number = name.removeprefix("repeat-").removesuffix(".log")
-        if name.startswith("repeat-") and name.endswith(".log") and number.isdigit():
-            repeats.append(int(number))
-    out.extend((n, folder / f"repeat-{n}.log") for n in sorted(repeats))  # numbered as eval_runs numbers them
-    return out
 
 
 def spec_repeats(spec_json: str | None) -> int | None:

@@ -79,6 +79,7 @@ async def test_attached_sponsor_reads_the_log_and_confirms_gaming(daemon, tmp_pa
         assert pane.view.lines.count("untrusted step 39") == 1  # followed once, not re-read
 
         # Review: the diff comes over HTTP; confirming gaming reaches the daemon's payouts module.
+        await pilot.press("escape")  # Enter opened the submission's detail; review is on the table
         await pilot.press("v")
         await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), "the review screen")
         review = app.screen
