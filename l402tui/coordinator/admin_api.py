@@ -226,6 +226,17 @@ async def admin_resume_payouts(request: web.Request) -> web.Response:
     return web.json_response(await svc(request).resume_payouts(body.get("note")))
 
 
+async def admin_wallet(request: web.Request) -> web.Response:
+    service = svc(request)
+    return web.json_response(await operator_reads.wallet_state(service.backend, service.safe_hold_window_s()))
+
+
+async def admin_wallet_invoice(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    return web.json_response(await operator_reads.deposit_invoice(svc(request).backend,
+                                                                  int(body["amount_sats"]) * 1000))
+
+
 _ADMIN = {401: "admin macaroon refused"}
 
 # Added to the app's route table (coordinator/app.py builds `Route`s from these).
@@ -256,6 +267,14 @@ OPERATOR_ROUTES: list[dict[str, Any]] = [
     dict(method="GET", path="/api/v1/admin/holdbacks", handler=admin_holdbacks,
          summary="Holdback timers: release time, amount, state (?bounty_id=)", access="admin",
          responses={200: "holdbacks", **_ADMIN}),
+    dict(method="GET", path="/api/v1/admin/wallet", handler=admin_wallet,
+         summary="The coordinator's wallet: balance_msat, hold_window_s (longer deadlines are self-funded), "
+                 "backend, node_id, can_deposit (sim only)", access="admin", responses={200: "wallet", **_ADMIN}),
+    dict(method="POST", path="/api/v1/admin/wallet/invoice", handler=admin_wallet_invoice,
+         summary="An invoice of the coordinator's node for amount_sats, to fund its wallet from another one",
+         access="admin", body={"type": "object", "required": ["amount_sats"], "properties": {
+             "amount_sats": {"type": "integer", "minimum": 1, "maximum": 2_100_000_000_000_000}}},
+         responses={200: "invoice", **_ADMIN, 422: "bad amount"}),
     dict(method="GET", path="/api/v1/admin/payouts", handler=admin_payouts,
          summary="Whether payouts are halted (and why), and payments in state UNKNOWN", access="admin",
          responses={200: "payouts state", **_ADMIN}),

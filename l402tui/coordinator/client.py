@@ -249,6 +249,14 @@ class HttpCoordinatorClient:
         """The service's name (``Coordinator.review``) for :meth:`review_submission`."""
         return await self.review_submission(submission_id, decision, note)
 
+    async def wallet(self) -> dict[str, Any]:
+        """GET /api/v1/admin/wallet: balance_msat, hold_window_s, backend, can_deposit."""
+        return await self._call("GET", "/api/v1/admin/wallet")
+
+    async def wallet_invoice(self, amount_sats: int) -> dict[str, Any]:
+        """An invoice of the coordinator's node, to fund its wallet from another one."""
+        return await self._call("POST", "/api/v1/admin/wallet/invoice", json={"amount_sats": int(amount_sats)})
+
     async def payouts_state(self) -> dict[str, Any]:
         """``{"halted": reason or None, "unknown_payments": [idempotency keys]}``."""
         return await self._call("GET", "/api/v1/admin/payouts")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from l402tui.coordinator import ledger
-from l402tui.coordinator.errors import NotFound
+from l402tui.coordinator.errors import Invalid, NotFound
 from l402tui.store.db import Store, now
 
 LOG_PAGE_DEFAULT = 256 * 1024
@@ -193,3 +193,28 @@ async def payouts_state(store: Store) -> dict[str, Any]:
                                    "ORDER BY created_at")
     return {"halted": await ledger.halted_reason(store),
             "unknown_payments": [r["idempotency_key"] for r in unknown]}
+
+
+async def wallet_state(backend: Any, hold_window_s: float) -> dict[str, Any]:
+    """The coordinator's Lightning wallet as the operator sees it: spendable balance, how long
+    a funding hold can be held on this backend (longer deadlines must be self-funded), and
+    whether this backend can mint test money (only the simulated network can)."""
+    status = await backend.status()
+    return {"balance_msat": int(status.balance_msat), "hold_window_s": float(hold_window_s),
+            "backend": status.backend, "node_id": status.node_id, "alias": status.alias,
+            "network": status.network, "can_deposit": status.backend == "sim"}
+
+
+DEPOSIT_INVOICE_EXPIRY_S = 3600
+DEPOSIT_MAX_MSAT = 10**8 * 1000 * 21  # no more than all bitcoin: a typo is refused, not invoiced
+
+
+async def deposit_invoice(backend: Any, amount_msat: int) -> dict[str, Any]:
+    """A plain invoice of the coordinator's node to pay from another wallet (how a real
+    node is funded: there is nothing to mint)."""
+    if not 0 < int(amount_msat) <= DEPOSIT_MAX_MSAT:
+        raise Invalid("amount must be more than 0 msat and at most 21 million bitcoin", code="invalid_request")
+    invoice = await backend.create_invoice(int(amount_msat), "deposit to the l402tui coordinator wallet",
+                                           DEPOSIT_INVOICE_EXPIRY_S)
+    return {"bolt11": invoice.bolt11, "payment_hash": invoice.payment_hash, "amount_msat": invoice.amount_msat,
+            "expires_at": invoice.expires_at}

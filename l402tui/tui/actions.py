@@ -34,6 +34,8 @@ APP_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("toggle_telemetry", "g", "toggle_telemetry", "GPU", "Show or hide the GPU / host panel"),
     ActionSpec("create_bounty", "c", "create_bounty", "Create", "Create a bounty from a folder (validated first)"),
     ActionSpec("fund_bounty", "f", "fund_bounty", "Fund", "Fund the selected bounty (hold invoice or self-funded)"),
+    ActionSpec("show_wallet", "w", "show_wallet", "Wallet",
+               "Wallets: balances against what they will pay; fund one that is short (deposit or invoice QR)"),
     ActionSpec("review_submission", "v", "review_submission", "Review",
                "Review the selected submission: diff, accept or confirm gaming"),
     ActionSpec("close_bounty", "X", "close_bounty", "Close", "Close the selected bounty and refund what is left",

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from l402tui.tui.source import (REVIEW_DECISIONS, ActionResult, ActionUnavailable, BountyRow, CoordinatorSource,
-                                EvaluationRow, FundingRequest, LedgerRow, SourceError, SourceEvent, SubmissionRow)
+                                EvaluationRow, FundingRequest, LedgerRow, SourceError, SourceEvent, SubmissionRow,
+                                WalletState)
 from l402tui.tui.store_source import StoreSource, _find_score, fmt_time, invoice_kind, reservation_rows
 
 Reviewer = Callable[[str, bool, str], Awaitable[None]]
@@ -226,20 +227,38 @@ class ApiSource(CoordinatorSource):
         return ActionResult(f"{bounty_id} is {view.get('status', 'closed')}; what is left goes back to the sponsor",
                             bounty_id)
 
+    async def wallet_state(self) -> WalletState:
+        """In-process from the coordinator's node; attached from GET /api/v1/admin/wallet (the
+        daemon's agent wallets are not this TUI's to see)."""
+        if self.wallet is not None:
+            return await self._call("wallet", self.wallet.state())
+        if self.attached and callable(getattr(self.api, "wallet", None)):
+            w = await self._call("wallet", self.api.wallet())
+            return WalletState({"coordinator": int(w["balance_msat"])}, float(w["hold_window_s"]),
+                               backend=str(w.get("backend") or ""), node=str(w.get("alias") or w.get("node_id") or ""),
+                               can_deposit=False, can_invoice=True)
+        return WalletState()
+
     async def wallet_balances(self) -> dict[str, int | None]:
-        if self.wallet is None:
-            return {}
-        return await self._call("wallet balance", self.wallet.balances())
+        return (await self.wallet_state()).balances
 
     async def hold_window_s(self) -> float | None:
-        return None if self.wallet is None else self.wallet.hold_window_s
+        return (await self.wallet_state()).hold_window_s
 
-    async def deposit(self, amount_msat: int) -> ActionResult:
+    async def deposit(self, amount_msat: int, wallet: str = "coordinator") -> ActionResult:
         if self.wallet is None or not self.wallet.can_deposit:
-            return await super().deposit(amount_msat)
-        balance = await self._call("deposit", self.wallet.deposit(amount_msat))
-        return ActionResult(f"deposited {amount_msat // 1000:,} sat: the coordinator wallet holds "
+            return await super().deposit(amount_msat, wallet)
+        balance = await self._call("deposit", self.wallet.deposit(amount_msat, wallet))
+        return ActionResult(f"deposited {amount_msat // 1000:,} sat: the {wallet} wallet holds "
                             f"{balance // 1000:,} sat")
+
+    async def deposit_invoice(self, amount_msat: int) -> str:
+        if self.wallet is not None:
+            return await self._call("deposit invoice", self.wallet.invoice(amount_msat))
+        if self.attached and callable(getattr(self.api, "wallet_invoice", None)):
+            page = await self._call("deposit invoice", self.api.wallet_invoice(max(1, amount_msat // 1000)))
+            return page["bolt11"]
+        return await super().deposit_invoice(amount_msat)
 
     async def close(self) -> None:
         if self._on_close is not None:

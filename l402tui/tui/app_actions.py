@@ -199,6 +199,14 @@ class AppActions:
 
         self.push_screen(ReviewScreen(self.source, submission), decided)
 
+    def action_show_wallet(self) -> None:
+        from l402tui.tui.screens.wallet import WalletScreen
+
+        if not self._need_source():
+            return
+        bounties = self.main_screen.query_one("#bounties-table").all_records
+        self.push_screen(WalletScreen(self.source, list(bounties)))
+
     def action_close_bounty(self) -> None:
         from l402tui.tui.screens.confirm import ConfirmScreen
 

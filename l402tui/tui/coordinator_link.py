@@ -74,8 +74,8 @@ async def open_in_process(cfg: Config):
 
 
 class CoordinatorWallet:
-    """The in-process coordinator's Lightning node, as the TUI's wallet pane and Create
-    dialog need it: balances, the hold window, and deposits on the simulated network."""
+    """The in-process coordinator's Lightning node, as the TUI's wallet screen and Create
+    dialog need it: balances, the hold window, invoices, and deposits on the simulated network."""
 
     def __init__(self, coordinator, thread, cfg: Config):
         self._coordinator = coordinator
@@ -85,17 +85,35 @@ class CoordinatorWallet:
         self.can_deposit = coordinator.backend.name == "sim"
 
     async def balances(self) -> dict[str, int | None]:
+        return (await self.state()).balances
+
+    async def state(self):
+        from l402tui.coordinator.operator_reads import wallet_state
+        from l402tui.tui.source import WalletState
+
         backend = self._coordinator.backend
-        out: dict[str, int | None] = {"coordinator": (await self._thread.run(backend.status())).balance_msat}
+        # The same figures GET /api/v1/admin/wallet serves when attached.
+        view = await self._thread.run(wallet_state(backend, self.hold_window_s))
+        balances: dict[str, int | None] = {"coordinator": view["balance_msat"]}
         if self.can_deposit:  # the agent's wallet lives on the same simulated network
             nodes = {n.name: n.balance_msat for n in await self._thread.run(backend.net.nodes())}
-            agent = self._cfg.get("agent.node")
-            out["agent"] = nodes.get(agent)
-        return out
+            balances["agent"] = nodes.get(self._cfg.get("agent.node"), 0)  # no node yet: nothing in it
+        return WalletState(balances, self.hold_window_s, backend=view["backend"], node=view["alias"],
+                           can_deposit=self.can_deposit, can_invoice=True,
+                           agent_need_msat=1000 * (int(self._cfg.get("prices.download_sats"))
+                                                   + int(self._cfg.get("prices.submit_sats"))))
 
-    async def deposit(self, amount_msat: int) -> int:
+    async def deposit(self, amount_msat: int, wallet: str = "coordinator") -> int:
         backend = self._coordinator.backend
-        return await self._thread.run(backend.net.deposit(backend.node_name, amount_msat))
+        node = backend.node_name if wallet == "coordinator" else self._cfg.get("agent.node")
+        if wallet != "coordinator":  # the agent's node may not exist before its first run
+            await self._thread.run(backend.net.create_node(node, 0, exist_ok=True))
+        return await self._thread.run(backend.net.deposit(node, amount_msat))
+
+    async def invoice(self, amount_msat: int) -> str:
+        from l402tui.coordinator.operator_reads import deposit_invoice
+
+        return (await self._thread.run(deposit_invoice(self._coordinator.backend, amount_msat)))["bolt11"]
 
 
 async def _start_coordinator(cfg: Config):

@@ -108,6 +108,20 @@ class ActionResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WalletState:
+    """What a source knows of the wallets: balances (msat; None when not known from here)
+    and what the coordinator's backend can do."""
+
+    balances: dict[str, int | None] = field(default_factory=dict)
+    hold_window_s: float | None = None
+    backend: str = ""  # sim | cln | "" (not known)
+    node: str = ""  # the coordinator node's id or alias
+    can_deposit: bool = False  # the simulated network mints test money
+    can_invoice: bool = False  # the coordinator's node issues an invoice to pay from elsewhere
+    agent_need_msat: int = 0  # what the agent needs to take part once (a download and a submission)
+
+
 REVIEW_DECISIONS = ("accept", "gaming")
 
 
@@ -158,10 +172,18 @@ class CoordinatorSource(abc.ABC):
         """How long a funding hold invoice can stay held on this backend (None: no limit known)."""
         return None
 
-    async def deposit(self, amount_msat: int) -> ActionResult:
-        """Put money in the coordinator's wallet (only the simulated network can mint it)."""
+    async def wallet_state(self) -> WalletState:
+        """Balances and what the coordinator's wallet can do (deposit, invoice) in one read."""
+        return WalletState(await self.wallet_balances(), await self.hold_window_s())
+
+    async def deposit(self, amount_msat: int, wallet: str = "coordinator") -> ActionResult:
+        """Put money in a wallet (only the simulated network can mint it)."""
         raise ActionUnavailable("only the simulated network can deposit from here; on a real node, pay an "
                                 "invoice of the coordinator's node from another wallet")
+
+    async def deposit_invoice(self, amount_msat: int) -> str:
+        """A BOLT11 invoice of the coordinator's node for ``amount_msat``, to pay from another wallet."""
+        raise ActionUnavailable(self._read_only("make an invoice of the coordinator's node"))
 
     @abc.abstractmethod
     def events(self, after_id: int | None = None) -> AsyncIterator[SourceEvent]:
