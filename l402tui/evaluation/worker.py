@@ -51,6 +51,21 @@ def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None
     """``row -> EvaluationResult`` for the queue: loads the coordinator's frozen bounty
     copy and the submission's diff, and keeps the eval log under the data dir."""
     settings = cfg.section("evaluation")
+    # One runner per image for the worker's life: a runner keeps a sandbox started ahead
+    # for its next run (bwrap), which a runner made per evaluation would leave waiting.
+    runners: dict[str, Sandbox] = {}
+
+    def runner_for(image: str) -> Sandbox:
+        if image not in runners:
+            runners[image] = pick_sandbox(settings, image=image)
+        return runners[image]
+
+    def close() -> None:
+        for runner in runners.values():
+            closer = getattr(runner, "close", None)
+            if closer is not None:
+                closer()
+        runners.clear()
 
     async def evaluate_row(row: dict[str, Any]) -> EvaluationResult:
         bounty = await store.fetchone("SELECT source_dir FROM bounties WHERE id = ?", (row["bounty_id"],))
@@ -64,7 +79,7 @@ def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None
                 return EvaluationResult("failed", [f"submission {row['submission_id']} does not exist"])
             diff = sub["diff"]
         try:
-            runner = sandbox or pick_sandbox(settings, image=image_for(spec.image, settings))
+            runner = sandbox or runner_for(image_for(spec.image, settings))
         except SandboxUnavailable as exc:
             return EvaluationResult("failed", [f"no sandbox: {exc}"])
         slot: Slot | None = row.get("slot")
@@ -100,6 +115,7 @@ def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None
                 running.exception()  # its result is discarded; do not warn that it was never read
             raise
 
+    evaluate_row.close = close  # type: ignore[attr-defined]
     return evaluate_row
 
 
@@ -158,8 +174,12 @@ async def run_worker(store: Store, cfg: Config, *, stop: asyncio.Event | None = 
     kind = sandbox.kind if sandbox else settings["sandbox"]
     log.info("evaluation slots: %d (cores %s, GPUs %d)", gate.pool.capacity,
              ",".join(map(str, gate.pool.machine.cores)), len(gate.pool.machine.gpus))
-    return await queue.run(make_row_evaluator(store, cfg, sandbox, on_log), on_done=on_done, sandbox=kind,
-                           stop=stop, idle_exit=idle_exit, gate=gate)
+    evaluate_row = make_row_evaluator(store, cfg, sandbox, on_log)
+    try:
+        return await queue.run(evaluate_row, on_done=on_done, sandbox=kind, stop=stop, idle_exit=idle_exit,
+                               gate=gate)
+    finally:
+        evaluate_row.close()
 
 
 def main(argv: list[str] | None = None) -> int:
