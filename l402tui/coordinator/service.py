@@ -83,6 +83,9 @@ class Coordinator(CoordinatorReads, PayoutOperations):
                        asyncio.create_task(self._tick(), name="coordinator-tick")]
 
     async def stop(self) -> None:
+        if self._tail_pump is not None:
+            self._tasks.append(self._tail_pump)
+            self._tail_pump = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from l402tui.coordinator import disclosure, lifecycle, submissions
+from l402tui.coordinator.event_tail import EventTail
 from l402tui.coordinator.payout_funding import pool_left
 from l402tui.coordinator.views import bounty_view, event_view
 from l402tui.domain import LISTED_BOUNTY, sql_list
@@ -27,6 +28,8 @@ class CoordinatorReads:
     cfg: "Config"
     store: "Store"
     _changed: asyncio.Event  # set by every commit on the store (Coordinator._committed)
+    _tail: EventTail | None = None  # the newest events, shared by every follower
+    _tail_pump: asyncio.Task | None = None
 
     async def _bounty_row(self, bounty_id: str) -> dict[str, Any]:
         return await lifecycle.bounty_row(self.store, bounty_id)
@@ -122,10 +125,12 @@ class CoordinatorReads:
 
         With ``heartbeat_s``, yields None after that long without events (the SSE
         handler turns it into a comment so proxies keep the stream open)."""
+        tail = self._event_tail()
         last = after_id
         idle_since = time.monotonic()
         while True:
-            batch = await self.events_after(last)
+            newer = tail.waiter()  # taken before reading: nothing read after it can be missed
+            batch = await tail.after(last, EVENT_PAGE)
             for event in batch:
                 last = event["id"]
                 yield event
@@ -136,9 +141,25 @@ class CoordinatorReads:
                 yield None
             if len(batch) == EVENT_PAGE:
                 continue
-            self._changed.clear()
             try:
-                # Woken at once by any commit through this store; other processes' rows show up by polling.
-                await asyncio.wait_for(self._changed.wait(), timeout=poll_s)
+                # Woken at once when the tail grows (any commit through this store, and other
+                # processes' commits seen by the tick); a read every poll_s backs that up, one
+                # read for all followers.
+                await asyncio.wait_for(newer.wait(), timeout=poll_s)
             except asyncio.TimeoutError:
-                pass
+                await tail.refresh()
+
+    def _event_tail(self) -> EventTail:
+        """The shared tail of the event log, and the task that refreshes it on every change."""
+        if self._tail is None:
+            self._tail = EventTail(self.events_after, self.last_event_id, page=EVENT_PAGE)
+        if self._tail_pump is None or self._tail_pump.done():
+            self._tail_pump = asyncio.get_running_loop().create_task(self._pump_tail(self._tail),
+                                                                     name="coordinator-event-tail")
+        return self._tail
+
+    async def _pump_tail(self, tail: EventTail) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()  # a commit during the read sets it again: read again
+            await tail.refresh()
