@@ -48,7 +48,10 @@ class ChangeMarks:
         if db_path is None or str(db_path) == ":memory:":
             return
         try:
-            conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False, timeout=0.05)
+            # mode=rw: never create a database (it would not be private); timeout 0: never
+            # wait on the event loop's thread for a lock (busy reads as "cannot tell").
+            conn = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=rw", uri=True, isolation_level=None,
+                                   check_same_thread=False, timeout=0)
             conn.execute("PRAGMA query_only = ON")
             self._conn = conn
         except sqlite3.Error as exc:
@@ -58,7 +61,9 @@ class ChangeMarks:
         if self._conn is None:
             return None
         try:
-            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            # fetchall: the statement runs to its end, so no read transaction stays open
+            # (an open one would hold back checkpoints and let the WAL grow).
+            return int(self._conn.execute("PRAGMA data_version").fetchall()[0][0])
         except sqlite3.Error:
             return None
 
@@ -122,12 +127,21 @@ class ReadCache:
             return entry.body
         pending = self._building.get(key)
         if pending is not None and pending[0] == mark:
-            return await asyncio.shield(pending[1])
+            try:
+                return await asyncio.shield(pending[1])
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # this request was cancelled
+                # The request that was building went away: build for this one.
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._building[key] = (mark, future)
         try:
             self.builds += 1
             body, expires_at = await build()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # read here: nobody may be waiting for it

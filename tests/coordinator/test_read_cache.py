@@ -168,3 +168,45 @@ async def test_the_free_get_fast_path_refuses_what_the_full_chain_refuses(quiet_
     assert status == 429 and int(headers["Retry-After"]) >= 1, body
     status, _, _ = await _get(srv, "/api/v1/bounties")
     assert status == 429
+
+
+async def test_a_request_waiting_on_a_cancelled_build_builds_for_itself():
+    cache = ReadCache(lambda: 1)
+    started = asyncio.Event()
+
+    async def slow():
+        started.set()
+        await asyncio.sleep(30)
+        return b"never", float("inf")
+
+    async def quick():
+        return b"fresh", float("inf")
+
+    first = asyncio.create_task(cache.get("k", slow))
+    await started.wait()
+    second = asyncio.create_task(cache.get("k", quick))
+    await asyncio.sleep(0)
+    first.cancel()  # the client that was building went away
+    assert await second == b"fresh"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+def test_change_marks_never_create_a_database_nor_hold_back_a_checkpoint(tmp_path):
+    import sqlite3
+
+    missing = tmp_path / "missing.sqlite"
+    assert ChangeMarks(missing).read() is None and not missing.exists()
+    path = tmp_path / "db.sqlite"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("CREATE TABLE t (x)")
+    marks = ChangeMarks(path)
+    before = marks.read()
+    writer.execute("INSERT INTO t VALUES (1)")
+    assert marks.read() != before
+    # No read transaction left open by the mark: a full checkpoint is not blocked by it.
+    busy, _, _ = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0
+    marks.close()
+    writer.close()
