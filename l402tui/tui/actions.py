@@ -66,7 +66,8 @@ TABLE_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("table_sort", "o", "sort_next", "Sort", "Table: sort by the next column (or click a header)",
                footer=False),
     ActionSpec("table_sort_reverse", "O", "sort_reverse", "Reverse", "Table: reverse the sort", footer=False),
-    ActionSpec("table_choose", "enter", "choose", "Open", "Table: open the selected row (a submission's detail)"),
+    ActionSpec("table_choose", "enter", "choose", "Open",
+               "Table: open the selected row (a bounty's charts, a submission's detail)"),
 )
 
 BINDING_IDS = frozenset(a.id for a in (*APP_ACTIONS, *WIDGET_ACTIONS, *TABLE_ACTIONS))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 import time
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -100,6 +101,8 @@ class L402App(AppActions, App):
         self.agent_factory = agent_factory  # builds the panel's agent once the source (and its URL) is known
         self.gpu_sampler = gpu or GpuSampler()
         self.host_sampler = host or HostSampler()
+        # The telemetry pane names the machine it samples (attached, that is not the daemon's).
+        self.host_name = getattr(self.host_sampler, "hostname", None) or socket.gethostname()
         self.clock = clock
         self.telemetry_interval_s = telemetry_interval_s
         self.log_poll_s = log_poll_s
@@ -153,6 +156,7 @@ class L402App(AppActions, App):
         if self.keymap:
             self.set_keymap(self.keymap)
         self.main_screen.query_one("#side").border_title = "GPU / host"
+        self.main_screen.query_one(TelemetryPane).host_name = self.host_name
         for note in self._startup_notes:
             self.notify(note, severity="warning", timeout=10)
         if self.agent is not None:
@@ -173,7 +177,11 @@ class L402App(AppActions, App):
             event.widget.cursor_blink = False
 
     def on_resize(self) -> None:
-        self.main_screen.set_class(self.size.width < NARROW_WIDTH, "narrow")
+        narrow = self.size.width < NARROW_WIDTH
+        self.main_screen.set_class(narrow, "narrow")
+        # At 80 columns the palette hint pushed the last key off the footer (a stray letter):
+        # ctrl+p still works, and `?` lists it.
+        self.main_screen.query_one(Footer).show_command_palette = not narrow
 
     # --- opening the source and loading ------------------------------------------------
     @work(exclusive=True, group="source", exit_on_error=False)
@@ -192,6 +200,8 @@ class L402App(AppActions, App):
             "read-only: to act, run `l402tui` (coordinator in-process) or `l402tui --attach URL`"
         self.main_screen.query_one(StatusLine).set(source=message.source.description, problem="", hint=hint)
         self.refresh_bindings()  # the footer drops what this source cannot do
+        if getattr(message.source, "attached", False):  # the daemon may run elsewhere: say whose readings
+            self.main_screen.query_one(TelemetryPane).host_name = f"this machine: {self.host_name}"
         pane = self.main_screen.query_one(EvalLogPane)
         pane.logs_here = message.source.has_eval_logs
         pane.redraw_title()
@@ -405,6 +415,15 @@ class L402App(AppActions, App):
         self.push_screen(SubmissionDetailScreen(self.source, record, self.evaluations, ledger,
                                                 log_cap_bytes=self.log_cap_bytes, clock=self.clock,
                                                 log_poll_s=self.log_poll_s))
+
+    @on(RecordTable.RowChosen, "#bounties-table")
+    def _bounty_chosen(self, event: RecordTable.RowChosen) -> None:
+        from l402tui.tui.screens.bounty_detail import BountyDetailScreen
+
+        screen = self.main_screen
+        self.push_screen(BountyDetailScreen(
+            event.record, screen.query_one("#submissions-table", RecordTable).all_records,
+            screen.query_one("#ledger-table", RecordTable).all_records, now=self.clock()))
 
     # --- telemetry -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="telemetry", exit_on_error=False)

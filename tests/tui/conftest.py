@@ -16,6 +16,8 @@ from tests.tui.seed import NOW, seed
 class FixedHost:
     """Host readings that do not change, so screenshots are stable."""
 
+    hostname = "rig-1"  # the pane's title names the machine: the same on every checkout
+
     def read(self) -> HostReading:
         return HostReading(cpu_pct=37.5, cpu_count=2, memory_used_bytes=3 * 2**30,
                            memory_total_bytes=8 * 2**30, load_1m=0.75, load_5m=0.5, load_15m=0.25, taken_at=NOW)
@@ -91,7 +93,13 @@ def acting_source(db: Path, *, balance_msat: int = 0, hold_window_s: float = 23 
         async def wallet_balances(self):
             return {"coordinator": self.balance, "agent": 0}
 
-        async def deposit(self, amount_msat: int) -> ActionResult:
+        async def wallet_state(self):
+            from l402tui.tui.source import WalletState
+
+            return WalletState(await self.wallet_balances(), hold_window_s, backend="sim", node="coordinator",
+                               can_deposit=True, can_invoice=True, agent_need_msat=26_000)
+
+        async def deposit(self, amount_msat: int, wallet: str = "coordinator") -> ActionResult:
             self.balance += amount_msat
             return ActionResult(f"deposited {amount_msat // 1000:,} sat")
 

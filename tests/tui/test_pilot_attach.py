@@ -3,6 +3,8 @@ subprocess on loopback), through the admin API and the event stream."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -35,6 +37,10 @@ async def test_attached_ui_shows_the_daemons_bounties_and_follows_its_events(dae
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.source is not None, "attaching", timeout=20)
         assert app.source.description == f"attached · {url}"
+        # Self-funding needs sats in the daemon's wallet: the dialog checks (GET /api/v1/admin/wallet).
+        deposit = subprocess.run([sys.executable, "-m", "l402tui.cli", "--data-dir", str(data), "wallet", "deposit",
+                                  "coordinator", "100000"], capture_output=True, text=True, timeout=60)
+        assert deposit.returncode == 0, deposit.stderr
         # A sponsor action through the admin API: create (self-funded), seen through the event stream.
         await pilot.press("c")
         app.screen.query_one("#path").value = str(make_bounty(tmp_path / "guess"))

@@ -29,6 +29,7 @@ class TelemetryPane(Widget):
     def __init__(self, interval_s: float = 1.0, *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes)
         self.interval_s = interval_s
+        self.host_name = ""  # which machine these readings are of (attached: not the daemon's)
         self.gpu: GpuSnapshot | None = None
         self.host: HostReading | None = None
         self.history: dict[str, deque[float | None]] = {}
@@ -70,7 +71,7 @@ class TelemetryPane(Widget):
         else:
             parts.append(Text(self.gpu.unavailable_reason or "no GPU", style="bold yellow"))
         h = self.host
-        parts.append(Text(f"Host · {h.cpu_count} CPU", style="bold"))
+        parts.append(Text(f"{self.host_name or 'Host'} · {h.cpu_count} CPU", style="bold"))
         parts.append(self._meter("cpu", h.cpu_pct, width))
         parts.append(self._spark("cpu", width))
         mem = f"{fmt.bytes_iec(h.memory_used_bytes)} / {fmt.bytes_iec(h.memory_total_bytes)}"
