@@ -286,7 +286,11 @@ def _one_repeat(spec: BountySpec, diff, set_dir: Path, inputs: Path, dest: Path,
                 limits: Limits, repeat: int, logs: Path, cap: int, log, extra_env: dict[str, str]) -> RepeatRun:
     work = _fresh_copy(spec, diff, dest)
     artifacts = _empty(dest / "artifacts")
-    layout = Layout(work, inputs, artifacts)
+    # Each repeat reads its own copy of the inputs, handed to its run's uid alone (a shared
+    # copy would have to be readable by every run's uid, and so by any local user).
+    own_inputs = dest / "inputs"
+    shutil.copytree(inputs, own_inputs)
+    layout = Layout(work, own_inputs, artifacts)
     sink = LogSink(logs / f"repeat-{repeat}.log", cap, log, f"[repeat {repeat + 1}] ")
     argv = spec.run.render(**sandbox.placeholders(layout))
     sink.note(f"run phase in {sandbox.kind}: {' '.join(argv)}")

@@ -206,14 +206,14 @@ class Sandbox(ABC):
         """Start the run (from ``spare`` if there is one); returns it and the read end of its log."""
         if spare is not None:
             try:
-                _prepare_layout(layout, uid, self.kind == "bwrap")
+                _prepare_layout(layout, uid, self.kind == "bwrap", shared=self._shares_files(uid))
                 running = self._launch_spare(spare, argv, layout, limits, env)
             except BaseException:
                 spare.discard()
                 raise
             return running, spare.log_r
         try:
-            _prepare_layout(layout, uid, self.kind == "bwrap")
+            _prepare_layout(layout, uid, self.kind == "bwrap", shared=self._shares_files(uid))
             read_fd, write_fd = os.pipe()
         except BaseException:
             for fd in (stdin, stdout):
@@ -238,6 +238,11 @@ class Sandbox(ABC):
     def _sandbox_uid(self) -> int | None:
         return None
 
+    def _shares_files(self, uid: int | None) -> bool:
+        """Whether the run reads and writes its files as a user that is neither ``uid`` nor us
+        (docker without root: the container's user), so they must be open to others."""
+        return uid is None and self.kind == "docker"
+
     # Runners that can start a process ahead of its run override these three.
     def _take_spare(self, limits: Limits) -> "Spare | None":
         return None
@@ -250,19 +255,34 @@ class Sandbox(ABC):
         raise NotImplementedError(f"the {self.kind} runner starts no process ahead")
 
 
-def _prepare_layout(layout: Layout, uid: int | None, check_reach: bool) -> None:
-    """Give the sandbox user the writable dirs and read access to the inputs."""
+def _prepare_layout(layout: Layout, uid: int | None, check_reach: bool, *, shared: bool = False) -> None:
+    """Give the sandbox user the writable dirs and read access to the inputs, and nobody else.
+
+    The inputs are held-out data while the run lasts and the work dir is what gets scored:
+    with a run uid (root) both belong to that uid alone; without one the run is this user,
+    and owner-only modes suffice.  Only ``shared`` (docker without root, whose container
+    user is not us) must open them to others."""
     for path in (layout.workdir, layout.artifacts):
         for p in [path, *path.rglob("*")]:
             if p.is_symlink():
                 continue
             if uid is not None:
                 os.chown(p, uid, uid)
-            else:
+                os.chmod(p, 0o700 if p.is_dir() else 0o600)
+            elif shared:
                 os.chmod(p, 0o777 if p.is_dir() else 0o666)
+            else:
+                os.chmod(p, 0o700 if p.is_dir() else 0o600)
     for p in [layout.inputs, *layout.inputs.rglob("*")]:
-        if not p.is_symlink():
-            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        if p.is_symlink():
+            continue
+        if uid is not None:
+            os.chown(p, uid, uid)
+            os.chmod(p, 0o500 if p.is_dir() else 0o400)
+        else:
+            os.chmod(p, (0o755 if p.is_dir() else 0o644) if shared else (0o700 if p.is_dir() else 0o600))
+    if layout.tmp is not None and not shared:
+        os.chmod(layout.tmp, 0o700)  # the run's own /tmp (run_disk.py made it 1777 and gave it to uid)
     if uid is None or not check_reach:
         return
     # The unprivileged bwrap resolves these paths as the sandbox uid, so every

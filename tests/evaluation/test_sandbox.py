@@ -117,3 +117,46 @@ def test_fork_bomb_is_contained(isolated, sandbox_tmp):
     assert any(line.startswith("fork refused after") for line in lines), lines
     refused_after = int(next(line for line in lines if line.startswith("fork refused")).split()[-1])
     assert refused_after < SMALL.pids
+
+
+def test_a_runs_inputs_and_work_dir_are_its_own_while_it_runs(any_runner, sandbox_tmp):
+    """Held-out inputs are readable by the run and by nobody else on the machine while it
+    runs; its work dir cannot be written by another local user (what is scored)."""
+    import os
+    import subprocess
+    import threading
+
+    from sandbox_probes import run_probe
+
+    seen: dict[str, object] = {}
+
+    def other_user_tries(layout_base) -> None:
+        inputs, work = layout_base / "inputs" / "data.txt", layout_base / "work" / "probe.py"
+        for _ in range(100):
+            if (layout_base / "work" / "started").exists():
+                break
+            threading.Event().wait(0.05)
+        code = ("import sys\n"
+                "for path, mode in ((sys.argv[1], 'r'), (sys.argv[2], 'a')):\n"
+                "    try:\n        open(path, mode).close(); print('opened', path)\n"
+                "    except OSError as exc:\n        print('refused', path, exc.errno)\n")
+        # The system python: the other user cannot reach a virtualenv under /root.
+        done = subprocess.run(["/usr/bin/python3", "-c", code, str(inputs), str(work)], capture_output=True, text=True,
+                              preexec_fn=lambda: (os.setgid(54321), os.setuid(54321)), timeout=30)
+        seen["out"] = done.stdout
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another local user")
+    probe = threading.Thread(target=other_user_tries, args=(sandbox_tmp / "p",))
+    probe.start()
+    outcome, lines, _ = run_probe(any_runner, sandbox_tmp / "p", """
+        import pathlib, sys, time
+        pathlib.Path("started").write_text("1")
+        print("run reads", pathlib.Path(sys.argv[1], "data.txt").read_text())
+        time.sleep(2)
+    """)
+    probe.join()
+    assert outcome.ok, (outcome, lines)
+    assert any("run reads input-data" in line for line in lines), lines
+    assert "opened" not in seen.get("out", ""), seen
+    assert seen.get("out", "").count("refused") == 2, seen
