@@ -25,6 +25,7 @@ from typing import Any, AsyncIterator
 from l402tui.config import Config
 from l402tui.coordinator import lifecycle, payouts, publishing, submissions
 from l402tui.coordinator.errors import Conflict
+from l402tui.coordinator.posting_fees import book_posting_fee
 from l402tui.coordinator.service_payouts import PayoutOperations
 from l402tui.coordinator.service_reads import CoordinatorReads
 from l402tui.domain import CANCELABLE_BOUNTY, FINAL_INVOICE
@@ -227,11 +228,14 @@ class Coordinator(CoordinatorReads, PayoutOperations):
                 await submissions.stake_held(txn, row["submission_id"])
             elif row["kind"] == "stake" and state in (InvoiceState.CANCELED, InvoiceState.EXPIRED):
                 await submissions.stake_lapsed(txn, row["submission_id"], state.value.lower())
+            elif row["kind"] == "posting_fee" and state is InvoiceState.SETTLED:
+                await book_posting_fee(txn, payment_hash)
 
     async def reconcile_invoices(self) -> None:
         """Ask the node about funding and stake invoices we still wait on (missed updates)."""
         rows = await self.store.fetchall(
-            "SELECT payment_hash FROM invoices WHERE kind IN ('funding', 'stake') AND status IN ('OPEN', 'ACCEPTED')")
+            "SELECT payment_hash FROM invoices WHERE kind IN ('funding', 'stake', 'posting_fee') "
+            "AND status IN ('OPEN', 'ACCEPTED')")
         for row in rows:
             try:
                 invoice = await self.backend.lookup_invoice(row["payment_hash"])

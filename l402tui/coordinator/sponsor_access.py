@@ -17,6 +17,7 @@ from aiohttp import web
 from l402tui.coordinator import ledger
 from l402tui.coordinator.errors import CoordinatorError, NotFound
 from l402tui.coordinator.http_common import svc
+from l402tui.coordinator.posting_fees import book_posting_fee
 from l402tui.coordinator.service import Coordinator
 from l402tui.l402.sponsor import SponsorAuthority, SponsorCredential, SponsorRefused
 
@@ -68,19 +69,15 @@ async def sponsor_access(request: web.Request) -> web.Response | None:
 async def _book_posting_fee(coord: Coordinator, credential: SponsorCredential) -> None:
     """A paid credential's preimage proves its fee was paid: record it (once) even when the
     invoice stream has not told us yet, so the operator's books show it."""
-    row = await coord.store.fetchone("SELECT status, amount_msat FROM invoices WHERE payment_hash = ? AND "
-                                     "kind = 'posting_fee'", (credential.payment_hash,))
+    row = await coord.store.fetchone("SELECT status FROM invoices WHERE payment_hash = ? AND kind = 'posting_fee'",
+                                     (credential.payment_hash,))
     if row is None:
         return
     if row["status"] == "OPEN":
-        await coord.apply_invoice_state(credential.payment_hash, "SETTLED")
-    txn_id = f"posting_fee:{credential.payment_hash}"
-    if await ledger.posted(coord.store, txn_id):
-        return
-    async with coord.transaction() as txn:
-        await ledger.post(txn, txn_id, [ledger.Transfer(f"posting_fee:{credential.sponsor_id}", ledger.FEES,
-                                                        int(row["amount_msat"]))],
-                          bounty_id=None, memo=f"posting fee paid by sponsor {credential.sponsor_id}")
+        await coord.apply_invoice_state(credential.payment_hash, "SETTLED")  # books the fee too
+    if not await ledger.posted(coord.store, f"posting_fee:{credential.payment_hash}"):
+        async with coord.transaction() as txn:
+            await book_posting_fee(txn, credential.payment_hash)
 
 
 def _credential(request: web.Request, capability: str) -> SponsorCredential:

@@ -188,3 +188,20 @@ async def test_another_sponsors_bounty_is_not_there(server, coordinator, net, tm
     assert not [e for e in await me.events_after(0, 1000) if their_bounty in json.dumps(e)]
     await me.close()
     await them.close()
+
+
+async def test_a_paid_posting_fee_is_booked_even_if_the_sponsor_never_comes_back(server, coordinator, net):
+    """The fee is the operator's once paid: the invoice stream books it, without the credential."""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url(server, "/api/v1/sponsor/bounties")) as r:
+            assert r.status == 402
+            challenge = await r.json()
+    await net.node("sponsor").pay(challenge["invoice"])
+    txn_id = f"posting_fee:{challenge['payment_hash']}"
+
+    async def booked() -> bool:
+        return bool(await coordinator.store.scalar("SELECT COUNT(*) FROM ledger_entries WHERE txn_id = ?", (txn_id,)))
+
+    await _until(booked, "the fee to be booked from the invoice stream")
+    await coordinator.reconcile_invoices()  # a second sight of the same payment books nothing more
+    assert await coordinator.store.scalar("SELECT COUNT(*) FROM ledger_entries WHERE txn_id = ?", (txn_id,)) == 2
