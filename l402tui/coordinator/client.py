@@ -11,12 +11,15 @@ import asyncio
 import json
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 from urllib.parse import quote
 
 import aiohttp
 
 from l402tui.errors import NotFound, Unauthorized, Unreachable, from_response
+
+if TYPE_CHECKING:
+    from l402tui.bounty.gitsource import GitSource
 
 # The names this client's callers know; the classes are l402tui.errors'.
 CoordinatorUnreachable = Unreachable
@@ -202,8 +205,15 @@ class HttpCoordinatorClient:
 
     # -- admin actions -------------------------------------------------------------------
 
-    async def create_bounty(self, source: Path | str | bytes, *, self_funded: bool = False) -> dict[str, Any]:
-        """From a path on the coordinator's host, or the bytes of a .tar.gz of the folder."""
+    async def create_bounty(self, source: "Path | str | bytes | GitSource", *,
+                            self_funded: bool = False) -> dict[str, Any]:
+        """From a path on the coordinator's host, the bytes of a .tar.gz of the folder, or a
+        git repository at a commit (the coordinator fetches it)."""
+        from l402tui.bounty.gitsource import GitSource
+
+        if isinstance(source, GitSource):
+            return await self._call("POST", "/api/v1/admin/bounties",
+                                    json={"git": source.to_json(), "self_funded": self_funded})
         if isinstance(source, (bytes, bytearray)):
             return await self._call("POST", "/api/v1/admin/bounties", data=bytes(source),
                                     params={"self_funded": "1" if self_funded else "0"},

@@ -287,6 +287,12 @@ async def test_admin_api_creates_from_git_and_refuses_with_422(tmp_path, daemon,
                 answer = await r.json()
                 assert r.status == 201, answer
             assert answer["source"]["commit"] == tip and answer["bounty"]["status"] == "OPEN"
+            # The admin client (an attached TUI, a script) sends the same source.
+            from l402tui.coordinator.client import HttpCoordinatorClient
+
+            async with HttpCoordinatorClient(str(srv.make_url("/")).rstrip("/"), admin_macaroon=token) as client:
+                again = await client.create_bounty(GitSource(served, tip, "bounty"), self_funded=True)
+            assert again["source"]["commit"] == tip and again["bounty"]["id"] != answer["bounty"]["id"]
             bad = [({"git": {"url": "ext::sh -c id", "commit": "main"}}, "git_protocol_refused"),
                    ({"git": {"url": served}}, None),  # schema: commit is required
                    ({"git": {"url": served, "commit": tip, "hooks": "yes"}}, None),
