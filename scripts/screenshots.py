@@ -18,16 +18,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAPSHOTS = ROOT / "tests" / "tui" / "__snapshots__" / "test_snapshots"
+SNAPSHOTS = ROOT / "tests" / "tui" / "__snapshots__"
 README_SET = {
-    "main.png": "test_bounties_pane[l402-dark].svg",
-    "live-eval-log.png": "test_live_log_mid_run[l402-dark].svg",
-    "submission-detail.png": "test_submission_detail[l402-dark].svg",
-    "filtered-table.png": "test_filtered_table[l402-dark].svg",
-    "agent-chart.png": "test_agent_panel_with_a_running_loop[l402-dark].svg",
-    "create-self-funded.png": "test_create_dialog_picks_self_funding_and_says_why[l402-dark].svg",
-    "small-80x24.png": "test_small_terminal[l402-dark].svg",
-    "light-theme.png": "test_submissions_pane[l402-light].svg",
+    "main.png": "test_snapshots/test_bounties_pane[l402-dark].svg",
+    "live-eval-log.png": "test_snapshots/test_live_log_mid_run[l402-dark].svg",
+    "submission-detail.png": "test_snapshots/test_submission_detail[l402-dark].svg",
+    "filtered-table.png": "test_snapshots/test_filtered_table[l402-dark].svg",
+    "agent-chart.png": "test_snapshots/test_agent_panel_with_a_running_loop[l402-dark].svg",
+    "create-self-funded.png": "test_snapshots/test_create_dialog_picks_self_funding_and_says_why[l402-dark].svg",
+    "small-80x24.png": "test_snapshots/test_small_terminal[l402-dark].svg",
+    "light-theme.png": "test_snapshots/test_submissions_pane[l402-light].svg",
+    "bounty-detail.png": "test_snapshots_screens/test_bounty_detail_with_charts[l402-dark].svg",
+    "wallet.png": "test_snapshots_screens/test_wallet_screen_short[l402-dark].svg",
 }
 
 
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1400, help="PNG width in pixels")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    pairs = ({svg.stem + ".png": svg.name for svg in SNAPSHOTS.glob("*.svg")} if args.all else README_SET)
+    pairs = ({svg.stem + ".png": str(svg.relative_to(SNAPSHOTS)) for svg in SNAPSHOTS.glob("*/*.svg")}
+             if args.all else README_SET)
     missing = [svg for svg in pairs.values() if not (SNAPSHOTS / svg).is_file()]
     if missing:
         sys.exit(f"missing snapshots {missing}: run `pytest tests/tui/test_snapshots.py --snapshot-update` first")
