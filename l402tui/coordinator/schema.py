@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from l402tui.coordinator.errors import CoordinatorError, Invalid, NotFound
+from l402tui.coordinator.errors import Invalid, NotFound, TooLarge
 
 MAX_DEPTH = 16  # nesting of a JSON body; our bodies are flat objects
 MAX_JSON_BYTES = 2 * 1024 * 1024  # a diff is capped at coordinator.max_diff_bytes (256 KiB) before this
@@ -24,11 +24,6 @@ _KNOWN = {"type", "properties", "required", "additionalProperties", "enum", "min
           "maxLength", "maxItems", "items", "description", "format", "default"}
 _TYPE_WORDS = {"object": "an object", "array": "an array", "string": "a string", "integer": "an integer",
                "number": "a number", "boolean": "a boolean (true or false)", "null": "null"}
-
-
-class TooLarge(CoordinatorError):
-    status = 413
-    code = "too_large"
 
 
 def parse_json(raw: bytes) -> Any:

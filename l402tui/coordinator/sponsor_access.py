@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from l402tui.coordinator import ledger
-from l402tui.coordinator.errors import CoordinatorError, NotFound
+from l402tui.coordinator.errors import Forbidden, NotFound
 from l402tui.coordinator.http_common import svc
 from l402tui.coordinator.posting_fees import book_posting_fee
 from l402tui.coordinator.service import Coordinator
@@ -25,11 +25,6 @@ SPONSOR_KEY = "sponsor_credential"  # request[SPONSOR_KEY] -> SponsorCredential 
 POST_PATH = "/api/v1/sponsor/bounties"  # the one route that answers without a credential (the fee's 402)
 
 _authorities: "weakref.WeakKeyDictionary[Coordinator, SponsorAuthority]" = weakref.WeakKeyDictionary()
-
-
-class Forbidden(CoordinatorError):
-    status = 403
-    code = "forbidden"
 
 
 def authority(request: web.Request) -> SponsorAuthority:

@@ -193,8 +193,9 @@ async def buy_credential(base_url: str, wallet: Any, source: Path | bytes, *, sp
         credential = next(iter(client.tokens.values()), None)
         if session is not None:
             client.session = None  # the caller's session stays open
+    if answer.status != 201:
+        raise answer.error("posting failed")  # the server's own error class and code (l402tui.errors)
     body = answer.json()
-    if answer.status != 201 or credential is None:
-        raise Invalid(f"posting failed ({answer.status}): {body.get('message', body)}", code=body.get("error"),
-                      details={k: v for k, v in body.items() if k not in ("error", "message")})
+    if credential is None:
+        raise Invalid("posting succeeded but no credential was kept: the answer came without a paid token")
     return credential, body

@@ -15,10 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from l402tui.coordinator.errors import Conflict, Invalid
+from l402tui.coordinator.errors import Conflict, Forbidden, Invalid
 from l402tui.coordinator.http_common import json_body, svc
 from l402tui.coordinator.service import Coordinator
-from l402tui.coordinator.sponsor_access import SPONSOR_KEY, Forbidden, _credential, authority
+from l402tui.coordinator.sponsor_access import SPONSOR_KEY, _credential, authority
 from l402tui.l402.middleware import challenge_headers
 from l402tui.l402.sponsor import PAID, SponsorCredential
 
