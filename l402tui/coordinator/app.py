@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -22,7 +22,8 @@ from l402tui.coordinator.admin_api import (OPERATOR_ROUTES, admin_cancel, admin_
 from l402tui.coordinator.errors import CoordinatorError, Invalid
 from l402tui.coordinator.http_common import (ADMIN, COORDINATOR, GATE, READS, SSE_TASKS, cached_json, json_body,
                                              public_reads_middleware, svc)
-from l402tui.coordinator.read_cache import FOREVER, ChangeMarks, ReadCache, dumps, next_reveal
+from l402tui.coordinator.read_cache import (FOREVER, ChangeMarks, ReadCache, bounties_built, bounty_built, dumps,
+                                            status_built)
 from l402tui.coordinator.service import Coordinator
 from l402tui.coordinator.sponsor_api import SPONSOR_ROUTES, sponsor_access
 from l402tui.l402.middleware import Gate, L402Gate, gated, read_credential, token_of, unauthorized
@@ -59,32 +60,20 @@ UPLOAD_TYPES = ("application/gzip", "application/x-gzip", "application/octet-str
 # -- public --------------------------------------------------------------------------------
 
 
-# Node status (block height, alias) is asked of the Lightning backend at most this often.
-STATUS_TTL_S = 1.0
-
-
 async def list_bounties(request: web.Request) -> web.Response:
-    service = svc(request)
-
-    async def build() -> tuple[bytes, float]:
-        now = time.time()  # before the views: a reveal between the two only rebuilds once more
-        views = await service.list_bounties()
-        rows = await service.store.fetchall("SELECT best_json FROM bounties WHERE best_json IS NOT NULL")
-        return dumps({"bounties": views}), min((next_reveal(r["best_json"], now) for r in rows), default=FOREVER)
-
-    return cached_json(await request.app[READS].get("bounties", build))
+    reads = request.app[READS]
+    body = reads.peek("bounties")
+    if body is None:
+        body = await reads.get("bounties", partial(bounties_built, svc(request)))
+    return cached_json(body)
 
 
 async def get_bounty(request: web.Request) -> web.Response:
-    service, bounty_id = svc(request), request.match_info["id"]
-
-    async def build() -> tuple[bytes, float]:
-        now = time.time()
-        view = await service.get_bounty(bounty_id)  # an unknown id raises: 404, nothing kept
-        best = await service.store.scalar("SELECT best_json FROM bounties WHERE id = ?", (bounty_id,))
-        return dumps(view), next_reveal(best, now)
-
-    return cached_json(await request.app[READS].get(("bounty", bounty_id), build))
+    reads, key = request.app[READS], ("bounty", request.match_info["id"])
+    body = reads.peek(key)
+    if body is None:
+        body = await reads.get(key, partial(bounty_built, svc(request), key[1]))
+    return cached_json(body)
 
 
 async def leaderboard(request: web.Request) -> web.Response:
@@ -165,21 +154,11 @@ async def well_known(request: web.Request) -> web.Response:
 
 
 async def node_status(request: web.Request) -> web.Response:
-    service = svc(request)
-
-    async def build() -> tuple[bytes, float]:
-        expires_at = time.time() + STATUS_TTL_S
-        try:
-            node = await service.backend.status()
-            lightning = {"ok": True, "backend": node.backend, "network": node.network, "alias": node.alias,
-                         "node_id": node.node_id, "block_height": node.block_height}
-        except Exception as exc:  # noqa: BLE001 - status must answer even when the node does not
-            lightning = {"ok": False, "error": str(exc)}
-        counts = await service.store.fetchall("SELECT status, COUNT(*) AS n FROM bounties GROUP BY status")
-        return dumps({"ok": True, "service": "l402tui coordinator", "lightning": lightning,
-                      "bounties": {r["status"]: r["n"] for r in counts}}), expires_at
-
-    return cached_json(await request.app[READS].get("status", build))
+    reads = request.app[READS]
+    body = reads.peek("status")
+    if body is None:
+        body = await reads.get("status", partial(status_built, svc(request)))
+    return cached_json(body)
 
 
 async def openapi(request: web.Request) -> web.Response:

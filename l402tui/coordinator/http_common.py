@@ -63,7 +63,15 @@ def public_reads_middleware(gate: L402Gate, handlers: frozenset, errors: Any) ->
         if (route_handler in handlers and request.method == "GET" and not request.query_string
                 and len(request.raw_path) <= MAX_PATH and all(len(v) <= MAX_ID for v in match.values())
                 and limits.hit("ip:" + client_ip(request)) is None):
-            return await errors(request, route_handler)
+            try:
+                return await route_handler(request)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # answered as the whole chain would: errors maps it
+                async def again(request: web.Request) -> web.StreamResponse:
+                    raise exc
+
+                return await errors(request, again)
         return await handler(request)
 
     return public_reads

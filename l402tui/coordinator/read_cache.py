@@ -28,12 +28,17 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable
+
+if TYPE_CHECKING:
+    from l402tui.coordinator.service import Coordinator
 
 log = logging.getLogger(__name__)
 
 FOREVER = math.inf
 MAX_ENTRIES = 4096  # keys are route + an existing bounty's id; more only with thousands of bounties
+# Node status (block height, alias) is asked of the Lightning backend at most this often.
+STATUS_TTL_S = 1.0
 _MAX_CHAIN = 10_000  # a best's "prior" chain is one link per accepted improvement
 
 
@@ -116,15 +121,26 @@ class ReadCache:
     def _end_turn(self) -> None:
         self._turn_mark = None
 
+    def peek(self, key: Hashable) -> bytes | None:
+        """The kept answer for ``key`` if it is still true; None otherwise (then :meth:`get`)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        mark = self._mark()
+        if mark is not None and entry.mark == mark and time.time() < entry.expires_at:
+            self.hits += 1
+            return entry.body
+        return None
+
     async def get(self, key: Hashable, build: Callable[[], Awaitable[Built]]) -> bytes:
+        """The answer for ``key``: kept, or built now (``build`` returns it and its expiry)."""
+        body = self.peek(key)
+        if body is not None:
+            return body
         mark = self._mark()
         if mark is None:  # cannot tell whether the store moved: never reuse anything
             self.builds += 1
             return (await build())[0]
-        entry = self._entries.get(key)
-        if entry is not None and entry.mark == mark and time.time() < entry.expires_at:
-            self.hits += 1
-            return entry.body
         pending = self._building.get(key)
         if pending is not None and pending[0] == mark:
             try:
@@ -184,3 +200,33 @@ def next_reveal(best_json: str | None, now: float) -> float:
             soonest = min(soonest, float(reveal))
         best = best.get("prior")
     return soonest
+
+
+# -- the answers kept here: each builder returns the bytes and when they expire ------------
+
+
+async def bounties_built(service: "Coordinator") -> tuple[bytes, float]:
+    now = time.time()  # before the views: a reveal between the two only rebuilds once more
+    views = await service.list_bounties()
+    rows = await service.store.fetchall("SELECT best_json FROM bounties WHERE best_json IS NOT NULL")
+    return dumps({"bounties": views}), min((next_reveal(r["best_json"], now) for r in rows), default=FOREVER)
+
+
+async def bounty_built(service: "Coordinator", bounty_id: str) -> tuple[bytes, float]:
+    now = time.time()
+    view = await service.get_bounty(bounty_id)  # an unknown id raises: 404, nothing kept
+    best = await service.store.scalar("SELECT best_json FROM bounties WHERE id = ?", (bounty_id,))
+    return dumps(view), next_reveal(best, now)
+
+
+async def status_built(service: "Coordinator") -> tuple[bytes, float]:
+    expires_at = time.time() + STATUS_TTL_S
+    try:
+        node = await service.backend.status()
+        lightning = {"ok": True, "backend": node.backend, "network": node.network, "alias": node.alias,
+                     "node_id": node.node_id, "block_height": node.block_height}
+    except Exception as exc:  # noqa: BLE001 - status must answer even when the node does not
+        lightning = {"ok": False, "error": str(exc)}
+    counts = await service.store.fetchall("SELECT status, COUNT(*) AS n FROM bounties GROUP BY status")
+    return dumps({"ok": True, "service": "l402tui coordinator", "lightning": lightning,
+                  "bounties": {r["status"]: r["n"] for r in counts}}), expires_at
