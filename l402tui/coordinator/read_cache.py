@@ -16,6 +16,12 @@ to the next moment its answer changes without a write (a verdict's reveal time, 
 
 Nothing per-agent is kept here (submission views, a claim): only what anyone may read.
 With an in-memory store (no file another connection can watch) nothing is cached.
+
+What a miss tells: it is slower than a hit (the queries run), so a client timing its reads
+learns that *some* commit happened since the previous read (an evaluation finishing is
+one).  The coordinator's tick already answers every commit with a pass of queries within
+``tick_s``, and a run controls its own CPU load, so this is a finer clock on a channel that
+exists, not a new one; ``disclosure.py``'s time classes still govern what is *said*.
 """
 
 from __future__ import annotations
