@@ -17,11 +17,14 @@ to the next moment its answer changes without a write (a verdict's reveal time, 
 Nothing per-agent is kept here (submission views, a claim): only what anyone may read.
 With an in-memory store (no file another connection can watch) nothing is cached.
 
-What a miss tells: it is slower than a hit (the queries run), so a client timing its reads
-learns that *some* commit happened since the previous read (an evaluation finishing is
-one).  The coordinator's tick already answers every commit with a pass of queries within
-``tick_s``, and a run controls its own CPU load, so this is a finer clock on a channel that
-exists, not a new one; ``disclosure.py``'s time classes still govern what is *said*.
+**What a miss must not tell.**  A miss is slower than a hit (the queries run), so if
+commits invalidated entries, a client timing its reads would learn *when* a commit
+happened: an evaluation finishing is one, and its moment is what a run that sleeps to
+signal wants known (``disclosure.py``'s time classes hide it).  So no entry outlives the
+wall-clock second it was built in (``EPOCH_S``), commits or not: the first read of every
+second is a miss and the rest are hits, whatever the store does.  The change mark then
+only keeps a build from being shared across a commit; public answers lag a write by at
+most a second.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ FOREVER = math.inf
 MAX_ENTRIES = 4096  # keys are route + an existing bounty's id; more only with thousands of bounties
 # Node status (block height, alias) is asked of the Lightning backend at most this often.
 STATUS_TTL_S = 1.0
+# Every entry expires at the next whole multiple of this on the wall clock (see above).
+EPOCH_S = 1.0
 _MAX_CHAIN = 10_000  # a best's "prior" chain is one link per accepted improvement
 
 
@@ -132,8 +137,9 @@ class ReadCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        mark = self._mark()
-        if mark is not None and entry.mark == mark and time.time() < entry.expires_at:
+        # The clock alone decides (not the store's change mark): a hit or a miss tells the
+        # reader nothing about when anything was committed.
+        if time.time() < entry.expires_at:
             self.hits += 1
             return entry.body
         return None
@@ -172,7 +178,8 @@ class ReadCache:
             future.set_result(body)
             if len(self._entries) >= self.max_entries and key not in self._entries:
                 self._entries.clear()  # rare (thousands of bounties): start over rather than track age
-            self._entries[key] = Entry(mark, expires_at, body)
+            epoch_end = (math.floor(time.time() / EPOCH_S) + 1) * EPOCH_S
+            self._entries[key] = Entry(mark, min(expires_at, epoch_end), body)
             return body
         finally:
             if self._building.get(key, (None, None))[1] is future:
