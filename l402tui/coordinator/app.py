@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -20,8 +19,8 @@ from l402tui.coordinator.admin_api import (OPERATOR_ROUTES, admin_cancel, admin_
                                            admin_funding, admin_ledger, admin_list_bounties, admin_revoke,
                                            admin_submissions, events)
 from l402tui.coordinator.errors import CoordinatorError, Invalid
-from l402tui.coordinator.http_common import (ADMIN, COORDINATOR, GATE, READS, SSE_TASKS, cached_json, json_body,
-                                             public_reads_middleware, svc)
+from l402tui.coordinator.http_common import (ADMIN, COORDINATOR, GATE, READS, SSE_TASKS, Route, cached_json,
+                                             json_body, public_reads_middleware, svc)
 from l402tui.coordinator.read_cache import (FOREVER, ChangeMarks, ReadCache, bounties_built, bounty_built, dumps,
                                             status_built)
 from l402tui.coordinator.service import Coordinator
@@ -33,19 +32,6 @@ log = logging.getLogger("l402tui.http")
 
 MAX_UPLOAD = 64 * 1024 * 1024
 WORKER_STOP_S = 4.0  # `serve` must be gone within 5 s of SIGTERM
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    summary: str
-    access: str = "public"  # public | l402 | token | admin
-    body: dict[str, Any] | None = None  # JSON schema of the request body
-    responses: dict[int, str] = field(default_factory=dict)
-    alias_of: str | None = None
-    upload_types: tuple[str, ...] = ()  # content types taken as a raw upload instead of the JSON body
 
 
 # Bodies (JSON Schema): checked before the handler runs (schema.py) and published as-is (openapi.py).

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -170,3 +171,18 @@ def quiet_bad_request_logs() -> None:
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, ShortBadRequestLogs) for f in server_log.filters):
         server_log.addFilter(ShortBadRequestLogs())
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of the HTTP API: the table app.py serves, schema.py checks and openapi.py documents."""
+
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    summary: str
+    access: str = "public"  # public | l402 | token | admin | sponsor
+    body: dict[str, Any] | None = None  # JSON schema of the request body
+    responses: dict[int, str] = field(default_factory=dict)
+    alias_of: str | None = None
+    upload_types: tuple[str, ...] = ()  # content types taken as a raw upload instead of the JSON body
