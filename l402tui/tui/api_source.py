@@ -15,6 +15,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from l402tui.errors import L402TuiError
 from l402tui.tui.source import (REVIEW_DECISIONS, ActionResult, ActionUnavailable, BountyRow, CoordinatorSource,
                                 EvaluationRow, FundingRequest, LedgerRow, SourceError, SourceEvent, SubmissionRow,
                                 WalletState)
@@ -50,7 +51,9 @@ class ApiSource(CoordinatorSource):
             return await awaitable
         except SourceError:
             raise
-        except Exception as exc:  # CoordinatorError, network errors: all become a readable SourceError
+        except Exception as exc:
+            if not _expected(exc):
+                raise  # a bug keeps its traceback
             message = str(exc) or type(exc).__name__
             raise SourceError(f"{what}: {message}") from exc
 
@@ -275,3 +278,10 @@ def _unix(value: Any) -> float:
         return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
+
+
+def _expected(exc: BaseException) -> bool:
+    """What the coordinator refused or the network did: shown as a line, not a traceback."""
+    from aiohttp import ClientError
+
+    return isinstance(exc, (L402TuiError, OSError, TimeoutError, ClientError))
