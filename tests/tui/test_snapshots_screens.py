@@ -47,3 +47,9 @@ def test_small_terminal_with_the_agent_panel(snap_compare, make_app, seeded_db):
         await pilot.press("a")
 
     assert snap_compare(make_app(seeded_db, agent=RecordedAgent()), terminal_size=SMALL, run_before=_ready(agent))
+
+
+@pytest.mark.parametrize("size", [(160, 48), (200, 60)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_bounties_table_uses_the_width(snap_compare, make_app, seeded_db, size):
+    # 80×24 and 120×40 are test_small_terminal and test_bounties_pane.
+    assert snap_compare(make_app(seeded_db), terminal_size=size, run_before=_ready())

@@ -19,14 +19,17 @@ class BountiesTable(RecordTable[BountyRow]):
             Column("Bounty", lambda b: Text(b.name, style="bold"), shrink=16, sort=lambda b: b.name),
             Column("Status", lambda b: status_text(b.status), sort=lambda b: b.status),
             Column("Best", lambda b: Text(fmt.score(b.best), justify="right"), sort=lambda b: b.best),
-            Column("Baseline", lambda b: Text(fmt.score(b.baseline), justify="right"), sort=lambda b: b.baseline),
+            Column("Baseline", lambda b: Text(fmt.score(b.baseline), justify="right"), sort=lambda b: b.baseline,
+                   drop=4),
             Column("Pool left", lambda b: Text(fmt.sats(b.pool_left_msat), justify="right"),
                    sort=lambda b: b.pool_left_msat),
             Column("Deadline", lambda b: fmt.until(b.deadline, self.clock()), sort=lambda b: b.deadline),
-            Column("Subs", lambda b: Text(str(b.submissions), justify="right"), sort=lambda b: b.submissions),
+            Column("Subs", lambda b: Text(str(b.submissions), justify="right"), sort=lambda b: b.submissions,
+                   drop=3),
             Column("Metric", lambda b: b.metric, shrink=8),
-            Column("Pool", lambda b: Text(fmt.sats(b.pool_msat), justify="right"), sort=lambda b: b.pool_msat),
-            Column("Id", lambda b: Text(b.id, style="dim"), shrink=8),
+            Column("Pool", lambda b: Text(fmt.sats(b.pool_msat), justify="right"), sort=lambda b: b.pool_msat,
+                   drop=2),
+            Column("Id", lambda b: Text(b.id, style="dim"), drop=1),
         )
 
     def copy_text(self, record: BountyRow) -> str:

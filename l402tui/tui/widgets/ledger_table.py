@@ -19,10 +19,10 @@ class LedgerTable(RecordTable[LedgerRow]):
         # msat matter in the books (fees, L402 prices): shown only where there are some.
         Column("Amount (sat)", lambda r: Text(fmt.sats_exact(r.amount_msat), justify="right"),
                sort=lambda r: r.amount_msat),
-        Column("Detail", lambda r: r.detail, shrink=28),  # "release 2026-12-01 21:53 UTC" whole
-        Column("Bounty", lambda r: r.bounty_id or "—", shrink=10),
-        Column("Submission", lambda r: r.submission_id or "—", shrink=10),
-        Column("Reference", lambda r: Text(r.reference, style="dim"), shrink=12),
+        Column("Detail", lambda r: r.detail, shrink=16),  # grows back to "release 2026-12-01 21:53 UTC"
+        Column("Bounty", lambda r: r.bounty_id or "—", drop=3),
+        Column("Submission", lambda r: r.submission_id or "—", drop=2),
+        Column("Reference", lambda r: Text(r.reference, style="dim"), shrink=8, drop=1),
     )
 
     def record_key(self, record: LedgerRow) -> str:

@@ -28,11 +28,11 @@ from textual.strip import Strip
 
 from l402tui.tui.actions import TABLE_ACTIONS, make_bindings
 from l402tui.tui.table_query import build_index, matching, sort_records
+from l402tui.tui.widgets.column_fit import GAP, fit_widths, table_width
 
 R = TypeVar("R")
 SAMPLE_ROWS = 500  # rows measured for column widths; later rows are cut to fit
-MAX_COLUMN = 60
-GAP = 2
+MAX_COLUMN = 60  # natural width cap; a capped column grows back when the table has room
 
 # ANSI names, so the ANSI theme shows the terminal's own colours and the others map
 # them through their palette.
@@ -61,6 +61,7 @@ class Column:
     width: int | None = None
     sort: Callable[[Any], Any] | None = None  # record -> sort key (default: the cell's text)
     shrink: int | None = None  # narrowest width when the table is short of room (ids, reasons)
+    drop: int | None = None  # hidden when still short of room, lowest first (the detail view has it)
 
 
 class RecordTable(ScrollView, Generic[R], can_focus=True):
@@ -128,6 +129,7 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         self.sort_reverse = False
         self._index: list[str] | None = None  # search text per record, built on first filter
         self._natural: list[int] = []
+        self._full: list[int] = []  # uncapped: how far a capped column may grow
         self._widths: list[int] = []
         self._cells: LRUCache[int, list[Text]] = LRUCache(4096)  # row index -> cell texts
         self._strips: LRUCache[tuple, Strip] = LRUCache(1024)
@@ -251,30 +253,26 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         return cells
 
     def _measure(self) -> None:
-        widths = [len(col.label) + 2 for col in self.columns]  # room for the sort arrow
+        widths = [len(col.label) for col in self.columns]  # the sort arrow is drawn in the gap
         for index in range(min(len(self.records), SAMPLE_ROWS)):
             for i, cell in enumerate(self._row_cells(index)):
                 widths[i] = max(widths[i], cell.cell_len)
-        self._natural = [min(w if col.width is None else col.width, MAX_COLUMN)
-                         for w, col in zip(widths, self.columns)]
+        self._full = [w if col.width is None else col.width for w, col in zip(widths, self.columns)]
+        self._natural = [min(w, MAX_COLUMN) for w in self._full]
 
     def _fit(self) -> None:
-        """Natural widths (full ids) when they fit; else shrink the shrinkable columns."""
-        widths = list(self._natural)
+        """Share the width among the columns (see column_fit: shrink, drop, grow)."""
         room = self.scrollable_content_region.width or self.size.width
-        excess = sum(widths) + GAP * len(widths) - room
-        # Rightmost first: ids and references give way before the detail a reader came for.
-        for i, col in reversed(list(enumerate(self.columns))):
-            if excess <= 0 or room <= 0:
-                break
-            if col.shrink is not None and widths[i] > col.shrink:
-                cut = min(widths[i] - col.shrink, excess)
-                widths[i] -= cut
-                excess -= cut
+        widths = fit_widths(self.columns, self._natural, self._full, room)
         if widths != self._widths:
             self._widths = widths
             self._strips.clear()
-        self.virtual_size = Size(sum(self._widths) + GAP * len(self._widths), len(self.records) + 1)
+        self.virtual_size = Size(table_width(self._widths), len(self.records) + 1)
+
+    @property
+    def shown_columns(self) -> list[str]:
+        """Labels of the columns on screen (the others were dropped for want of room)."""
+        return [c.label for c, w in zip(self.columns, self._widths) if w > 0]
 
     def on_resize(self) -> None:
         if self._natural:
@@ -300,15 +298,25 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         return fields, [[getattr(r, name) for name in fields] for r in self.records]
 
     # --- drawing ---------------------------------------------------------------------
-    def _line(self, cells: list[Text], style: Style) -> Strip:
+    def _line(self, cells: list[Text], style: Style, arrows: dict[int, str] | None = None) -> Strip:
         segments: list[Segment] = []
-        for cell, width in zip(cells, self._widths):
+        for i, (cell, width) in enumerate(zip(cells, self._widths)):
+            if width <= 0:
+                continue  # dropped for want of room
             text = cell.copy()
             text.end = ""
             if cell.justify == "right" and text.cell_len < width:
                 text.pad_left(width - text.cell_len)
             text.truncate(width, overflow="ellipsis", pad=True)
-            text.pad_right(GAP)
+            # A header's sort arrow follows its label, or sits in the gap when the label fills the cell.
+            arrow = (arrows or {}).get(i, "")
+            if arrow and cell.cell_len + 2 <= width:
+                text = cell.copy()
+                text.end = ""
+                text.append(f" {arrow}")
+                text.truncate(width, pad=True)
+                arrow = ""
+            text.append(arrow.rjust(GAP))
             segments.extend(text.render(self.app.console))
         # The row's style underneath, each cell's own style (a status colour) on top.
         return Strip(segments).apply_style(style).simplify()
@@ -322,11 +330,9 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
             key = ("header", style)
             strip = self._strips.get(key)
             if strip is None:
-                labels = []
-                for i, col in enumerate(self.columns):
-                    arrow = (" ▼" if self.sort_reverse else " ▲") if i == self.sort_index else ""
-                    labels.append(Text(col.label + arrow))
-                strip = self._line(labels, style)
+                labels = [Text(col.label) for col in self.columns]
+                arrows = {} if self.sort_index is None else {self.sort_index: "▼" if self.sort_reverse else "▲"}
+                strip = self._line(labels, style, arrows)
                 self._strips[key] = strip
             return strip.crop_extend(scroll_x, scroll_x + width, style)
         index = scroll_y + y - 1
@@ -380,6 +386,8 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         x += int(self.scroll_x)
         start = 0
         for i, width in enumerate(self._widths):
+            if width <= 0:
+                continue
             if start <= x < start + width + GAP:
                 return i
             start += width + GAP
