@@ -1,4 +1,5 @@
-"""Checking a bounty folder before creating it: the same checks as `bounty validate`."""
+"""Checking a bounty folder before creating it: one report for `l402tui bounty validate`
+and the TUI's Create dialog (no UI here; both print or show it)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,7 @@ def validate_folder_sync(path: Path) -> ValidationReport:
     from l402tui.bounty import BountyInvalid, load_bounty
     from l402tui.bounty.package import PackagingError, build_package
 
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        return ValidationReport(False, None, (f"{path}: not a folder; give the folder that holds bounty.toml",))
+    path = Path(path).expanduser()  # the folder, or its bounty.toml (load_bounty says what is missing)
     try:
         spec = load_bounty(path)
     except BountyInvalid as exc:

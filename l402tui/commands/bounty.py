@@ -51,14 +51,18 @@ def _load_or_exit(directory: Path):
 @click.argument("directory", type=click.Path(path_type=Path))
 def validate(directory: Path) -> None:
     """Check DIRECTORY/bounty.toml and report every problem at once (exit 2 if any)."""
-    spec = _load_or_exit(directory)
-    try:
-        package = build_package(spec)
-    except PackagingError as exc:
-        click.echo(f"{directory}: {exc}", err=True)
+    from l402tui.bounty.validation import validate_folder_sync
+
+    report = validate_folder_sync(directory)
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(problem, err=True)
+        n = len(report.problems)
+        click.echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
         sys.exit(EXIT_INVALID)
-    click.echo(f"{spec.name}: valid ({len(spec.metrics)} metric(s), {len(spec.heldout_dirs)} held-out set(s), "
-               f"package {package.size} bytes, {len(package.files)} files)")
+    click.echo(f"{report.name}: valid")
+    for note in report.notes:
+        click.echo(f"  {note}")
 
 
 @bounty.command()

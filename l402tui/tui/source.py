@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 # The validation layer sits below the source (it only parses folders); re-exported here.
-from l402tui.tui.validation import ValidationReport, validate_folder
+from l402tui.bounty.validation import ValidationReport, validate_folder
 
 
 class SourceError(Exception):
