@@ -38,6 +38,52 @@ class Milestones:
 
 
 REQUIRED = ("funded", "fee_paid", "experiment", "evaluated", "payout", "holdback_released")
+# What each milestone means to a viewer (the TUI's summary screen says these).
+MILESTONE_SENTENCES = {
+    "funded": "bounties funded (hold invoices accepted)",
+    "fee_paid": "first L402 fee paid",
+    "experiment": "first experiment finished",
+    "evaluated": "first submission evaluated",
+    "payout": "first payout (80 %)",
+    "holdback_released": "first holdback released (stability check)",
+    "holdback_paid": "holdback paid to the agent",
+}
+
+
+@dataclass
+class StorySummary:
+    """The end of the story in figures: when each milestone came, each node's balance
+    before and after, and where the bounties and submissions ended up."""
+
+    milestones: list[tuple[str, str, float | None]]  # (name, sentence, seconds after start or None)
+    balances: list[tuple[str, int, int]]  # (node, msat before, msat after)
+    bounties: list[dict[str, Any]] = field(default_factory=list)  # id, name, status, pool_left_sats, submissions
+    submissions: list[dict[str, Any]] = field(default_factory=list)  # id, bounty_id, status, paid_msat
+    problem: str = ""  # why bounties or submissions could not be read, if so
+
+
+async def collect_summary(admin, before: dict[str, int], after: dict[str, int], marks: Milestones) -> StorySummary:
+    """Read the summary from the coordinator's admin API (best effort: a failed read is said, not raised)."""
+    summary = StorySummary(
+        milestones=[(name, MILESTONE_SENTENCES[name], marks.seen.get(name)) for name in (*REQUIRED, "holdback_paid")],
+        balances=[(node, before[node], after.get(node, before[node])) for node in before])
+    try:
+        bounties = await admin.list_bounties(include_all=True)
+        subs = await admin.list_submissions()
+        for s in subs:
+            detail = await admin.submission_detail(s["id"])
+            payments = (detail.get("payouts") or {}).get("payments", [])
+            summary.submissions.append({
+                "id": s["id"], "bounty_id": s["bounty_id"], "status": s["status"],
+                "paid_msat": sum(p["amount_msat"] for p in payments if p.get("status") == "COMPLETE")})
+    except Exception as exc:  # noqa: BLE001 - the summary is best effort near shutdown
+        summary.problem = f"could not read bounties and submissions: {exc}"
+        return summary
+    for b in bounties:
+        summary.bounties.append({"id": b["id"], "name": b.get("name", b["id"]), "status": b["status"],
+                                 "pool_left_sats": b.get("pool_left_sats", 0),
+                                 "submissions": sum(1 for s in subs if s["bounty_id"] == b["id"])})
+    return summary
 
 
 def _sats(msat: Any) -> str:

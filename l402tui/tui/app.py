@@ -7,7 +7,8 @@ are coalesced: an event marks panes dirty and one short timer reloads them.
 
 This module is the frame (construction, layout, resizing); the rest is by topic:
 app_loading (source, tables, events), app_eval_log (log pane, detail screens),
-app_live (telemetry, agent stream), app_actions (what the keys do).
+app_live (telemetry, agent stream), app_story (the demo's narration),
+app_actions (what the keys do).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from l402tui.tui.app_actions import AppActions
 from l402tui.tui.app_eval_log import EvalLogFollowing
 from l402tui.tui.app_live import LivePanels
 from l402tui.tui.app_loading import SourceLoading
+from l402tui.tui.app_story import DemoStory
 from l402tui.tui.commands import ActionsProvider
 from l402tui.tui.source import CoordinatorSource, EvaluationRow
 from l402tui.tui.themes import DEFAULT_THEME, discover_themes
@@ -37,6 +39,7 @@ from l402tui.tui.widgets.bounties_table import BountiesTable
 from l402tui.tui.widgets.eval_log_pane import EvalLogPane
 from l402tui.tui.widgets.ledger_table import LedgerTable
 from l402tui.tui.widgets.status_line import StatusLine
+from l402tui.tui.widgets.story_pane import StoryPane
 from l402tui.tui.widgets.submissions_table import SubmissionsTable
 from l402tui.tui.widgets.table_pane import TablePane
 from l402tui.tui.widgets.telemetry_pane import TelemetryPane
@@ -45,7 +48,7 @@ SourceFactory = Callable[[], Awaitable[CoordinatorSource]]
 NARROW_WIDTH = 100  # below this the GPU/host column hides unless asked for
 
 
-class L402App(SourceLoading, EvalLogFollowing, LivePanels, AppActions, App):
+class L402App(SourceLoading, EvalLogFollowing, LivePanels, DemoStory, AppActions, App):
     CSS_PATH = "app.tcss"
     TITLE = "l402tui"
     BINDINGS = make_bindings(APP_ACTIONS)
@@ -110,6 +113,7 @@ class L402App(SourceLoading, EvalLogFollowing, LivePanels, AppActions, App):
                     for tab, table in (("bounties", BountiesTable), ("submissions", SubmissionsTable),
                                        ("ledger", LedgerTable)):
                         yield TablePane(tab, table, clock=self.clock)
+                yield StoryPane(id="story")
                 yield EvalLogPane(self.log_cap_bytes, clock=self.clock, id="eval-log")
             with VerticalScroll(id="side"):
                 yield TelemetryPane(self.telemetry_interval_s, id="telemetry")

@@ -27,6 +27,8 @@ class AppActions:
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Offer only what applies: nothing that writes on a read-only source, review only
         on a FLAGGED submission, fund only while a bounty awaits funding (False hides the key)."""
+        if action == "show_summary":  # only once the demo's story is complete
+            return getattr(self, "story_summary", None) is not None
         if action not in WRITING_ACTIONS:
             return True
         source = getattr(self, "source", None)

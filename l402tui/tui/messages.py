@@ -76,3 +76,18 @@ class ActionFinished(Message):
     what: str
     message: str
     error: bool = False
+
+
+@dataclass
+class StoryTold(Message):
+    """A line of the demo's narration (`l402tui demo`), ``at_s`` seconds after it began."""
+
+    at_s: float
+    line: str
+
+
+@dataclass
+class StoryEnded(Message):
+    """The demo's story is complete; ``summary`` is a demo.story.StorySummary."""
+
+    summary: object
