@@ -27,9 +27,47 @@ def cfg(tmp_path):
         {"paths.data_dir": str(tmp_path / "data"), "coordinator.port": 0})
 
 
+class TickMarks:
+    """Markers the tests wait on instead of sleeping: each look of the tick (one per
+    ``tick_s``, counted at its read of ``PRAGMA data_version``) and each full pass, with
+    the number of looks so far, so "within n ticks" is asserted, not seconds of a busy box."""
+
+    def __init__(self):
+        self.look_times: list[float] = []  # wall time of each look (the tick compares due times with it)
+        self.passes: list[int] = []  # the look count at each full pass
+        self._changed = asyncio.Event()
+
+    @property
+    def looks(self) -> int:
+        return len(self.look_times)
+
+    def looked(self) -> None:
+        self.look_times.append(time.time())
+        self._changed.set()
+
+    def passed(self) -> None:
+        self.passes.append(self.looks)
+        self._changed.set()
+
+    async def until(self, condition, what: str, limit_s: float = 20.0) -> None:
+        async def wait() -> None:
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(wait(), limit_s)  # only a guard against hanging: never reached when it works
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no {what} (looks {self.looks}, passes at {self.passes})") from None
+
+    async def ticks(self, n: int) -> None:
+        target = self.looks + n
+        await self.until(lambda: self.looks >= target, f"{n} more ticks")
+
+
 @pytest.fixture
 async def ticking(cfg):
-    """A started coordinator over an empty database whose full tick passes are timed."""
+    """A started coordinator over an empty database whose looks and full passes are marked."""
     from l402tui.coordinator.service import Coordinator
     from l402tui.lightning.sim import SimNetwork
     from l402tui.store import Store
@@ -39,62 +77,67 @@ async def ticking(cfg):
     store = await Store.open(cfg.db_path)
     coordinator = Coordinator(cfg, store, net.node("coordinator"))
     coordinator.tick_s = 0.05
-    coordinator.idle_ticks = 200  # the idle backstop: a full pass every 10 s at the latest
-    passes: list[float] = []
-    run_due_timers = coordinator.run_due_timers
-
-    async def counted(now=None):
-        passes.append(time.monotonic())
+    coordinator.idle_ticks = 200  # the idle backstop: a full pass every 200 ticks at the latest
+    marks = TickMarks()
+    run_due_timers, data_version = coordinator.run_due_timers, coordinator._data_version
+    async def counted_pass(now=None):
+        marks.passed()
         return await run_due_timers(now)
 
-    coordinator.run_due_timers = counted
+    async def counted_look():
+        marks.looked()
+        return await data_version()
+
+    coordinator.run_due_timers = counted_pass
+    coordinator._data_version = counted_look
     await coordinator.start()
-    passes.clear()  # start() catches up once on its own; count the tick's passes only
-    yield coordinator, passes
+    marks.passes.clear()  # start() catches up once on its own; count the tick's passes only
+    yield coordinator, marks
     await coordinator.stop()
     await store.close()
     await net.close()
 
 
-async def wait_for_pass(passes: list[float], after: float, limit_s: float = 5.0) -> float:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        later = [t for t in passes if t >= after]
-        if later:
-            return later[0]
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no full tick pass within {limit_s} s")
-
-
 async def test_idle_tick_does_not_repeat_full_passes(ticking):
-    coordinator, passes = ticking
-    await asyncio.sleep(1.5)  # 30 ticks of 50 ms
+    coordinator, marks = ticking
+    await marks.ticks(30)
     # Once at start, then nothing changed and nothing is due: no pass until the backstop.
-    assert 1 <= len(passes) <= 2, passes
+    assert 1 <= len(marks.passes) <= 2, marks.passes
 
 
 async def test_tick_runs_a_pass_when_another_connection_commits(ticking, cfg):
-    coordinator, passes = ticking
-    await asyncio.sleep(0.3)
-    before = time.monotonic()
+    coordinator, marks = ticking
+    await marks.until(lambda: marks.passes, "first pass")
+    await marks.ticks(3)  # past the first pass and its re-read of data_version: the tick is idle
+    before = len(marks.passes)
+    look = marks.looks
     with sqlite3.connect(cfg.db_path) as other:  # another process's write, as `serve`'s worker makes
         other.execute("INSERT INTO timers (kind, subject_id, due_at, created_at) VALUES (?, ?, ?, ?)",
                       ("funding_expiry", "b_elsewhere", time.time() + 3600, time.time()))
-    seen = await wait_for_pass(passes, before)
-    assert seen - before < 3.0  # the backstop alone would take 10 s
+    await marks.until(lambda: len(marks.passes) > before, "pass after the other connection's commit")
+    assert marks.passes[before] - look <= 3  # the next look or two, not the backstop's 200
 
 
 async def test_tick_runs_a_pass_when_a_timer_falls_due(ticking):
-    coordinator, passes = ticking
-    due_in = 1.0
+    coordinator, marks = ticking
+    due_in = 1.0  # 20 ticks of 50 ms
     async with coordinator.transaction() as txn:  # this connection's own commit: a pass at once
         await coordinator._timer(txn, "funding_expiry", "b_nobody", time.time() + due_in)
-    start = time.monotonic()
-    await asyncio.sleep(0.4)
-    quiet = len(passes)
-    seen = await wait_for_pass(passes, start + due_in - 0.05)
-    assert seen - start < due_in + 2.5  # woken by the due time, not the 10 s backstop
-    assert quiet <= 2  # before it fell due: the pass for the commit, nothing every tick
+    due_at = time.time() + due_in
+    await marks.until(lambda: marks.passes, "the pass for the commit")
+    committed = len(marks.passes)
+
+    def due_look() -> int | None:  # the first look (1-based) at or after the due time
+        return next((i + 1 for i, t in enumerate(marks.look_times) if t >= due_at), None)
+
+    def fired() -> list[int]:
+        due = due_look()
+        return [] if due is None else [p for p in marks.passes[committed:] if p >= due]
+
+    await marks.until(fired, "a pass once the timer fell due")
+    quiet = [p for p in marks.passes[committed:] if p < due_look()]
+    assert len(quiet) <= 1, marks.passes  # before it fell due: at most the commit's follow-up, not every tick
+    assert fired()[0] - due_look() <= 3  # woken by the due time, not the backstop's 200 ticks
 
 
 def run_python(code: str, timeout: float = 120) -> dict:
@@ -161,11 +204,21 @@ def test_start_up_imports_only_what_the_screens_use(tmp_path):
 async def test_event_followers_wake_for_commits_that_bypass_the_service(ticking):
     """The evaluation worker writes through the store, not the service: the tick notices
     its commit and wakes followers, which otherwise would wait out their poll."""
-    coordinator, passes = ticking
+    coordinator, _ = ticking
     after = await coordinator.last_event_id()
     stream = coordinator.follow_events(after, poll_s=60.0)
+    tail = coordinator._event_tail()  # the one the follower reads
+    read, parked = tail.after, asyncio.Event()
+
+    async def marked_read(*args, **kwargs):
+        batch = await read(*args, **kwargs)
+        if not batch:
+            parked.set()  # nothing new: the follower goes on to its 60 s wait
+        return batch
+
+    tail.after = marked_read
     first = asyncio.ensure_future(stream.__anext__())
-    await asyncio.sleep(0.3)  # the follower is parked on its 60 s wait
+    await asyncio.wait_for(parked.wait(), 10)
     async with coordinator.store.transaction() as txn:
         await txn.event("evaluation.done", "42", status="DONE")
     event = await asyncio.wait_for(first, timeout=10)
