@@ -1,4 +1,4 @@
-"""TUI figures: cold start to first paint, idle CPU, scrolling 10,000 submissions, RSS.
+"""TUI figures: cold start to first paint, idle CPU, scrolling 10,000 submissions, RSS; the same with charts on screen.
 
     .venv/bin/python bench/tui.py [--idle-seconds 30] [--rows 10000] [--starts 5]
 
@@ -6,6 +6,10 @@ Start-up, idle CPU, RSS and thread count are measured on the real `l402tui` proc
 a 120x40 pseudo-terminal (what a terminal or tmux gives it), read from /proc; scrolling
 is measured headless with Textual's pilot (key press -> handled -> screen composed),
 since a terminal adds nothing we control.  Prints figures; asserts nothing.
+
+With charts: the read-only view is started, `/logparse` Enter Enter opens that bounty's
+detail (the held-out score chart and the pool chart), and idle CPU and RSS are read while
+the charts stay on screen; "chart shown" is the time from the keys to the chart's title.
 
 Bytecode: an installed package has its .pyc files (pip compiles them), but a dev shell
 may set PYTHONDONTWRITEBYTECODE, which would make every start compile l402tui from
@@ -69,20 +73,27 @@ def thread_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
-def run_in_pty(argv: list[str], env: dict[str, str], idle_s: float) -> dict[str, float]:
+CHART_KEYS = b"/logparse\r\r"  # filter the bounties to logparse, keep the filter, open its detail
+CHART_MARKER = b"by submission"  # the score chart's title
+
+
+def run_in_pty(argv: list[str], env: dict[str, str], idle_s: float, open_keys: bytes = b"",
+               opened_marker: bytes = b"") -> dict[str, float]:
     """Start `argv` on a 120x40 pseudo-terminal (what a terminal or tmux gives it); time
-    the first frame and the first data; then idle CPU, RSS and threads from /proc."""
+    the first frame and the first data; with ``open_keys``, type them once the data is
+    shown and time until ``opened_marker`` is drawn; then idle CPU, RSS and threads from /proc."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: becomes the TUI
         os.execvpe(argv[0], argv, {**os.environ, **env, "TERM": "xterm-256color"})
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     start = time.perf_counter()
     seen = b""
-    first_paint = data_shown = None
+    first_paint = data_shown = opened = None
+    keys_sent_at: float | None = None
     stop = threading.Event()
 
     def drain() -> None:  # keep reading, or the TUI blocks on a full terminal buffer
-        nonlocal seen, first_paint, data_shown
+        nonlocal seen, first_paint, data_shown, opened
         while not stop.is_set():
             ready, _, _ = select.select([fd], [], [], 0.05)
             if not ready:
@@ -92,18 +103,29 @@ def run_in_pty(argv: list[str], env: dict[str, str], idle_s: float) -> dict[str,
             except OSError:
                 return
             now = time.perf_counter()
-            if first_paint is None or data_shown is None:
+            if first_paint is None or data_shown is None or (opened_marker and opened is None):
                 seen = (seen + chunk)[-200_000:]
                 if first_paint is None and b"Bounties" in seen:
                     first_paint = now - start
                 if data_shown is None and (b"bounties \xc2\xb7" in seen or b"bounties \xb7" in seen):
                     data_shown = now - start
+                    seen = b""  # the opened marker must come after the keys
+                if keys_sent_at is not None and opened is None and opened_marker in seen:
+                    opened = now - keys_sent_at
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     deadline = start + 60
     while time.perf_counter() < deadline and data_shown is None:
         time.sleep(0.01)
+    if open_keys and data_shown is not None:
+        time.sleep(0.5)  # the table has its rows and focus
+        keys_sent_at = time.perf_counter()
+        for key in open_keys:  # one key at a time, as typed
+            os.write(fd, bytes([key]))
+            time.sleep(0.05)
+        while time.perf_counter() < deadline + 30 and opened is None:
+            time.sleep(0.01)
     idle_pct = rss = threads = float("nan")
     if idle_s > 0:
         time.sleep(2.0)  # let start-up work settle before measuring idle
@@ -111,6 +133,9 @@ def run_in_pty(argv: list[str], env: dict[str, str], idle_s: float) -> dict[str,
         time.sleep(idle_s)
         idle_pct = 100.0 * (proc_cpu_s(pid) - cpu0) / (time.perf_counter() - t0)
         rss, threads = proc_rss_mb(pid), thread_count(pid)
+    if open_keys:
+        os.write(fd, b"\x1b")  # esc closes the detail first (sent alone: "\x1bq" reads as alt+q)
+        time.sleep(0.3)
     os.write(fd, b"q")
     try:
         for _ in range(100):
@@ -124,6 +149,7 @@ def run_in_pty(argv: list[str], env: dict[str, str], idle_s: float) -> dict[str,
         stop.set()
         os.close(fd)
     return {"first_paint_s": first_paint or float("nan"), "data_shown_s": data_shown or float("nan"),
+            "opened_s": float("nan") if opened is None else opened,
             "idle_cpu_pct": idle_pct, "rss_mb": rss, "threads": threads}
 
 
@@ -219,6 +245,13 @@ def main() -> None:
         ro = run_in_pty(read_only, env, args.idle_seconds)
         print(f"read-only view idle: CPU {ro['idle_cpu_pct']:.2f} % of a core over {args.idle_seconds:.0f} s, "
               f"RSS {ro['rss_mb']:.0f} MB, {ro['threads']:.0f} threads")
+        charts = [run_in_pty(read_only, env, 0, CHART_KEYS, CHART_MARKER) for _ in range(args.starts)]
+        print(f"read-only view, bounty detail with its charts: first paint {spread([r['first_paint_s'] for r in charts])}; "
+              f"charts shown {spread([r['opened_s'] for r in charts])} after the keys")
+        ch = run_in_pty(read_only, env, args.idle_seconds, CHART_KEYS, CHART_MARKER)
+        print(f"bounty detail with charts on screen, idle: CPU {ch['idle_cpu_pct']:.2f} % of a core over "
+              f"{args.idle_seconds:.0f} s, RSS {ch['rss_mb']:.0f} MB, {ch['threads']:.0f} threads"
+              + ("" if ch["opened_s"] == ch["opened_s"] else " (the charts never showed: figures are without them)"))
         if not args.no_coordinator:
             fresh = iter(range(10**6))
 

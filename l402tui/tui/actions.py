@@ -43,8 +43,8 @@ APP_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("copy_selected", "y", "copy_selected", "Copy",
                "Copy the selected id or invoice to the clipboard (OSC 52)"),
     ActionSpec("export_csv", "e", "export_csv", "CSV", "Export the table on screen to a CSV file"),
-    ActionSpec("show_summary", "d", "show_summary", "Summary",
-               "The demo's summary: milestones, balances before and after, bounties, submissions"),
+    ActionSpec("show_summary", "d", "show_summary", "Summary",  # the story pane's title names the key
+               "The demo's summary: milestones, balances before and after, bounties, submissions", footer=False),
     ActionSpec("refresh", "r", "refresh", "Refresh", "Reload every pane from the coordinator", footer=False),
     ActionSpec("cycle_theme", "T", "cycle_theme", "Theme", "Switch to the next theme", footer=False),
     ActionSpec("agent_start", "s", "agent('start')", "Start", "Start or resume the agent loop", footer=False),

@@ -20,6 +20,8 @@ class LivePanels:
             return  # quitting
         if not self.main_screen.query_one("#side").display:
             return  # hidden: do not spend a core-second an hour drawing what nobody sees
+        if len(self.screen_stack) > 1:
+            return  # a detail or dialog is over the panes: redrawing under it costs ~1 % of a core
         self.post_message(TelemetrySampled(self.gpu_sampler.read(), self.host_sampler.read()))
 
     @while_shown
