@@ -90,7 +90,7 @@ def test_quitting_while_the_agent_runs_prints_no_traceback(tmp_path, sessions):
     sessions.append(s)
     wait_screen(s, "Bounties")
     subprocess.run(["tmux", "send-keys", "-t", s, "a"], check=True)
-    wait_screen(s, "Start")
+    wait_screen(s, "Start", "offline on")  # the loop is attached (after the source opens): `s` reaches it
     subprocess.run(["tmux", "send-keys", "-t", s, "s"], check=True)
     wait_screen(s, "RUNNING", "experiment", timeout=60)
     time.sleep(3)  # inside an experiment: git work and a public evaluation under way
