@@ -8,7 +8,7 @@ asked to pay; the wallet screen offers to fund exactly the difference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from l402tui.tui.source import BountyRow, WalletState
 

@@ -1,9 +1,11 @@
-"""`l402tui demo` in a real terminal (tmux, 120x40): the viewer sees a payout and then a
-holdback release in the ledger pane, read back with capture-pane."""
+"""`l402tui demo` in a real terminal (tmux, 120x40): the viewer reads the story as it
+happens in the story pane, sees a payout and then a holdback release in the ledger pane,
+and the summary screen when the story is complete, read back with capture-pane."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,9 +37,15 @@ def test_demo_shows_a_payout_and_a_holdback_release(tmp_path):
         seen: set[str] = set()
         screen = ""
         end = time.monotonic() + 360
-        while time.monotonic() < end and not {"payout", "released"} <= seen:
+        while time.monotonic() < end and not {"payout", "released", "story", "summary"} <= seen:
             screen = capture(session)
-            rows = [line for line in screen.splitlines() if "payout" in line or "holdback" in line]
+            if "Story" in screen and re.search(r"^\s*\d+\.\ds (sponsor|agent-\d|L402 fee|payout|submission)",
+                                               screen, re.M):
+                seen.add("story")  # a narrated line, stamped, on screen while the demo runs
+            if "Demo summary" in screen and re.search(r"holdback released \(stability check\)\s+\d", screen):
+                seen.add("summary")
+            ledger = "" if "Demo summary" in screen else screen  # the summary names milestones, not rows
+            rows = [line for line in ledger.splitlines() if "payout" in line or "holdback" in line]
             if any("payout" in r and "COMPLETE" in r for r in rows):
                 seen.add("payout")
             # Released (not forfeited): the ledger's "holdback released: ..." entry, or the
@@ -45,7 +53,11 @@ def test_demo_shows_a_payout_and_a_holdback_release(tmp_path):
             if any("holdback" in r and ("released" in r or "COMPLETE" in r) for r in rows):
                 seen.add("released")
             time.sleep(1.0)
-        assert {"payout", "released"} <= seen, f"saw only {sorted(seen)}; the screen was:\n{screen}"
+            if "summary" in seen and not {"payout", "released"} <= seen:
+                subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)  # the ledger again
+        assert {"payout", "released", "story", "summary"} <= seen, \
+            f"saw only {sorted(seen)}; the screen was:\n{screen}"
+        subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -4,7 +4,6 @@ RUNNING, and quitting while the agent loop runs leaves no traceback in the termi
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Generic, Sequence, TypeVar
 
 from rich.segment import Segment
@@ -29,40 +28,11 @@ from textual.strip import Strip
 from l402tui.tui.actions import TABLE_ACTIONS, make_bindings
 from l402tui.tui.table_query import build_index, matching, sort_records
 from l402tui.tui.widgets.column_fit import GAP, fit_widths, table_width
+from l402tui.tui.widgets.columns import Column, plain, status_text  # noqa: F401 - status_text re-exported
 
 R = TypeVar("R")
 SAMPLE_ROWS = 500  # rows measured for column widths; later rows are cut to fit
 MAX_COLUMN = 60  # natural width cap; a capped column grows back when the table has room
-
-# ANSI names, so the ANSI theme shows the terminal's own colours and the others map
-# them through their palette.
-STATUS_STYLES = {
-    "OPEN": "green", "ACCEPTED": "green", "PAID_FULL": "green", "COMPLETE": "green", "SETTLED": "green",
-    "PAID_PARTIAL": "cyan", "HELD": "cyan", "AWAITING_CLAIM": "yellow", "BOOKED": "dim", "RESOLVED": "green",
-    "AWAITING_FUNDING": "yellow", "AWAITING_STAKE": "yellow", "QUEUED": "yellow", "PENDING": "yellow",
-    "EVALUATING": "bold yellow", "RUNNING": "bold yellow", "RECEIVED": "yellow", "DRAFT": "yellow",
-    "REJECTED": "red", "FAILED": "red", "CANCELED": "red", "HOLDBACK_FORFEITED": "red", "EXPIRED": "red",
-    "FLAGGED": "bold magenta", "CLOSED": "dim",
-}
-
-
-def _plain(cell: Any) -> str:
-    return cell.plain if isinstance(cell, Text) else str(cell)
-
-
-def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLES.get(status, ""))
-
-
-@dataclass(frozen=True)
-class Column:
-    label: str
-    cell: Callable[[Any], Any]  # record -> str or rich Text shown in the table
-    width: int | None = None
-    sort: Callable[[Any], Any] | None = None  # record -> sort key (default: the cell's text)
-    shrink: int | None = None  # narrowest width when the table is short of room (ids, reasons)
-    drop: int | None = None  # hidden when still short of room, lowest first (the detail view has it)
-
 
 class RecordTable(ScrollView, Generic[R], can_focus=True):
     """Subclasses set COLUMNS, EXPORT_NAME and how to find a record's key and copy text."""
@@ -163,7 +133,7 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
             rows = matching(rows, self._index, self.filter_text, self.status_filter)
         if self.sort_index is not None:
             column = self.columns[self.sort_index]
-            key = column.sort or (lambda r, c=column: _plain(c.cell(r)))
+            key = column.sort or (lambda r, c=column: plain(c.cell(r)))
             rows = sort_records(list(rows), key, self.sort_reverse)
         self.records = list(rows)
         self._cells.clear()
