@@ -77,6 +77,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "overfit_gap": 0.10,  # flag when public gain beats held-out gain by more than this
         "near_duplicate_threshold": 0.90,  # flag a diff this similar to an earlier one
         "max_attempts": 3,  # evaluations that crashed the coordinator this often are FAILED
+        "executor": "local",  # local: this machine's slots | ray: a Ray cluster's nodes (docs/scale-out.md)
+        "ray_address": "auto",  # ray: the cluster to join; auto: the one `ray start --head` runs on this machine
+        "ray_resources": {},  # ray: custom resources every evaluation asks for, e.g. {rig = 1} keeps them off the head
     },
     "agent": {
         "spend_cap_sats": 1000,

@@ -127,7 +127,7 @@ async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: Bount
             "shorten reward.duration_hours", code="beyond_hold_window")
     from l402tui.evaluation.slots import gpu_refusal  # NVML only when a bounty asks for a GPU
 
-    if (no_gpu := gpu_refusal(spec)) is not None:
+    if (no_gpu := gpu_refusal(spec, settings=coord.cfg.section("evaluation"))) is not None:
         raise Invalid(no_gpu, code="no_gpu")
     try:
         package = build_package(spec, provenance=provenance)

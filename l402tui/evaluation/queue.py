@@ -41,6 +41,11 @@ OnDone = Callable[[Txn, dict[str, Any], EvaluationResult], Awaitable[None]]
 KINDS = ("baseline", "submission", "stability", "audit")
 HOLD = object()  # a SlotGate's answer: this row waits and nothing after it may start
 
+
+class EvaluationLost(Exception):
+    """The machine running an evaluation went away (a Ray node died): run it again,
+    spending an attempt, so a diff that keeps killing nodes ends FAILED."""
+
 # The next evaluation of each bounty (its oldest QUEUED row), unless the bounty's
 # earlier baseline is still queued or running; least recently started bounty first.
 _HEADS = """
@@ -185,6 +190,26 @@ class EvaluationQueue:
                                 reason="stopped")
         return bool(changed)
 
+    async def requeue_lost(self, row: dict[str, Any], error: str) -> bool:
+        """Put a RUNNING row whose machine was lost back to QUEUED (the attempt stays
+        spent), or FAILED once it reached ``max_attempts``; False if no longer RUNNING."""
+        async with self.store.transaction() as txn:
+            if row["attempts"] >= self.max_attempts:
+                error = f"lost {row['attempts']} times, giving up: {error}"
+                changed = await txn.execute("UPDATE evaluations SET status = 'FAILED', error = ?, reason_code = ?, "
+                                            "finished_at = ? WHERE id = ? AND status = 'RUNNING'",
+                                            (error, "internal_error", now(), row["id"]))
+                if changed:
+                    await txn.event("evaluation.failed", str(row["id"]), error=error)
+            else:
+                changed = await txn.execute("UPDATE evaluations SET status = 'QUEUED', started_at = NULL "
+                                            "WHERE id = ? AND status = 'RUNNING'", (row["id"],))
+                if changed:
+                    await txn.event("evaluation.requeued", str(row["id"]), attempts=row["attempts"], reason=error)
+        if changed:
+            self._wake.set()
+        return bool(changed)
+
     async def fail(self, row: dict[str, Any], error: str) -> None:
         async with self.store.transaction() as txn:
             changed = await txn.execute("UPDATE evaluations SET status = 'FAILED', error = ?, reason_code = ?, "
@@ -219,6 +244,9 @@ class EvaluationQueue:
             except asyncio.CancelledError:
                 await self.release(row)
                 raise
+            except EvaluationLost as exc:
+                log.warning("evaluation %s lost its machine: %s", row["id"], exc)
+                await self.requeue_lost(row, str(exc))
             except Exception as exc:  # a bug in evaluation must not kill the worker or lose the row
                 log.exception("evaluation %s crashed", row["id"])
                 await self.fail(row, f"internal error while evaluating: {exc.__class__.__name__}: {exc}")

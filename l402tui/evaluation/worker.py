@@ -161,8 +161,17 @@ async def run_worker(store: Store, cfg: Config, *, stop: asyncio.Event | None = 
                      on_log: Callable[[int, str], None] | None = None,
                      machine: Machine | None = None) -> int:
     """Recover, then evaluate queued work until ``stop`` (or idle, with ``idle_exit``),
-    as many evaluations at once as this machine's slots allow (``machine``: a given one)."""
+    as many evaluations at once as this machine's slots allow (``machine``: a given one),
+    or on a Ray cluster's nodes with ``evaluation.executor = "ray"`` (ray_executor.py)."""
     settings = cfg.section("evaluation")
+    executor = settings.get("executor", "local")
+    if executor == "ray":
+        from l402tui.evaluation.ray_executor import run_ray_worker  # Ray only when the operator chose it
+
+        return await run_ray_worker(store, cfg, stop=stop, idle_exit=idle_exit, on_done=on_done, on_log=on_log)
+    if executor != "local":
+        raise ValueError(f"evaluation.executor = {executor!r} is not known; use \"local\" (this machine's "
+                         "slots) or \"ray\" (a Ray cluster, pip install 'l402tui[ray]')")
     gate = machine_slots(store, settings, machine)
     queue = EvaluationQueue(store, max_concurrent=gate.pool.capacity,
                             max_attempts=int(settings["max_attempts"]))
