@@ -57,10 +57,10 @@ class LocalRayCluster:
                      "--include-dashboard=false"], "head")
         self.wait_nodes(1, timeout=90)
 
-    def node(self, cpus: int, gpus: int = 0) -> subprocess.Popen:
+    def node(self, cpus: int, gpus: int = 0, resources: str = "{}") -> subprocess.Popen:
         before = self.alive()
-        proc = self._start([f"--address={self.address}", f"--num-cpus={cpus}", f"--num-gpus={gpus}"],
-                           f"node{len(self.procs)}")
+        proc = self._start([f"--address={self.address}", f"--num-cpus={cpus}", f"--num-gpus={gpus}",
+                            f"--resources={resources}"], f"node{len(self.procs)}")
         self.wait_nodes(before + 1)
         return proc
 
@@ -119,10 +119,11 @@ def cluster():
         c.stop()
 
 
-def _cfg(tmp_path: Path, address: str, executor: str = "ray"):
+def _cfg(tmp_path: Path, address: str, executor: str = "ray", **more):
     return load_config(tmp_path / "none.toml", env={}).with_overrides({
         "paths.data_dir": str(tmp_path / "data"), "evaluation.executor": executor,
-        "evaluation.ray_address": address, "evaluation.sandbox": "local", "evaluation.allow_unsandboxed": True})
+        "evaluation.ray_address": address, "evaluation.sandbox": "local", "evaluation.allow_unsandboxed": True,
+        **{f"evaluation.{k}": v for k, v in more.items()}})
 
 
 async def _seed(store: Store, bounty: Path, diffs: dict[str, str]) -> None:
@@ -184,8 +185,10 @@ async def test_submissions_are_judged_on_the_cluster_as_the_local_worker_judges_
 
 
 async def test_a_node_killed_mid_evaluation_requeues_it_and_one_verdict_results(tmp_path, cluster):
-    cluster.head(cpus=0)  # the coordinator's machine evaluates nothing: the run is on the node we kill
-    first = cluster.node(cpus=1)
+    # evaluation.ray_resources keeps evaluations off the head (the coordinator's machine) and on
+    # rigs, so the run is on the node this test kills.
+    cluster.head(cpus=1)
+    first = cluster.node(cpus=1, resources='{"rig": 1}')
     bounty = make_sums(tmp_path / "sums")
     started, hold = tmp_path / "started", tmp_path / "hold"
     hold.touch()
@@ -193,7 +196,8 @@ async def test_a_node_killed_mid_evaluation_requeues_it_and_one_verdict_results(
     await _seed(store, bounty, {"s1": _held_fix(bounty, started, hold)})
     seen, on_done = _verdicts()
     stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(store, _cfg(tmp_path, cluster.address), stop=stop, on_done=on_done))
+    cfg = _cfg(tmp_path, cluster.address, ray_resources={"rig": 1})
+    worker = asyncio.create_task(run_worker(store, cfg, stop=stop, on_done=on_done))
     try:
         await _until(started.exists, 120, "the evaluation never started on the node")
         cluster.kill(first)
@@ -202,7 +206,7 @@ async def test_a_node_killed_mid_evaluation_requeues_it_and_one_verdict_results(
         assert seen == []
         started.unlink()
         hold.unlink()
-        await asyncio.to_thread(cluster.node, 1)
+        await asyncio.to_thread(cluster.node, 1, 0, '{"rig": 1}')
         await _until_async(lambda: _status(store, "DONE"), 120, "the re-queued evaluation was not judged")
     finally:
         stop.set()
