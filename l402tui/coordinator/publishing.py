@@ -125,9 +125,16 @@ async def _publish(coord: "Coordinator", bounty_id: str, home: Path, spec: Bount
             f"the deadline is {_duration(deadline - now)} away, beyond the {_duration(safe_hold_window_s(coord))} "
             "a funding hold invoice can safely be held (HTLC expiry); create it self-funded (--self-funded) or "
             "shorten reward.duration_hours", code="beyond_hold_window")
-    from l402tui.evaluation.slots import gpu_refusal  # NVML only when a bounty asks for a GPU
+    settings = coord.cfg.section("evaluation")
+    if settings.get("executor", "local") == "ray":  # the GPU must be on a node of the cluster
+        from l402tui.evaluation.ray_executor import cluster_gpu_refusal as gpu_check
+    else:  # NVML only when a bounty asks for a GPU
+        from l402tui.evaluation.slots import gpu_refusal
 
-    if (no_gpu := gpu_refusal(spec, settings=coord.cfg.section("evaluation"))) is not None:
+        def gpu_check(spec, settings):  # noqa: ARG001 - one call shape for both
+            return gpu_refusal(spec)
+
+    if (no_gpu := gpu_check(spec, settings)) is not None:
         raise Invalid(no_gpu, code="no_gpu")
     try:
         package = build_package(spec, provenance=provenance)

@@ -81,6 +81,8 @@ def _alive_nodes(ray) -> list[dict[str, Any]]:
 
 def cluster_gpu_refusal(spec: BountySpec, settings: dict[str, Any]) -> str | None:
     """Why the Ray cluster cannot evaluate GPU bounty ``spec`` (no node offers a GPU), or None."""
+    if not spec.gpu:
+        return None
     address = settings.get("ray_address", "auto")
     try:
         ray = connect(address)

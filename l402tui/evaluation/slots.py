@@ -105,16 +105,12 @@ def need_for(spec: BountySpec, settings: dict[str, Any]) -> Need:
     return Need(max(1, math.ceil(spec.cpus)), spec.memory_mb, spec.gpu, bool(exclusive))
 
 
-def gpu_refusal(spec: BountySpec, machine_gpus: tuple[tuple[GpuDevice, ...], str | None] | None = None,
-                settings: dict[str, Any] | None = None) -> str | None:
-    """Why this coordinator cannot evaluate ``spec`` (it asks for a GPU and there is none), or None.
-    With ``evaluation.executor = "ray"`` in ``settings`` the GPU must be on a node of the Ray cluster."""
+def gpu_refusal(spec: BountySpec, machine_gpus: tuple[tuple[GpuDevice, ...], str | None] | None = None) -> str | None:
+    """Why this machine cannot evaluate ``spec`` (it asks for a GPU and there is none), or None.
+    (With ``evaluation.executor = "ray"`` the cluster answers instead:
+    ``ray_executor.cluster_gpu_refusal``.)"""
     if not spec.gpu:
         return None
-    if settings is not None and settings.get("executor", "local") == "ray":
-        from l402tui.evaluation.ray_executor import cluster_gpu_refusal  # Ray only when chosen
-
-        return cluster_gpu_refusal(spec, settings)
     gpus, reason = machine_gpus if machine_gpus is not None else gpu_devices()
     if gpus:
         return None

@@ -23,7 +23,7 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install '
 
 from l402tui.bounty import load_bounty  # noqa: E402
 from l402tui.config import load_config  # noqa: E402
-from l402tui.evaluation.slots import gpu_refusal  # noqa: E402
+from l402tui.evaluation.ray_executor import cluster_gpu_refusal  # noqa: E402
 from l402tui.evaluation.worker import run_worker  # noqa: E402
 from l402tui.store.db import Store  # noqa: E402
 from test_queue import _held_fix  # noqa: E402
@@ -227,10 +227,10 @@ async def test_a_gpu_bounty_is_accepted_when_a_ray_node_offers_a_gpu(tmp_path, c
     toml.write_text(toml.read_text().replace("[resources]\n", "[resources]\ngpu = true\n", 1))
     spec = load_bounty(root)
     settings = _cfg(tmp_path, cluster.address).section("evaluation")
-    message = await asyncio.to_thread(gpu_refusal, spec, ((), "no NVIDIA driver"), settings)
+    message = await asyncio.to_thread(cluster_gpu_refusal, spec, settings)
     assert message is not None and "no node of the Ray cluster" in message and cluster.address in message
     await asyncio.to_thread(cluster.node, 1, 1)  # a rig that declares one GPU to Ray
-    assert await asyncio.to_thread(gpu_refusal, spec, ((), "no NVIDIA driver"), settings) is None
+    assert await asyncio.to_thread(cluster_gpu_refusal, spec, settings) is None
 
 
 async def _requeued(store: Store) -> bool:
