@@ -97,3 +97,38 @@ def test_quitting_while_the_agent_runs_prints_no_traceback(tmp_path, sessions):
     screen = wait_screen(s, "l402tui-exited-", timeout=60)
     assert "l402tui-exited-0" in screen
     assert "Traceback" not in screen and "Exception ignored" not in screen, screen
+
+
+SLOW_SOLVE = '''\
+import json, pathlib, sys, time
+inputs, artifacts = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+nums = json.loads((inputs / "nums.json").read_text())
+for tick in range(12):
+    print(f"working, tick {tick}", flush=True)
+    time.sleep(0.5)
+(artifacts / "answer.json").write_text(json.dumps(sum(nums) + 3))
+'''
+
+
+@pytest.mark.slow
+def test_a_real_evaluations_log_shows_before_it_is_done(tmp_path, sessions):
+    """The in-process coordinator measures a real bounty's baseline (its worker, its sandbox);
+    the run's own lines appear on screen while the evaluation still RUNS."""
+    from tests.coordinator.conftest import make_bounty
+
+    folder = make_bounty(tmp_path / "sponsor", hours=1)
+    (folder / "target" / "solve.py").write_text(SLOW_SOLVE)
+    data = tmp_path / "data"
+    created = subprocess.run([sys.executable, "-m", "l402tui.cli", "--data-dir", str(data), "bounty", "create",
+                              str(folder), "--self-funded"], capture_output=True, text=True, timeout=120,
+                             env={**__import__("os").environ, "XDG_CONFIG_HOME": str(tmp_path / "config")})
+    assert created.returncode == 0, created.stderr
+    s = start(tmp_path, "tui", {})
+    sessions.append(s)
+    screen = wait_screen(s, "working, tick 3", timeout=90)
+    log_title = screen.split("Eval log", 1)[1].splitlines()[0]
+    assert "RUNNING" in log_title and "DONE" not in log_title, screen
+    assert "tick 11" not in screen  # the run has not finished printing: this is live
+    wait_screen(s, "working, tick 11", timeout=60)
+    subprocess.run(["tmux", "send-keys", "-t", s, "q"], check=True)
+    wait_screen(s, "l402tui-exited-0", timeout=60)
