@@ -134,19 +134,20 @@ class Store:
             return self.conn
         return self._read
 
+    # Each read runs to its end in one hop to the connection's thread.  A statement left
+    # half-stepped while another task's read runs on the same connection would keep that
+    # connection's read snapshot open, and a read started after a commit could then miss it
+    # (20 concurrent submits: one could not find the row it had just committed).
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        async with self._reader().execute(sql, tuple(params)) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        return [dict(r) for r in await self._reader().execute_fetchall(sql, tuple(params))]
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-        async with self._reader().execute(sql, tuple(params)) as cur:
-            row = await cur.fetchone()
-            return dict(row) if row is not None else None
+        rows = await self._reader().execute_fetchall(sql, tuple(params))
+        return dict(rows[0]) if rows else None
 
     async def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        async with self._reader().execute(sql, tuple(params)) as cur:
-            row = await cur.fetchone()
-            return row[0] if row is not None else None
+        rows = await self._reader().execute_fetchall(sql, tuple(params))
+        return rows[0][0] if rows else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator["Txn"]:
