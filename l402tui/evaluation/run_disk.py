@@ -41,6 +41,7 @@ BYTES_PER_INODE = 16 * 1024
 FULL_MARGIN = 16 * 1024  # a tmpfs with less than this left counts as full
 WATCH_INTERVAL_S = 0.05
 TMPFS_INTERVAL_S = 0.02
+FS_POLL_S = 0.005  # watch mode: how often the filesystems' used space is read between walks
 
 _MS_NOSUID, _MS_NODEV, _MS_BIND, _MNT_DETACH = 2, 4, 4096, 2
 _libc = None
@@ -120,6 +121,29 @@ def sweep_stale_disks() -> int:
         if target.name.startswith(PREFIX):
             shutil.rmtree(target, ignore_errors=True)
     return removed
+
+
+def _distinct_fs(paths: list[Path]) -> list[Path]:
+    """One path per filesystem among ``paths`` (for statvfs)."""
+    seen: dict[int, Path] = {}
+    for p in paths:
+        try:
+            seen.setdefault(os.stat(p).st_dev, p)
+        except OSError:
+            continue
+    return list(seen.values())
+
+
+def _fs_used(paths: list[Path]) -> int:
+    """Bytes in use on the filesystems of ``paths`` (0 when there are none)."""
+    total = 0
+    for p in paths:
+        try:
+            st = os.statvfs(p)
+        except OSError:
+            continue
+        total += (st.f_blocks - st.f_bfree) * st.f_frsize
+    return total
 
 
 def _tree_cost(paths: list[Path]) -> tuple[int, int]:
@@ -209,14 +233,25 @@ class RunDisk:
 
         def loop() -> None:
             interval = TMPFS_INTERVAL_S if self.mode == "tmpfs" else WATCH_INTERVAL_S
+            # Watching a host dir: between tree walks, the filesystems' used space is read
+            # every FS_POLL_S (a statvfs, microseconds); when it grew by an eighth of the
+            # limit the walk runs at once, so a fast writer is caught within a few MB of the
+            # limit rather than after a whole walk interval of page-cache-speed writes.
+            devices = [] if self.mode == "tmpfs" else _distinct_fs([self.workdir, self.artifacts, self.tmp])
+            mark, next_walk = _fs_used(devices), 0.0
             while not stop.is_set():
+                if devices and time.monotonic() < next_walk and _fs_used(devices) - mark < self.limit // 8:
+                    stop.wait(FS_POLL_S)
+                    continue
                 t0 = time.monotonic()
                 if self.full():
                     self.exceeded = True
                     on_full()
                     return
+                mark = _fs_used(devices)
                 # A large tree takes long to walk: never spend more than ~1/5 of a core on it.
-                stop.wait(max(interval, 4 * (time.monotonic() - t0)))
+                next_walk = time.monotonic() + max(interval, 4 * (time.monotonic() - t0))
+                stop.wait(FS_POLL_S if devices else next_walk - time.monotonic())
 
         thread = threading.Thread(target=loop, daemon=True, name="run-disk")
         thread.start()
