@@ -96,13 +96,14 @@ async def _seed(store: Store, work: Path, copies: int) -> list[tuple[str, str]]:
     return subs
 
 
-async def one_run(label: str, cores: tuple[int, ...], sandbox_kind: str, copies: int, work: Path) -> dict:
+async def one_run(label: str, cores: tuple[int, ...], sandbox_kind: str, copies: int, work: Path,
+                  exclusive_timing: bool = False) -> dict:
     run_dir = work / label
     run_dir.mkdir(parents=True)
     store = await Store.open(run_dir / "db.sqlite")
     subs = await _seed(store, work, copies)
     cfg = load_config(run_dir / "none.toml", env={}).with_overrides({
-        "paths.data_dir": str(run_dir / "data"), "evaluation.exclusive_timing": False,
+        "paths.data_dir": str(run_dir / "data"), "evaluation.exclusive_timing": exclusive_timing,
         "evaluation.allow_unsandboxed": True})
     sandbox = make_sandbox(sandbox_kind)
     started = time.monotonic()
@@ -133,13 +134,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sandbox", default="bwrap")
     parser.add_argument("--copies", type=int, default=2, help="honest + unchanged submissions per bounty, each")
+    parser.add_argument("--as-shipped", action="store_true",
+                        help="keep evaluation.exclusive_timing = true (the default): bounties paying for "
+                             "CPU or wall time run alone, the rest share the slots")
     args = parser.parse_args()
     cores = tuple(sorted(os.sched_getaffinity(0)))
     work = Path(tempfile.mkdtemp(prefix="l402tui-bench-"))
     work.chmod(0o711)
     try:
         serial = asyncio.run(one_run("serial", cores[:1], args.sandbox, args.copies, work))
-        parallel = asyncio.run(one_run("parallel", cores, args.sandbox, args.copies, work))
+        parallel = asyncio.run(one_run("parallel", cores, args.sandbox, args.copies, work, args.as_shipped))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nsandbox {args.sandbox}, {len(cores)} cores, batch of {serial['evaluations']} evaluations "
