@@ -137,7 +137,11 @@ def main() -> None:
     parser.add_argument("--as-shipped", action="store_true",
                         help="keep evaluation.exclusive_timing = true (the default): bounties paying for "
                              "CPU or wall time run alone, the rest share the slots")
+    parser.add_argument("--only", choices=sorted(HONEST), action="append",
+                        help="batch only these sample bounties (e.g. gpumlp: scored on accuracy alone)")
     args = parser.parse_args()
+    for name in set(HONEST) - set(args.only or HONEST):
+        del HONEST[name]
     cores = tuple(sorted(os.sched_getaffinity(0)))
     work = Path(tempfile.mkdtemp(prefix="l402tui-bench-"))
     work.chmod(0o711)
