@@ -31,6 +31,7 @@ import json
 import logging
 from typing import Any, Awaitable, Callable, Protocol
 
+from l402tui.bounty import BountySpec, load_bounty
 from l402tui.evaluation.harness import EvaluationResult
 from l402tui.store.db import Store, Txn, now
 
@@ -41,6 +42,22 @@ OnDone = Callable[[Txn, dict[str, Any], EvaluationResult], Awaitable[None]]
 KINDS = ("baseline", "submission", "stability", "audit")
 HOLD = object()  # a SlotGate's answer: this row waits and nothing after it may start
 
+
+
+async def load_row_inputs(store: Store, row: dict[str, Any]) -> "tuple[BountySpec, str | None] | EvaluationResult":
+    """What a queued row evaluates: the bounty's frozen copy and the submission's diff (None
+    for a baseline), or the FAILED result saying which of them is missing.  One loader for
+    the local worker and the Ray executor."""
+    bounty = await store.fetchone("SELECT source_dir FROM bounties WHERE id = ?", (row["bounty_id"],))
+    if bounty is None or not bounty["source_dir"]:
+        return EvaluationResult("failed", [f"bounty {row['bounty_id']} has no frozen copy to evaluate"])
+    spec = load_bounty(bounty["source_dir"])
+    if not row["submission_id"]:
+        return spec, None
+    sub = await store.fetchone("SELECT diff FROM submissions WHERE id = ?", (row["submission_id"],))
+    if sub is None:
+        return EvaluationResult("failed", [f"submission {row['submission_id']} does not exist"])
+    return spec, sub["diff"]
 
 class EvaluationLost(Exception):
     """The machine running an evaluation went away (a Ray node died): run it again,

@@ -35,7 +35,7 @@ from l402tui.bounty import load_bounty
 from l402tui.bounty.spec import BountySpec
 from l402tui.config import Config
 from l402tui.evaluation.harness import EvaluationResult, _limits, evaluate
-from l402tui.evaluation.queue import HOLD, EvaluationLost, EvaluationQueue, OnDone
+from l402tui.evaluation.queue import HOLD, EvaluationLost, EvaluationQueue, OnDone, load_row_inputs
 from l402tui.evaluation.reasons import Reason
 from l402tui.evaluation.slots import Need, need_for
 from l402tui.store.db import Store
@@ -251,16 +251,10 @@ def make_ray_row_evaluator(store: Store, cfg: Config, gate: ClusterSlots,
     extra = dict(settings.get("ray_resources") or {})
 
     async def evaluate_row(row: dict[str, Any]) -> EvaluationResult:
-        bounty = await store.fetchone("SELECT source_dir FROM bounties WHERE id = ?", (row["bounty_id"],))
-        if bounty is None or not bounty["source_dir"]:
-            return EvaluationResult("failed", [f"bounty {row['bounty_id']} has no frozen copy to evaluate"])
-        spec = load_bounty(bounty["source_dir"])
-        diff = None
-        if row["submission_id"]:
-            sub = await store.fetchone("SELECT diff FROM submissions WHERE id = ?", (row["submission_id"],))
-            if sub is None:
-                return EvaluationResult("failed", [f"submission {row['submission_id']} does not exist"])
-            diff = sub["diff"]
+        inputs = await load_row_inputs(store, row)
+        if isinstance(inputs, EvaluationResult):
+            return inputs
+        spec, diff = inputs
         need, cpus = row["slot"]
         if need.gpu and ray.cluster_resources().get("GPU", 0) < 1:
             return EvaluationResult("failed", ["this bounty asks for a GPU (resources.gpu = true) and no node of "

@@ -32,7 +32,7 @@ from l402tui.bounty import load_bounty
 from l402tui.config import Config, load_config
 from l402tui.evaluation.cgroups import sweep_stale_cgroups
 from l402tui.evaluation.harness import EvaluationResult, _limits, evaluate, sweep_stale_roots
-from l402tui.evaluation.queue import HOLD, EvaluationQueue, OnDone
+from l402tui.evaluation.queue import HOLD, EvaluationQueue, OnDone, load_row_inputs
 from l402tui.evaluation.reasons import Reason
 from l402tui.evaluation.runners import image_for, pick_sandbox
 from l402tui.evaluation.sandbox import RUN_GROUP, RunGroup, Sandbox, SandboxUnavailable
@@ -68,16 +68,10 @@ def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None
         runners.clear()
 
     async def evaluate_row(row: dict[str, Any]) -> EvaluationResult:
-        bounty = await store.fetchone("SELECT source_dir FROM bounties WHERE id = ?", (row["bounty_id"],))
-        if bounty is None or not bounty["source_dir"]:
-            return EvaluationResult("failed", [f"bounty {row['bounty_id']} has no frozen copy to evaluate"])
-        spec = load_bounty(bounty["source_dir"])
-        diff = None
-        if row["submission_id"]:
-            sub = await store.fetchone("SELECT diff FROM submissions WHERE id = ?", (row["submission_id"],))
-            if sub is None:
-                return EvaluationResult("failed", [f"submission {row['submission_id']} does not exist"])
-            diff = sub["diff"]
+        inputs = await load_row_inputs(store, row)
+        if isinstance(inputs, EvaluationResult):
+            return inputs
+        spec, diff = inputs
         try:
             runner = sandbox or runner_for(image_for(spec.image, settings))
         except SandboxUnavailable as exc:
