@@ -33,6 +33,10 @@ class _StreamRefused(Exception):
 class HttpCoordinatorClient:
     """Talks to ``base_url`` with the admin macaroon (text, or read from ``macaroon_path``)."""
 
+    # Where the full (operator's) views live; a sponsor's client reads the same views of its
+    # own bounties under its own prefix (sponsor_client.py).
+    views_prefix = "/api/v1/admin"
+
     def __init__(self, base_url: str, *, admin_macaroon: str | None = None, macaroon_path: Path | None = None,
                  timeout_s: float = 30.0, session: aiohttp.ClientSession | None = None,
                  stream_idle_s: float = 45.0, max_reconnect_delay_s: float = 15.0):
@@ -102,7 +106,8 @@ class HttpCoordinatorClient:
         return (await self._call("GET", f"/api/v1/bounties/{bounty_id}/leaderboard"))["leaderboard"]
 
     async def funding(self, bounty_id: str) -> dict[str, Any] | None:
-        return (await self._call("GET", f"/api/v1/admin/bounties/{bounty_id}/funding"))["funding"]
+        return (await self._call("GET", f"{self.views_prefix}/bounties/{quote(bounty_id, safe='')}/funding"))[
+            "funding"]
 
     async def submission(self, submission_id: str) -> dict[str, Any]:
         """The submission as its agent sees it (codes and published numbers only)."""
@@ -110,16 +115,16 @@ class HttpCoordinatorClient:
 
     async def submission_detail(self, submission_id: str) -> dict[str, Any]:
         """The operator's view: the whole verdict and the evaluation's detail."""
-        return await self._call("GET", f"/api/v1/admin/submissions/{submission_id}")
+        return await self._call("GET", f"{self.views_prefix}/submissions/{quote(submission_id, safe='')}")
 
     async def list_submissions(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         params = {"limit": str(limit), **({"bounty_id": bounty_id} if bounty_id else {})}
-        return (await self._call("GET", "/api/v1/admin/submissions", params=params))["submissions"]
+        return (await self._call("GET", f"{self.views_prefix}/submissions", params=params))["submissions"]
 
     async def ledger_page(self, bounty_id: str | None = None, limit: int = 500) -> dict[str, list[dict[str, Any]]]:
         """Ledger entries, invoices and payments in one request (the route answers all three)."""
         params = {"limit": str(limit), **({"bounty_id": bounty_id} if bounty_id else {})}
-        return await self._call("GET", "/api/v1/admin/ledger", params=params)
+        return await self._call("GET", f"{self.views_prefix}/ledger", params=params)
 
     async def ledger(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         return (await self.ledger_page(bounty_id, limit))["entries"]
@@ -236,19 +241,20 @@ class HttpCoordinatorClient:
                           submission_id: str | None = None) -> list[dict[str, Any]]:
         params = {"limit": str(limit), **({"bounty_id": bounty_id} if bounty_id else {}),
                   **({"submission_id": submission_id} if submission_id else {})}
-        return (await self._call("GET", "/api/v1/admin/evaluations", params=params))["evaluations"]
+        return (await self._call("GET", f"{self.views_prefix}/evaluations", params=params))["evaluations"]
 
     async def eval_log(self, evaluation_id: int, offset: int = 0, max_bytes: int = 256 * 1024) -> dict[str, Any]:
         """One page of an evaluation's log: ``lines`` (whole lines) and ``next_offset``."""
-        return await self._call("GET", f"/api/v1/admin/evaluations/{int(evaluation_id)}/log",
+        return await self._call("GET", f"{self.views_prefix}/evaluations/{int(evaluation_id)}/log",
                                 params={"offset": str(offset), "max_bytes": str(max_bytes)})
 
     async def submission_diff(self, submission_id: str) -> str:
-        return (await self._call("GET", f"/api/v1/admin/submissions/{quote(submission_id, safe='')}/diff"))["diff"]
+        return (await self._call("GET", f"{self.views_prefix}/submissions/{quote(submission_id, safe='')}/diff"))[
+            "diff"]
 
     async def holdback_timers(self, bounty_id: str | None = None) -> list[dict[str, Any]]:
         params = {"bounty_id": bounty_id} if bounty_id else {}
-        return (await self._call("GET", "/api/v1/admin/holdbacks", params=params))["holdbacks"]
+        return (await self._call("GET", f"{self.views_prefix}/holdbacks", params=params))["holdbacks"]
 
     async def review_submission(self, submission_id: str, decision: str, note: str = "") -> dict[str, Any]:
         """``decision``: "accept" (not gaming: the stake is refunded) or "gaming" (forfeited)."""

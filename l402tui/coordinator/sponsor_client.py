@@ -49,6 +49,8 @@ class SponsorClient(HttpCoordinatorClient):
     """Talks to ``base_url`` with a sponsor credential: ``macaroon:preimage`` (bought with the
     posting fee) or ``macaroon`` (an invite), as text or read from ``credential_path``."""
 
+    views_prefix = _P  # the full views, of this sponsor's bounties only
+
     def __init__(self, base_url: str, *, credential: str | None = None, credential_path: Path | None = None,
                  poll_s: float = POLL_S, **kwargs: Any):
         super().__init__(base_url, **kwargs)
@@ -73,51 +75,11 @@ class SponsorClient(HttpCoordinatorClient):
     async def get_bounty(self, bounty_id: str) -> dict[str, Any]:
         return await self._call("GET", f"{_P}/bounties/{quote(bounty_id, safe='')}")
 
-    async def funding(self, bounty_id: str) -> dict[str, Any] | None:
-        return (await self._call("GET", f"{_P}/bounties/{quote(bounty_id, safe='')}/funding"))["funding"]
-
-    async def leaderboard(self, bounty_id: str) -> list[dict[str, Any]]:
-        return await super().leaderboard(bounty_id)  # public
-
     async def submission(self, submission_id: str) -> dict[str, Any]:
         return await self.submission_detail(submission_id)
 
-    async def submission_detail(self, submission_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"{_P}/submissions/{quote(submission_id, safe='')}")
-
-    async def list_submissions(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        params = {"limit": str(limit), **({"bounty_id": bounty_id} if bounty_id else {})}
-        return (await self._call("GET", f"{_P}/submissions", params=params))["submissions"]
-
-    async def ledger_page(self, bounty_id: str | None = None, limit: int = 500) -> dict[str, list[dict[str, Any]]]:
-        params = {"limit": str(limit), **({"bounty_id": bounty_id} if bounty_id else {})}
-        return await self._call("GET", f"{_P}/ledger", params=params)
-
-    async def ledger(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        return (await self.ledger_page(bounty_id, limit))["entries"]
-
-    async def invoices(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        return (await self.ledger_page(bounty_id, limit))["invoices"]
-
-    async def payments(self, bounty_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        return (await self.ledger_page(bounty_id, limit))["payments"]
-
-    async def evaluations(self, limit: int = 200, *, bounty_id: str | None = None,
-                          submission_id: str | None = None) -> list[dict[str, Any]]:
-        params = {"limit": str(limit), **({"bounty_id": bounty_id} if bounty_id else {}),
-                  **({"submission_id": submission_id} if submission_id else {})}
-        return (await self._call("GET", f"{_P}/evaluations", params=params))["evaluations"]
-
-    async def eval_log(self, evaluation_id: int, offset: int = 0, max_bytes: int = 256 * 1024) -> dict[str, Any]:
-        return await self._call("GET", f"{_P}/evaluations/{int(evaluation_id)}/log",
-                                params={"offset": str(offset), "max_bytes": str(max_bytes)})
-
-    async def submission_diff(self, submission_id: str) -> str:
-        return (await self._call("GET", f"{_P}/submissions/{quote(submission_id, safe='')}/diff"))["diff"]
-
-    async def holdback_timers(self, bounty_id: str | None = None) -> list[dict[str, Any]]:
-        params = {"bounty_id": bounty_id} if bounty_id else {}
-        return (await self._call("GET", f"{_P}/holdbacks", params=params))["holdbacks"]
+    # funding, submission_detail, list_submissions, the ledger page, evaluations, their logs,
+    # diffs and holdback timers: the operator client's reads, under views_prefix.
 
     # -- events: a poll of this sponsor's events ------------------------------------------
 
