@@ -38,6 +38,7 @@ from l402tui.evaluation.runners import image_for, pick_sandbox
 from l402tui.evaluation.sandbox import RUN_GROUP, RunGroup, Sandbox, SandboxUnavailable
 from l402tui.evaluation.slots import Machine, Need, Slot, SlotPool, need_for
 from l402tui.store.db import Store
+from l402tui.store.privacy import private_umask
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, help="database file (default: the configured data dir's)")
     parser.add_argument("--idle-exit", action="store_true", help="exit once nothing is queued or running")
     args = parser.parse_args(argv)
+    # Run by hand or by a service manager, not through the CLI (which sets it): the eval
+    # logs this writes under the data dir can hold held-out outputs, so they stay private.
+    private_umask()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = load_config()
 
