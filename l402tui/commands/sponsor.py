@@ -37,12 +37,20 @@ def _with_store(cfg: Config, action: Callable[[Any], Awaitable[Any]]) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-def _write_private(path: Path, text: str) -> None:
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never over an existing file
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
+def _open_private(path: Path) -> Any:
+    """``path`` created 0600 for writing, or a ClickException that says why it cannot be."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way is FileExistsError too: not the credential's own
+        raise click.ClickException(f"cannot write the credential to {path}: {exc.strerror or exc}") from None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never over an existing file
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists; choose a new file (a credential is never overwritten)") \
+            from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the credential to {path}: {exc.strerror or exc}") from None
+    return os.fdopen(fd, "w")
 
 
 @click.group()
@@ -68,18 +76,24 @@ def invite(cfg: Config, name: str | None, days: int, posts: int | None, out: Pat
         return await SponsorAuthority(store).invite(name=name, valid_until=int(time.time()) + days * 86400,
                                                     posts_allowed=posts)
 
-    minted = _with_store(cfg, go)
     if out is not None:
+        out = out.expanduser()
+        # The file first: a path that cannot be written refuses before a credential is minted.
+        f = _open_private(out)
         try:
-            _write_private(out, minted.macaroon_b64)
-        except FileExistsError:
-            raise click.ClickException(f"{out} exists; choose a new file (a credential is never overwritten)") \
-                from None
+            minted = _with_store(cfg, go)
+        except BaseException:
+            f.close()
+            out.unlink(missing_ok=True)
+            raise
+        with f:
+            f.write(minted.macaroon_b64 + "\n")
         click.echo(f"sponsor {minted.sponsor_id}: credential written to {out}", err=True)
-    else:
-        click.echo(minted.macaroon_b64)
-        click.echo(f"sponsor {minted.sponsor_id}: send 'Authorization: Bearer <the line above>', or attach with "
-                   "`l402tui --attach URL --sponsor-macaroon FILE`", err=True)
+        return
+    minted = _with_store(cfg, go)
+    click.echo(minted.macaroon_b64)
+    click.echo(f"sponsor {minted.sponsor_id}: send 'Authorization: Bearer <the line above>', or attach with "
+               "`l402tui --attach URL --sponsor-macaroon FILE`", err=True)
 
 
 @sponsor.command("list")
