@@ -13,23 +13,9 @@ import uuid
 import pytest
 
 from tests.tui.seed import seed
+from tests.tui.tmux_screen import capture, wait_screen
 
 pytestmark = [pytest.mark.tmux, pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]
-
-
-def capture(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
-
-
-def wait_screen(session: str, *needles: str, timeout: float = 60.0) -> str:
-    end = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < end:
-        screen = capture(session)
-        if all(n in screen for n in needles):
-            return screen
-        time.sleep(0.1)
-    raise AssertionError(f"{needles} never appeared; the screen was:\n{screen}")
 
 
 @pytest.fixture

@@ -14,12 +14,10 @@ import uuid
 
 import pytest
 
+from tests.tui.tmux_screen import capture
+
 pytestmark = [pytest.mark.tmux, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]
-
-
-def capture(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
 
 
 def test_demo_shows_a_payout_and_a_holdback_release(tmp_path):

@@ -14,26 +14,15 @@ from pathlib import Path
 import pytest
 
 from l402tui.store import open_sync
+from tests.tui import tmux_screen
 from tests.tui.seed import seed, seed_running_evaluation
 
 pytestmark = [pytest.mark.tmux, pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def capture(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session, "-S", "-100"],
-                          capture_output=True, text=True).stdout
-
-
 def wait_screen(session: str, *needles: str, timeout: float = 60.0) -> str:
-    end = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < end:
-        screen = capture(session)
-        if all(n in screen for n in needles):
-            return screen
-        time.sleep(0.1)
-    raise AssertionError(f"{needles} never appeared; the screen was:\n{screen}")
+    return tmux_screen.wait_screen(session, *needles, timeout=timeout, history=100)
 
 
 def start(tmp_path: Path, args: str, env: dict[str, str], size=(120, 40)) -> str:
