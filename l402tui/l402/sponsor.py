@@ -101,7 +101,7 @@ def read_sponsor_caveats(mac: Macaroon) -> _Scope:
         if key == "services":
             new = frozenset(s.partition(":")[0] for s in _split_set(value))
             if services is not None and not new <= services:
-                raise SponsorRefused("caveat_not_narrowing", f"a later 'services' caveat ({value}) widens an earlier one")
+                raise SponsorRefused("caveat_not_narrowing", f"a later 'services' caveat ({value[:80]!r}) widens an earlier one")
             services = new
         elif key == "sponsor_id":
             if sponsor_id is not None and value != sponsor_id:
@@ -110,13 +110,13 @@ def read_sponsor_caveats(mac: Macaroon) -> _Scope:
         elif key == f"{SERVICE}_capabilities":
             new = _split_set(value)
             if capabilities is not None and not new <= capabilities:
-                raise SponsorRefused("caveat_not_narrowing", f"a later capabilities caveat ({value}) widens an earlier one")
+                raise SponsorRefused("caveat_not_narrowing", f"a later capabilities caveat ({value[:80]!r}) widens an earlier one")
             capabilities = new
         elif key == f"{SERVICE}_valid_until":
             try:
                 new_t = int(value)
             except ValueError:
-                raise SponsorRefused("malformed", f"valid_until caveat {value!r} is not a unix time") from None
+                raise SponsorRefused("malformed", f"valid_until caveat {value[:40]!r} is not a unix time") from None
             if valid_until is not None and new_t > valid_until:
                 raise SponsorRefused("caveat_not_narrowing", "a later valid_until caveat extends an earlier one")
             valid_until = new_t
