@@ -155,6 +155,9 @@ def _remote(action: Awaitable[Any], client: Any) -> Any:
         for problem in exc.details.get("problems", []):
             click.echo(problem, err=True)
         raise click.ClickException(exc.message) from None
+    except OSError as exc:  # a bounty folder file it cannot read while packing, say
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise click.ClickException(f"{exc.strerror or exc}{where}; fix it and post again") from None
 
 
 _URL = click.option("--url", required=True, metavar="URL", help="The coordinator, e.g. https://bounties.example")

@@ -28,3 +28,22 @@ def test_invite_to_an_unwritable_path_refuses_before_minting(tmp_path):
             await store.close()
 
     assert asyncio.run(sponsors()) == 0
+
+
+def test_post_with_a_bounty_file_it_cannot_read_says_which(tmp_path, monkeypatch):
+    """Packing meets a file it cannot read: one line naming it, no traceback."""
+    from l402tui.coordinator import sponsor_client
+
+    def unreadable(folder):
+        raise PermissionError(13, "Permission denied", str(folder / "target" / "secret.py"))
+
+    monkeypatch.setattr(sponsor_client, "pack_folder", unreadable)
+    credential = tmp_path / "sponsor.macaroon"
+    credential.write_text("AgEEbHNhdAJC\n")
+    (tmp_path / "bounty").mkdir()
+    result = CliRunner().invoke(main, ["sponsor", "post", "--url", "http://127.0.0.1:9", "--credential",
+                                       str(credential), str(tmp_path / "bounty")],
+                                env={"L402TUI_CONFIG": str(tmp_path / "none.toml")})
+    assert result.exit_code == 1, result.output
+    assert "Permission denied" in result.output and "secret.py" in result.output
+    assert "Traceback" not in result.output
