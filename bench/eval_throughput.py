@@ -67,7 +67,7 @@ def _diff(spec, rel: str, edits) -> str:
     return f"diff --git a/{rel} b/{rel}\n" + body
 
 
-async def _seed(store: Store, work: Path, copies: int) -> list[tuple[str, str]]:
+async def _seed(store: Store, work: Path, copies: int, cpu_path: bool) -> list[tuple[str, str]]:
     """Bounties (frozen copies), their baselines, then interleaved submissions; returns (id, bounty)."""
     queue = EvaluationQueue(store)
     subs: list[tuple[str, str]] = []
@@ -77,7 +77,7 @@ async def _seed(store: Store, work: Path, copies: int) -> list[tuple[str, str]]:
         if not src.exists():
             shutil.copytree(ROOT / "sample_bounties" / name, src, ignore=shutil.ignore_patterns("tools", "__pycache__"))
             toml = src / "bounty.toml"  # gpumlp's CPU path where there is no GPU (as CI audits it)
-            if not Machine.detect({}).gpus:
+            if cpu_path or not Machine.detect({}).gpus:
                 toml.write_text(toml.read_text().replace("gpu = true", "gpu = false"))
         spec = load_bounty(src)
         async with store.transaction() as txn:
@@ -97,24 +97,25 @@ async def _seed(store: Store, work: Path, copies: int) -> list[tuple[str, str]]:
 
 
 async def one_run(label: str, cores: tuple[int, ...], sandbox_kind: str, copies: int, work: Path,
-                  exclusive_timing: bool = False) -> dict:
+                  exclusive_timing: bool = False, cpu_path: bool = False) -> dict:
     run_dir = work / label
     run_dir.mkdir(parents=True)
     store = await Store.open(run_dir / "db.sqlite")
-    subs = await _seed(store, work, copies)
+    subs = await _seed(store, work, copies, cpu_path)
     cfg = load_config(run_dir / "none.toml", env={}).with_overrides({
         "paths.data_dir": str(run_dir / "data"), "evaluation.exclusive_timing": exclusive_timing,
         "evaluation.allow_unsandboxed": True})
     sandbox = make_sandbox(sandbox_kind)
     started = time.monotonic()
-    done = await run_worker(store, cfg, idle_exit=True, sandbox=sandbox, machine=Machine(cores))
+    done = await run_worker(store, cfg, idle_exit=True, sandbox=sandbox, machine=Machine(cores, () if cpu_path else Machine.detect({}).gpus))
     elapsed = time.monotonic() - started
     rows = {r["id"]: r for r in await store.fetchall("SELECT * FROM evaluations")}
     baselines = {r["bounty_id"]: r for r in rows.values() if r["kind"] == "baseline"}
-    verdicts, noise = {}, {}
+    verdicts, noise, failed = {}, {}, 0
     for r in rows.values():
         if r["status"] != "DONE":
             print(f"  {label}: evaluation {r['id']} {r['status']}: {r['error']}")
+            failed += 1
             continue
         med, spr = json.loads(r["metrics_json"]), json.loads(r["spread_json"])
         if med.get("cpu_s"):
@@ -127,7 +128,8 @@ async def one_run(label: str, cores: tuple[int, ...], sandbox_kind: str, copies:
             verdicts[r["submission_id"]] = "ACCEPTED" if v.accepted else "REJECTED"
     await store.close()
     return {"label": label, "slots": len(cores), "evaluations": done, "elapsed_s": elapsed,
-            "per_hour": done / elapsed * 3600, "verdicts": verdicts, "noise": noise, "subs": subs}
+            "per_hour": done / elapsed * 3600, "verdicts": verdicts, "noise": noise, "subs": subs,
+            "failed": failed}
 
 
 def main() -> None:
@@ -139,6 +141,9 @@ def main() -> None:
                              "CPU or wall time run alone, the rest share the slots")
     parser.add_argument("--only", choices=sorted(HONEST), action="append",
                         help="batch only these sample bounties (e.g. gpumlp: scored on accuracy alone)")
+    parser.add_argument("--cpu-path", action="store_true",
+                        help="judge gpumlp on its CPU path even where there is a GPU (to measure core scaling; "
+                             "with a GPU each gpumlp evaluation holds one whole GPU, so one GPU runs them one by one)")
     args = parser.parse_args()
     for name in set(HONEST) - set(args.only or HONEST):
         del HONEST[name]
@@ -146,8 +151,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="l402tui-bench-"))
     work.chmod(0o711)
     try:
-        serial = asyncio.run(one_run("serial", cores[:1], args.sandbox, args.copies, work))
-        parallel = asyncio.run(one_run("parallel", cores, args.sandbox, args.copies, work, args.as_shipped))
+        serial = asyncio.run(one_run("serial", cores[:1], args.sandbox, args.copies, work, cpu_path=args.cpu_path))
+        parallel = asyncio.run(one_run("parallel", cores, args.sandbox, args.copies, work, args.as_shipped,
+                                       cpu_path=args.cpu_path))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nsandbox {args.sandbox}, {len(cores)} cores, batch of {serial['evaluations']} evaluations "
@@ -169,6 +175,9 @@ def main() -> None:
         print(f"    {bounty:<9} 1 slot {s:6.1%}   {parallel['slots']} slots busy {p:6.1%}   "
               f"(k·σ at {spec.k_sigma:g}: {spec.k_sigma * s:5.1%} vs {spec.k_sigma * p:5.1%}; "
               f"min_improvement {spec.min_improvement:.0%})")
+    if serial["failed"] or parallel["failed"]:
+        sys.exit(f"{serial['failed'] + parallel['failed']} evaluation(s) did not finish DONE: the figures above "
+                 "are not a throughput measurement")
 
 
 if __name__ == "__main__":

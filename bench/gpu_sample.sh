@@ -53,6 +53,7 @@ for a, b in (("HIDDEN = 32 ", "HIDDEN = 128 "), ("LEARNING_RATE = 0.02 ", "LEARN
 tuned = "diff --git a/model.py b/model.py\n" + "".join(difflib.unified_diff(
     old.splitlines(True), new.splitlines(True), "a/model.py", "b/model.py"))
 
+failed = 0
 KEYS = ("accuracy", "wall_s", "cpu_s", "peak_rss_mb", "gpu_s", "gpu_energy_j", "gpu_peak_mem_mb")
 for path, env in (("GPU path", {}), ("CPU path", {"L402_BACKEND": "numpy"})):
     for label, diff in (("baseline", None), ("tuned", tuned)):
@@ -66,4 +67,6 @@ for path, env in (("GPU path", {}), ("CPU path", {"L402_BACKEND": "numpy"})):
               f"(3 repeats + tests in {time.monotonic() - started:.1f} s)")
         if not result.ok:
             print("   ", result.reasons)
+            failed += 1
+sys.exit(f"{failed} evaluation(s) did not pass" if failed else 0)
 PY
