@@ -153,6 +153,10 @@ class Sandbox(ABC):
                **{f"L402_{k.upper()}": v for k, v in self.placeholders(layout).items()}, **(extra_env or {})}
         if limits.gpu_device is not None:
             env.update(gpu_env(limits.gpu_device))
+        elif not limits.gpu:
+            # A bounty that asked for no GPU gets none, also from the local runner (which
+            # shows the host's /dev): on a GPU rig it is measured as on any other machine.
+            env["CUDA_VISIBLE_DEVICES"] = ""
         try:
             disk = RunDisk(layout.workdir, layout.artifacts, limits.disk_mb, uid, self.disk_mode)
         except BaseException:

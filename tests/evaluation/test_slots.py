@@ -6,6 +6,7 @@ import difflib
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from l402tui.evaluation.worker import run_worker
 from l402tui.store.db import Store
 from l402tui.telemetry.gpu import GpuDevice
 from runners_fixture import make_runner
+from sandbox_probes import SMALL, run_probe
 from tinybounty import make_sums
 
 GPU0, GPU1 = GpuDevice(0, "A", "GPU-aaaa", 0), GpuDevice(1, "B", "GPU-bbbb", 1)
@@ -216,3 +218,17 @@ async def test_two_slots_judge_two_submissions_at_once_on_disjoint_cores(kind, t
     a, b = rows
     assert a["started_at"] < b["finished_at"] and b["started_at"] < a["finished_at"]  # at the same time
     await store.close()
+
+
+@pytest.mark.parametrize("kind", ["local", pytest.param("bwrap", marks=pytest.mark.bwrap),
+                                  pytest.param("docker", marks=pytest.mark.docker)])
+def test_a_bounty_without_a_gpu_sees_none_and_a_slot_sees_only_its_own(kind, sandbox_tmp):
+    # On a GPU rig the local runner shows the host's /dev: without this a CPU bounty's run
+    # (or the gpumlp sample with gpu = false) trained on the GPU and was measured as such.
+    sandbox = make_runner(kind)
+    probe = "import os\nprint('cuda=[%s]' % os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))\n"
+    outcome, lines, _ = run_probe(sandbox, sandbox_tmp / "cpu", probe, replace(SMALL, gpu=False))
+    assert outcome.exit_code == 0 and "cuda=[]" in lines, lines
+    if kind == "local":  # the others bind /dev/nvidiaN, which a machine without a GPU lacks
+        outcome, lines, _ = run_probe(sandbox, sandbox_tmp / "gpu", probe, replace(SMALL, gpu=True, gpu_device=GPU1))
+        assert outcome.exit_code == 0 and "cuda=[GPU-bbbb]" in lines, lines
