@@ -143,6 +143,8 @@ class TorchBackend(Backend):
 
 def pick() -> Backend:
     wanted = os.environ.get("L402_BACKEND", "")
+    if not wanted and os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        wanted = "numpy"  # no GPU for this run: skip importing CuPy and PyTorch (seconds each)
     choices = {"numpy": [Backend], "cupy": [CupyBackend], "torch": [TorchBackend]}.get(
         wanted, [CupyBackend, TorchBackend, Backend])
     for kind in choices:
