@@ -91,6 +91,9 @@ def ladder_step(spec: "BountySpec", threshold: float) -> float:
 
 
 def floor_to_step(value: float, step: float) -> float:
+    """``value`` floored to a whole number of steps; a non-finite value is worth nothing (0)."""
+    if not math.isfinite(value):
+        return 0.0
     # A little tolerance so a value that is a whole number of steps is not floored one below.
     return math.floor(value / step + 1e-9) * step
 
@@ -145,7 +148,7 @@ async def judge(coord: "CoordinatorCore", spec: "BountySpec", bounty: dict[str, 
     else:
         decision = "REJECTED"
         codes = [R.guard_failed(name) for name in scoring.failed_guards(spec, medians, base_medians)]
-        if v.improvement <= v.threshold:
+        if not v.improvement > v.threshold:  # NaN included
             codes.append(R.Reason.BELOW_THRESHOLD.value)
         detail = list(v.reasons)
     paid_basis = floor_to_step(v.improvement_vs_baseline, step)

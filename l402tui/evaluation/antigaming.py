@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 CANARY_METRIC = "canary_matches"
 HONEYPOT_ITEMS, HONEYPOT_HITS, HONEYPOT_CHANCE = "honeypot_items", "honeypot_hits", "honeypot_chance"
+# The scorer's figures the checks below read: they must be finite numbers (the harness refuses others).
+ANTIGAMING_METRICS = (CANARY_METRIC, HONEYPOT_ITEMS, HONEYPOT_HITS, HONEYPOT_CHANCE)
 DEFAULT_HONEYPOT_ALPHA = 0.001
 EMPTY_OUTPUTS_SHA256 = hashlib.sha256(b"").hexdigest()  # a run whose scored outputs are no files
 

@@ -53,8 +53,10 @@ from typing import Any, Callable, Literal
 
 from l402tui.bounty.spec import HARNESS_MEASUREMENTS, BountySpec
 from l402tui.evaluation import stats
+from l402tui.evaluation.antigaming import ANTIGAMING_METRICS
 from l402tui.evaluation.diffcheck import COPY_IGNORE, DiffRejected, apply_diff, check_diff, git_apply
-from l402tui.evaluation.phases import PhaseFailed, failure_code, output_cap, outputs_digest, trusted_copy
+from l402tui.evaluation.phases import (PhaseFailed, failure_code, finite_metrics, output_cap, outputs_digest,
+                                       trusted_copy)
 from l402tui.evaluation.reasons import Reason
 from l402tui.evaluation.sandbox import Layout, Limits, RunOutcome, Sandbox
 from l402tui.evaluation.untrusted_log import LogSink
@@ -424,10 +426,7 @@ def _collect_metrics(spec: BountySpec, proc: subprocess.CompletedProcess, metric
                 break
     if not isinstance(data, dict):
         raise PhaseFailed(Reason.OUTPUT_INVALID, "the scorer reported no metrics JSON object")
-    metrics: dict[str, float] = {}
-    for key, value in data.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            metrics[key] = float(value)
+    metrics = finite_metrics(data, {m.name for m in spec.metrics} | set(ANTIGAMING_METRICS))
     measured = outcome.measurements()
     for name in HARNESS_MEASUREMENTS:
         # Only figures measured from outside count, whatever the scorer echoed.

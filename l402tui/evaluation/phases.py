@@ -9,10 +9,13 @@ controlled (its file names, its exit code) and so never leaves the operator's vi
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
+from l402tui.evaluation.diffparse import show
 from l402tui.evaluation.reasons import Reason
 from l402tui.evaluation.sandbox import Limits, RunOutcome
 
@@ -79,3 +82,24 @@ def outputs_digest(scored: Path) -> str | None:
                 digest.update(chunk)
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def finite_metrics(data: dict[str, Any], checked: set[str] | frozenset[str]) -> dict[str, float]:
+    """The scorer's numeric figures as floats.  A figure in ``checked`` (the bounty's metrics
+    and the anti-gaming counts) that is NaN or infinite fails the repeat; any other
+    non-finite figure is dropped.  NaN passes every comparison the verdict makes (a NaN gain
+    is not "at most the threshold", a NaN guard did not "regress") and inf pays the whole
+    pool, so a figure the run's outputs made non-finite is unusable output, never a score."""
+    metrics: dict[str, float] = {}
+    for key, value in data.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float
+            number = math.inf
+        if math.isfinite(number):
+            metrics[key] = number
+        elif key in checked:
+            raise PhaseFailed(Reason.OUTPUT_INVALID, f"the scorer reported a non-finite value for {show(key)}")
+    return metrics

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -66,17 +67,19 @@ def acceptance_threshold(spec: BountySpec, baseline_medians: Mapping[str, float]
 
 
 def failed_guards(spec: BountySpec, new: Mapping[str, float], baseline: Mapping[str, float]) -> list[str]:
-    """Names of the guard metrics that were not reported or regressed beyond their tolerance."""
-    return [m.name for m in spec.metrics if m.guard and m.name in baseline and (
-        m.name not in new or -metric_gain(m, new[m.name], baseline[m.name]) > m.tolerance + EPS)]
+    """Names of the guard metrics that were not reported, are not finite, or regressed beyond
+    their tolerance.  Written so that a NaN fails: "held within tolerance" must be shown true."""
+    return [m.name for m in spec.metrics if m.guard and m.name in baseline and not (
+        m.name in new and math.isfinite(new[m.name])
+        and -metric_gain(m, new[m.name], baseline[m.name]) <= m.tolerance + EPS)]
 
 
 def guard_failures(spec: BountySpec, new: Mapping[str, float], baseline: Mapping[str, float]) -> list[str]:
     reasons = []
     for name in failed_guards(spec, new, baseline):
         m = next(x for x in spec.metrics if x.name == name)
-        if m.name not in new:
-            reasons.append(f"guard metric {m.name} was not reported")
+        if m.name not in new or not math.isfinite(new[m.name]):
+            reasons.append(f"guard metric {m.name} was not reported as a finite number")
             continue
         regression = -metric_gain(m, new[m.name], baseline[m.name])
         reasons.append(f"guard {m.name} regressed by {regression:.2%} (from {baseline[m.name]:g} to "
@@ -108,7 +111,9 @@ def verdict(spec: BountySpec, medians: Mapping[str, float], *, baseline_medians:
     threshold = acceptance_threshold(spec, baseline_medians, baseline_spreads)
     reasons = guard_failures(spec, medians, baseline_medians)
     unit = "" if spec.target_kind == "absolute" else " (relative)"
-    if improvement <= threshold:
+    # Every comparison below is written so that NaN loses: a NaN (or infinite) gain is no gain.
+    beats = math.isfinite(improvement) and math.isfinite(vs_baseline) and improvement > threshold
+    if not beats:
         what = "the current best" if best_medians else "the baseline"
         reasons.append(f"improvement over {what} is {_fmt(spec, improvement)}{unit}; more than "
                        f"{_fmt(spec, threshold)} is needed (max of min_improvement {_fmt(spec, spec.min_improvement)}"

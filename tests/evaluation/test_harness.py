@@ -186,3 +186,25 @@ async def test_parallel_repeats_stop_at_the_first_failure(sums):
                             parallel=2, allow_unsandboxed=True)
     assert result.status == "failed" and len(result.runs) == 1
     assert result.reasons[0].startswith("repeat 1 of 5: ")
+
+
+async def test_a_non_finite_metric_is_output_invalid(tmp_path):
+    # A scorer that computes an error from the run's numbers returns NaN when the run writes
+    # NaN; NaN passes every comparison the verdict makes.  The harness refuses it at the source.
+    root = make_sums(tmp_path / "b", metrics='[[metrics]]\nname = "error"\ndirection = "minimize"\n')
+    (root / "scorer" / "score.py").write_text(textwrap.dedent('''\
+        import json, os, sys
+        truth = json.load(open(os.path.join(sys.argv[2], "answers.json")))
+        got = json.load(open(os.path.join(sys.argv[1], "answers.json")))
+        print(json.dumps({"error": sum(abs(got[k] - v) for k, v in truth.items()) / len(truth),
+                          "info": float("inf")}))
+    '''))
+    nan = FIX_DIFF.replace("+SKIP_NEGATIVE = False\n", "+SKIP_NEGATIVE = False\n+sum = lambda v: float('nan')\n"
+                           ).replace("@@ -1,6 +1,6 @@", "@@ -1,6 +1,7 @@")
+    spec = load_bounty(root)
+    honest = await evaluate(spec, FIX_DIFF, sandbox=LocalSandbox(), allow_unsandboxed=True)
+    assert honest.ok and honest.medians["error"] == 0.0
+    assert "info" not in honest.medians  # a non-finite figure no check reads is dropped
+    result = await evaluate(spec, nan, sandbox=LocalSandbox(), allow_unsandboxed=True)
+    assert result.status == "failed" and result.code == "output_invalid"
+    assert result.reasons == ["repeat 1 of 1: the scorer reported a non-finite value for error"]

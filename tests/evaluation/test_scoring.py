@@ -69,3 +69,23 @@ def test_noise_blocks_improvements_inside_the_spread(spec):
     v = verdict(spec, {"accuracy": 1.0, "cpu_s": 0.8}, baseline_medians={"accuracy": 1.0, "cpu_s": 1.0},
                 baseline_spreads={"cpu_s": 0.2})
     assert not v.accepted and v.threshold == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_gain_is_never_accepted(spec, bad):
+    # NaN loses every comparison: written as "improvement <= threshold" it was accepted (and a
+    # NaN best then let every later submission through); inf paid the whole pool.
+    base = {"accuracy": 1.0, "cpu_s": 1.0}
+    v = verdict(spec, {"accuracy": 1.0, "cpu_s": bad}, baseline_medians=base, baseline_spreads={})
+    assert not v.accepted and v.payout_fraction == 0.0
+    v = verdict(spec, {"accuracy": 1.0, "cpu_s": 0.5}, baseline_medians=base, baseline_spreads={},
+                best_medians={"accuracy": 1.0, "cpu_s": float("nan")})
+    assert not v.accepted
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_guard_fails(spec, bad):
+    base = {"accuracy": 1.0, "cpu_s": 1.0}
+    v = verdict(spec, {"accuracy": bad, "cpu_s": 0.5}, baseline_medians=base, baseline_spreads={})
+    assert not v.accepted
+    assert "guard metric accuracy was not reported as a finite number" in v.reasons
