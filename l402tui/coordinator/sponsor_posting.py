@@ -10,12 +10,13 @@ the same sponsor.  A sponsor never names a path: the coordinator's files are not
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from aiohttp import web
 
-from l402tui.coordinator.errors import Conflict, Forbidden, Invalid
+from l402tui.coordinator.errors import Conflict, Forbidden, Invalid, Unavailable
 from l402tui.coordinator.http_common import json_body, svc
 from l402tui.coordinator.service import Coordinator
 from l402tui.coordinator.sponsor_access import SPONSOR_KEY, _credential, authority
@@ -31,6 +32,23 @@ def _policy(request: web.Request) -> Any:
     from l402tui.coordinator.policy import PostingPolicy
 
     return PostingPolicy.from_config(svc(request).cfg)
+
+
+async def _isolation_refusal(coord: Coordinator) -> str | None:
+    """Why this coordinator cannot take a sponsor's bounty now: a sponsor's run, tests and
+    scorer are a stranger's code, which runs only in a sandbox (the worker refuses them on
+    the local runner too, should the sandbox go away later)."""
+    from l402tui.evaluation.runners import sandbox_status
+
+    settings = coord.cfg.section("evaluation")
+    if settings.get("allow_unsandboxed") or settings.get("executor") == "ray":
+        return None  # the operator's explicit consent; or the cluster's nodes, each with its own
+    statuses, chosen = await asyncio.to_thread(sandbox_status, settings)
+    if chosen != "local":
+        return None
+    why = "; ".join(f"{s.kind}: {s.detail}" for s in statuses if s.kind != "local" and not s.available)
+    return ("this coordinator has no sandbox (bwrap or docker) to run a sponsor's code in, so it takes no "
+            f"bounties from sponsors now ({why}); its operator can set one up with `l402tui sandbox setup`")
 
 
 async def _challenge(request: web.Request, sponsor_id: str | None, fee_sats: int, why: str | None = None) -> web.Response:
@@ -87,6 +105,9 @@ async def sponsor_create_bounty(request: web.Request) -> web.StreamResponse:
     if policy.who_may_post == "nobody":
         raise Forbidden("this coordinator takes no bounties from sponsors now (policy.who_may_post = nobody)",
                         code="posting_closed")
+    refusal = await _isolation_refusal(svc(request))
+    if refusal:  # before any fee: nothing is sold that cannot be served
+        raise Unavailable(refusal, code="no_sandbox")
     if credential is None:
         if policy.may_post(PAYING):
             return await _challenge(request, None, policy.posting_fee_sats)

@@ -173,3 +173,22 @@ async def test_a_sponsor_names_no_path_and_no_local_repository(server, coordinat
     assert (await coordinator.store.scalar("SELECT COUNT(*) FROM bounties")) == 0
     whoami = (await _call(server, "GET", "/api/v1/sponsor", headers))[1]
     assert whoami["posts_left"] is None and whoami["bounties"] == []
+
+
+async def test_without_a_sandbox_no_sponsor_bounty_is_taken_and_no_fee_is_sold(coordinator, server, tmp_path):
+    # A sponsor's run, tests and scorer are a stranger's code: on the local runner they would
+    # run on the coordinator's host.  Refused before any posting fee, for paid and invited alike.
+    coordinator.cfg = coordinator.cfg.with_overrides({"evaluation.sandbox": "local"})
+    invited = await _invite(coordinator)
+    package = pack_folder(make_bounty(tmp_path / "x"))
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": f"Bearer {invited}"}):
+            async with http.post(url(server, "/api/v1/sponsor/bounties"), data=package,
+                                 headers={"Content-Type": "application/gzip", **headers}) as r:
+                body = await r.json()
+                assert (r.status, body["error"]) == (503, "no_sandbox"), body
+                assert "WWW-Authenticate" not in r.headers and "sandbox setup" in body["message"]
+    assert (await coordinator.store.scalar("SELECT COUNT(*) FROM bounties")) == 0
+    # The operator's explicit consent to unsandboxed runs is the one way past it.
+    coordinator.cfg = coordinator.cfg.with_overrides({"evaluation.allow_unsandboxed": True})
+    assert (await _post(server, invited, make_bounty(tmp_path / "y")))["bounty"]["id"]
