@@ -16,16 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from l402tui.evaluation.diffparse import show
-from l402tui.evaluation.reasons import Reason
+from l402tui.evaluation.reasons import PhaseFailed, Reason
 from l402tui.evaluation.sandbox import Limits, RunOutcome
 
-
-class PhaseFailed(Exception):
-    """One repeat could not produce metrics: ``code`` for the agent, the message for the operator."""
-
-    def __init__(self, code: Reason, detail: str):
-        super().__init__(detail)
-        self.code = code
+__all__ = ["PhaseFailed", "failure_code", "finite_metrics", "output_cap", "outputs_digest", "trusted_copy"]
+BYTES_PER_ENTRY = 16 * 1024  # as run_disk counts inodes: a run may leave one file or folder per 16 KB of its limit
 
 
 def failure_code(outcome: RunOutcome) -> Reason:
@@ -40,16 +35,30 @@ def output_cap(limits: Limits) -> int:
 
 def trusted_copy(artifacts: Path, dest: Path, cap_bytes: int) -> Path:
     """Copy the run's outputs for the scorer, refusing anything but plain files and
-    folders, and no more than ``cap_bytes`` in all.  The trusted scorer runs on the
-    host: an output that is a symlink to the held-out labels would otherwise be
-    scored as perfect answers.  (Paths in the operator's detail are escaped: the run
-    chose them.)"""
+    folders, more than ``cap_bytes`` in all, or more than one entry per 16 KB of it.  The
+    trusted scorer runs on the host: an output that is a symlink to the held-out labels
+    would otherwise be scored as perfect answers.  The run made every name and mode here,
+    so an entry the host cannot read or recreate (too deep, unreadable) is the run's
+    output_invalid, never an error of the coordinator's.  (Paths in the operator's detail
+    are escaped: the run chose them.)"""
+    try:
+        return _copy_outputs(artifacts, dest, cap_bytes)
+    except OSError as exc:
+        raise PhaseFailed(Reason.OUTPUT_INVALID, f"the run's outputs could not be copied for the scorer "
+                                                 f"({exc.__class__.__name__}, errno {exc.errno})") from None
+
+
+def _copy_outputs(artifacts: Path, dest: Path, cap_bytes: int) -> Path:
     dest.mkdir(exist_ok=True)
-    copied = 0
+    copied, entries, max_entries = 0, 0, max(16, cap_bytes // BYTES_PER_ENTRY)
     for dirpath, dirnames, filenames in os.walk(artifacts, followlinks=False):
         here = Path(dirpath)
         rel = here.relative_to(artifacts)
         for name in [*dirnames, *filenames]:
+            entries += 1
+            if entries > max_entries:
+                raise PhaseFailed(Reason.DISK_LIMIT, f"the run left more than {max_entries} files and folders "
+                                                      "in its outputs")
             path = here / name
             mode = path.lstat().st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
@@ -60,7 +69,7 @@ def trusted_copy(artifacts: Path, dest: Path, cap_bytes: int) -> Path:
             (dest / rel / name).mkdir()
         for name in filenames:
             # O_NOFOLLOW: the file cannot be swapped for a link between the check and the copy.
-            fd = os.open(here / name, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(here / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             with os.fdopen(fd, "rb") as src, open(dest / rel / name, "wb") as out:
                 while chunk := src.read(1 << 20):
                     copied += len(chunk)

@@ -63,3 +63,12 @@ def is_code(value: object, metrics: frozenset[str] | set[str] = frozenset()) -> 
     if head == GUARD_FAILED:
         return param in metrics
     return head == FLAGGED and param in FLAG_KINDS
+
+
+class PhaseFailed(Exception):
+    """One repeat could not produce metrics: ``code`` for the agent, the message for the operator
+    (it may quote what the run controlled, so it never leaves the operator's views)."""
+
+    def __init__(self, code: Reason, detail: str):
+        super().__init__(detail)
+        self.code = code

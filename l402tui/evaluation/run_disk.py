@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from l402tui.evaluation.reasons import PhaseFailed, Reason
+
 PREFIX = "l402tui-disk-"
 BYTES_PER_INODE = 16 * 1024
 FULL_MARGIN = 16 * 1024  # a tmpfs with less than this left counts as full
@@ -312,7 +314,18 @@ def _empty(path: Path) -> None:
 
 def _copy_back(src: Path, dest: Path, budget: int, max_entries: int) -> bool:
     """Copy the run's artifacts to the host, each path at its full size; False (and
-    what was copied removed) past ``budget`` bytes or ``max_entries`` entries."""
+    what was copied removed) past ``budget`` bytes or ``max_entries`` entries.  The run
+    made every name and mode here: one the host cannot read or recreate (a tree deeper
+    than PATH_MAX, say) ends the repeat as ``output_invalid``, not as the coordinator's error."""
+    try:
+        return _copy_tree_back(src, dest, budget, max_entries)
+    except OSError as exc:
+        _empty(dest)
+        raise PhaseFailed(Reason.OUTPUT_INVALID, f"the run's outputs could not be copied back "
+                                                 f"({exc.__class__.__name__}, errno {exc.errno})") from None
+
+
+def _copy_tree_back(src: Path, dest: Path, budget: int, max_entries: int) -> bool:
     left, entries = budget, 0
     for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
         here = Path(dirpath)
