@@ -192,15 +192,31 @@ def _overfit(coord: "CoordinatorCore", antigaming: Any, spec: "BountySpec", base
 
 async def _copied_diff(coord: "CoordinatorCore", antigaming: Any, bounty_id: str, submission_id: str):
     """Someone else's earlier diff resubmitted (or reworded) earns nothing.  "Someone else"
-    is any other token (an agent's own earlier diffs through the same token are its own work)."""
+    is any other token (an agent's own earlier diffs through the same token are its own work).
+
+    Nor does the same code measured again: a diff whose normalised change is exactly that of
+    the token's own earlier submission *measured* on the held-out set (its verdict has metrics)
+    can only differ from it by noise, so a gain it shows is a lucky draw, not an improvement
+    (re-rolling the current best, or a rejected diff, until the timing noise clears the bar).
+    A resubmission after a failure that measured nothing (the coordinator's, or a time limit)
+    is judged as usual."""
     submission = await coord.store.fetchone("SELECT diff, token_id, created_at FROM submissions WHERE id = ?",
                                             (submission_id,))
     earlier = await coord.store.fetchall(
         "SELECT id, diff FROM submissions WHERE bounty_id = ? AND id != ? AND created_at <= ? "
         "AND (token_id IS NULL OR token_id != ?)",
         (bounty_id, submission_id, submission["created_at"], submission["token_id"]))
-    return antigaming.near_duplicate_flag(submission["diff"], [(r["id"], r["diff"]) for r in earlier],
+    flag = antigaming.near_duplicate_flag(submission["diff"], [(r["id"], r["diff"]) for r in earlier],
                                           float(coord.cfg.get("evaluation.near_duplicate_threshold")))
+    if flag is not None:
+        return flag
+    own = await coord.store.fetchall(
+        "SELECT id, diff, verdict_json FROM submissions WHERE bounty_id = ? AND id != ? AND created_at <= ? "
+        "AND token_id = ? AND verdict_json IS NOT NULL", (bounty_id, submission_id, submission["created_at"],
+                                                          submission["token_id"]))
+    measured = [(r["id"], r["diff"]) for r in own if (Verdict.from_json(r["verdict_json"]) or Verdict(
+        "REJECTED", [])).metrics]
+    return antigaming.near_duplicate_flag(submission["diff"], measured, 1.0)
 
 
 async def _same_outputs(coord: "CoordinatorCore", antigaming: Any, bounty_id: str, submission_id: str,
