@@ -143,3 +143,16 @@ def test_the_target_unit_tests_pass(bounty):
     out = subprocess.run([sys.executable if a == "python3" else a for a in bounty.test_command],
                          cwd=bounty.target_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_rows_of_another_type_are_not_identical(bounty, tmp_path):
+    # "identical, in order and type": Python's == calls 5 == 5.0 == True, so a query returning
+    # REAL where the expected rows hold INTEGER used to pass the guard.
+    def as_floats(work: Path) -> None:
+        replace_in(work / "run.py", '    (artifacts / "results.jsonl").write_text(out.getvalue(), encoding="utf-8")',
+                   '    (artifacts / "results.jsonl").write_text("".join(json.dumps({"id": r["id"], "rows": '
+                   '[[float(v) if type(v) is int else v for v in row] for row in r["rows"]]}) + "\\n" '
+                   'for r in map(json.loads, out.getvalue().splitlines())), encoding="utf-8")')
+
+    result = evaluate(bounty, "heldout/a", tmp_path, edit=as_floats)
+    assert result.metrics["identical_frac"] < 1.0

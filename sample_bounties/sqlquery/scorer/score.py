@@ -43,6 +43,17 @@ def load_results(path: Path) -> dict[str, object]:
     return results
 
 
+def strict(value: object) -> object:
+    """``value`` with its JSON type attached, so that equality means the same rows in order and
+    type: Python's own == calls 5 == 5.0 == True, and would pass a query that returns a REAL
+    (or a boolean) where the expected rows hold an INTEGER."""
+    if isinstance(value, list):
+        return ("list", tuple(strict(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, strict(v)) for k, v in value.items())))
+    return (type(value).__name__, value)
+
+
 def score(artifacts: Path, labels: Path, canaries: Path | None) -> dict:
     with lzma.open(labels / "expected.jsonl.xz", "rt", encoding="utf-8") as fh:
         expected = {item["id"]: item["rows"] for item in map(json.loads, fh)}
@@ -53,18 +64,18 @@ def score(artifacts: Path, labels: Path, canaries: Path | None) -> dict:
     got = load_results(artifacts / "results.jsonl")
     same = 0
     for qid, rows in expected.items():
-        if got.get(qid) == rows:
+        if qid in got and strict(got[qid]) == strict(rows):
             same += 1
         else:
             print(f"score: query {qid}: rows differ", file=sys.stderr)
     canary_matches = 0
     if canaries is not None:
         public = json.loads(canaries.read_text(encoding="utf-8"))
-        canary_matches = sum(1 for qid, rows in public.items() if got.get(qid) == rows)
+        canary_matches = sum(1 for qid, rows in public.items() if qid in got and strict(got[qid]) == strict(rows))
     metrics = {"identical_frac": same / len(expected) if expected else 0.0, "queries": len(expected),
                "canary_matches": canary_matches}
     if honeypots is not None:
-        hits = sum(1 for qid, rows in decoys.items() if got.get(qid) == rows)
+        hits = sum(1 for qid, rows in decoys.items() if qid in got and strict(got[qid]) == strict(rows))
         metrics.update(honeypot_items=len(decoys), honeypot_hits=hits, honeypot_chance=float(honeypots["chance"]))
     return metrics
 
