@@ -72,7 +72,9 @@ class SourceLoading:
         self.main_screen.query_one(StatusLine).set(source=message.source.description, problem="", hint=hint)
         self.refresh_bindings()  # the footer drops what this source cannot do
         if getattr(message.source, "attached", False):  # the daemon may run elsewhere: say whose readings
-            self.main_screen.query_one(TelemetryPane).host_name = f"this machine: {self.host_name}"
+            telemetry = self.main_screen.query_one(TelemetryPane)
+            telemetry.host_name = f"this machine: {self.host_name}"
+            telemetry.refresh()  # now, not at the next reading (a second later, or never when paused)
         pane = self.main_screen.query_one(EvalLogPane)
         pane.logs_here = message.source.has_eval_logs
         pane.redraw_title()

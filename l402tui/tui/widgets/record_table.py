@@ -150,6 +150,8 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         self._fit()
         self._scroll_cursor_into_view()
         self.refresh()
+        if self.is_attached:  # the selected record may be new: the footer offers what applies to it (Fund)
+            self.app.refresh_bindings()
 
     # --- filtering and sorting --------------------------------------------------------
     def set_filter(self, text: str) -> None:
