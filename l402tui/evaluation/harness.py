@@ -57,6 +57,7 @@ from l402tui.evaluation.antigaming import ANTIGAMING_METRICS
 from l402tui.evaluation.diffcheck import COPY_IGNORE, DiffRejected, apply_diff, check_diff, git_apply
 from l402tui.evaluation.phases import (PhaseFailed, failure_code, finite_metrics, output_cap, outputs_digest,
                                        trusted_copy)
+from l402tui.evaluation.score_phase import InteractiveScorer, score_batch
 from l402tui.evaluation.reasons import Reason
 from l402tui.evaluation.sandbox import Layout, Limits, RunOutcome, Sandbox
 from l402tui.evaluation.untrusted_log import LogSink
@@ -311,7 +312,9 @@ def _one_repeat(spec: BountySpec, diff, set_dir: Path, inputs: Path, dest: Path,
         scored = dest / "scored-artifacts"
         if score_proc is None:
             trusted_copy(artifacts, scored, output_cap(limits))
-            score_proc = _score_batch(spec, set_dir, scored, outcome, score_files, sink)
+            _write_measurements(score_files["measurements"], outcome)
+            score_proc = score_batch(spec, set_dir, scored, score_files["measurements"], score_files["metrics_out"],
+                                     sink, sandbox, limits, dest)
         metrics = _collect_metrics(spec, score_proc, score_files["metrics_out"], outcome, sink)
     except PhaseFailed as exc:
         sink.note(f"repeat failed ({exc.code.value}): {exc}")
@@ -334,74 +337,32 @@ def _write_measurements(path: Path, outcome: RunOutcome | None) -> None:
     path.write_text(json.dumps(data), encoding="utf-8")
 
 
-def _trusted_env() -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
-            "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-def _score_batch(spec, set_dir, artifacts, outcome, files, sink: LogSink) -> subprocess.CompletedProcess:
-    _write_measurements(files["measurements"], outcome)
-    argv = spec.score.render(**_score_values(spec, set_dir, artifacts, files))
-    try:
-        proc = subprocess.run(argv, cwd=spec.scorer_path, env=_trusted_env(), capture_output=True, text=True,
-                              timeout=spec.score.timeout_s, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise PhaseFailed(Reason.OUTPUT_INVALID, f"the scorer did not finish within {spec.score.timeout_s:g} s") \
-            from None
-    except OSError as exc:
-        raise PhaseFailed(Reason.INTERNAL_ERROR, f"the scorer could not start ({exc.strerror})") from None
-    if proc.stderr:
-        sink.note("scorer stderr: " + proc.stderr[-4000:])
-    return proc
-
-
 def _interactive(spec, sandbox: Sandbox, layout: Layout, limits: Limits, sink: LogSink, set_dir: Path,
                  artifacts: Path, files, extra_env: dict[str, str]) -> tuple[RunOutcome, subprocess.CompletedProcess]:
-    """Predictor (sandboxed) and scorer (trusted) joined by two pipes; the scorer
+    """Predictor and scorer, each in its sandbox, joined by two pipes; the scorer
     reveals a label only after it has read the prediction for it."""
     to_scorer_r, to_scorer_w = os.pipe()
     to_predictor_r, to_predictor_w = os.pipe()
-    # Measurements are only known after the predictor exits; the scorer that wants
-    # them reads the file at the end of the stream.
+    # Measurements are only known after the predictor exits (score_phase.ScoreBox.fill).
     _write_measurements(files["measurements"], None)
-    # The scorer's {artifacts} is a checked copy, filled when the predictor exits.
     scored = files["measurements"].parent / "scored-artifacts"
-    scored.mkdir()
-    argv = spec.score.render(**_score_values(spec, set_dir, scored, files))
     try:
-        scorer = subprocess.Popen(argv, cwd=spec.scorer_path, env=_trusted_env(), stdin=to_scorer_r,
-                                  stdout=to_predictor_w, stderr=subprocess.PIPE, text=True)
-    except OSError as exc:
+        scorer = InteractiveScorer(spec, set_dir, files["measurements"].parent, sandbox, limits, sink,
+                                   stdin=to_scorer_r, stdout=to_predictor_w)
+    except BaseException:
         for fd in (to_scorer_r, to_scorer_w, to_predictor_r, to_predictor_w):
             os.close(fd)
-        raise PhaseFailed(Reason.INTERNAL_ERROR, f"the scorer could not start ({exc.strerror})") from None
-    os.close(to_scorer_r)
-    os.close(to_predictor_w)
-    stderr_chunks: list[str] = []
-    reader = threading.Thread(target=lambda: stderr_chunks.append(scorer.stderr.read()), daemon=True)
-    reader.start()
-    run_argv = spec.run.render(**sandbox.placeholders(layout))
-    outcome = sandbox.run(run_argv, layout, limits, log=sink, stdin=to_predictor_r, stdout=to_scorer_w,
-                          extra_env=extra_env)
-    try:
-        trusted_copy(artifacts, scored, output_cap(limits))
-    except PhaseFailed:
-        scorer.kill()
-        scorer.wait()
         raise
+    run_argv = spec.run.render(**sandbox.placeholders(layout))
     try:
-        scorer.wait(timeout=spec.score.timeout_s)
-    except subprocess.TimeoutExpired:
-        scorer.kill()
-        scorer.wait()
-        raise PhaseFailed(Reason.OUTPUT_INVALID, f"the scorer did not finish within {spec.score.timeout_s:g} s") \
-            from None
-    reader.join(timeout=5)
+        outcome = sandbox.run(run_argv, layout, limits, log=sink, stdin=to_predictor_r, stdout=to_scorer_w,
+                              extra_env=extra_env)
+        trusted_copy(artifacts, scored, output_cap(limits))
+    except BaseException:
+        scorer.abandon()
+        raise
     _write_measurements(files["measurements"], outcome)
-    stderr = "".join(stderr_chunks)
-    if stderr:
-        sink.note("scorer stderr: " + stderr[-4000:])
-    return outcome, subprocess.CompletedProcess(argv, scorer.returncode, "", stderr)
+    return outcome, scorer.finish(scored, files["measurements"], files["metrics_out"])
 
 
 def _collect_metrics(spec: BountySpec, proc: subprocess.CompletedProcess, metrics_out: Path,

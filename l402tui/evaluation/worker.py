@@ -77,6 +77,12 @@ def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None
             runner = sandbox or runner_for(image_for(spec.image, settings))
         except SandboxUnavailable as exc:
             return EvaluationResult("failed", [f"no sandbox: {exc}"])
+        if not runner.isolated and not settings["allow_unsandboxed"] and await _sponsors(store, row["bounty_id"]):
+            # A sponsor's run, tests and scorer are a stranger's code, the baseline's too:
+            # never on the host (posting is refused without a sandbox; this holds if it went away).
+            return EvaluationResult("failed", ["this bounty's sponsor is not the operator and this coordinator has "
+                                               "no sandbox now (bwrap or docker): its code does not run unsandboxed"],
+                                    sandbox=runner.kind, code=Reason.NO_SANDBOX.value)
         slot: Slot | None = row.get("slot")
         limits = None
         if slot is not None:
@@ -112,6 +118,11 @@ def make_row_evaluator(store: Store, cfg: Config, sandbox: Sandbox | None = None
 
     evaluate_row.close = close  # type: ignore[attr-defined]
     return evaluate_row
+
+
+async def _sponsors(store: Store, bounty_id: str) -> bool:
+    """Whether a sponsor who is not the operator posted this bounty."""
+    return await store.scalar("SELECT 1 FROM sponsor_bounties WHERE bounty_id = ?", (bounty_id,)) is not None
 
 
 class MachineSlots:
