@@ -108,18 +108,20 @@ class ApiSource(CoordinatorSource):
         for i in invoices:
             if i["kind"] == "l402":
                 continue
-            detail = f"expires {fmt_time(i.get('expires_at'))}" if i["status"] in ("OPEN", "ACCEPTED") else ""
+            due = _unix(i["expires_at"]) if i["status"] in ("OPEN", "ACCEPTED") and i.get("expires_at") else None
+            detail = f"expires {fmt_time(due)}" if i["status"] in ("OPEN", "ACCEPTED") else ""
             rows.append(LedgerRow(_unix(i["created_at"]), invoice_kind(i["kind"], bool(i.get("is_hold"))),
                                   i["status"], int(i["amount_msat"]), i.get("bounty_id"), i.get("submission_id"),
-                                  i["bolt11"], detail))
+                                  i["bolt11"], detail, due))
         for p in payments:
-            detail = ""
+            detail, due = "", None
             if p["status"] == "FAILED" or (p["status"] == "PENDING" and p.get("last_error")):
                 detail = f"attempt {p.get('attempts', 0)}: {p.get('last_error') or 'failed'}"
             elif p["purpose"] == "holdback" and p.get("submission_id") in releases:
-                detail = f"release {fmt_time(releases[p['submission_id']])}"
+                due = _unix(releases[p["submission_id"]])
+                detail = f"release {fmt_time(due)}"
             rows.append(LedgerRow(_unix(p["created_at"]), p["purpose"], p["status"], int(p["amount_msat"]),
-                                  p.get("bounty_id"), p.get("submission_id"), p["idempotency_key"], detail))
+                                  p.get("bounty_id"), p.get("submission_id"), p["idempotency_key"], detail, due))
         entries = [dict(e, created_at=_unix(e.get("created_at"))) for e in page["entries"]
                    if str(e.get("account", "")).startswith(("holdback:", "fees:"))]
         rows.extend(reservation_rows(entries, timers))

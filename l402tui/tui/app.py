@@ -20,7 +20,7 @@ from typing import Awaitable, Callable
 
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, TabbedContent
+from textual.widgets import TabbedContent
 
 from l402tui.telemetry.gpu import GpuSampler
 from l402tui.telemetry.host import HostSampler
@@ -37,6 +37,7 @@ from l402tui.tui.themes import DEFAULT_THEME, discover_themes
 from l402tui.tui.widgets.agent_panel import AgentPanel
 from l402tui.tui.widgets.bounties_table import BountiesTable
 from l402tui.tui.widgets.eval_log_pane import EvalLogPane
+from l402tui.tui.widgets.fitting_footer import FittingFooter
 from l402tui.tui.widgets.ledger_table import LedgerTable
 from l402tui.tui.widgets.status_line import StatusLine
 from l402tui.tui.widgets.story_pane import StoryPane
@@ -118,7 +119,7 @@ class L402App(SourceLoading, EvalLogFollowing, LivePanels, DemoStory, AppActions
             with VerticalScroll(id="side"):
                 yield TelemetryPane(self.telemetry_interval_s, id="telemetry")
             yield AgentPanel(id="agent", clock=self.clock)
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         if self.keymap:
@@ -147,9 +148,8 @@ class L402App(SourceLoading, EvalLogFollowing, LivePanels, DemoStory, AppActions
     def on_resize(self) -> None:
         narrow = self.size.width < NARROW_WIDTH
         self.main_screen.set_class(narrow, "narrow")
-        # At 80 columns the palette hint pushed the last key off the footer (a stray letter):
-        # ctrl+p still works, and `?` lists it.
-        self.main_screen.query_one(Footer).show_command_palette = not narrow
+        # At 80 columns the palette hint takes room the keys need: ctrl+p still works, and `?` lists it.
+        self.main_screen.query_one(FittingFooter).show_command_palette = not narrow
 
     async def on_unmount(self) -> None:
         self.gpu_sampler.close()

@@ -66,6 +66,7 @@ class LedgerRow:
     submission_id: str | None
     reference: str  # payment hash, idempotency key or BOLT11 invoice: what you would copy
     detail: str = ""  # e.g. "release 2026-11-29 10:00 UTC"
+    due_at: float | None = None  # the time in ``detail`` ("release …", "expires …"): the table says "in 1d 23h"
 
 
 @dataclass(frozen=True)

@@ -100,18 +100,20 @@ class StoreSource(CoordinatorSource):
                 f"SELECT * FROM invoices WHERE kind != 'l402' {cond} ORDER BY created_at DESC LIMIT ?",
                 [*params, limit]):
             kind = invoice_kind(r["kind"], bool(r["is_hold"]))
-            detail = f"expires {fmt_time(r['expires_at'])}" if r["status"] in ("OPEN", "ACCEPTED") else ""
+            due = r["expires_at"] if r["status"] in ("OPEN", "ACCEPTED") else None
+            detail = f"expires {fmt_time(due)}" if due is not None else ""
             rows.append(LedgerRow(r["created_at"], kind, r["status"], r["amount_msat"], r["bounty_id"],
-                                  r["submission_id"], r["bolt11"], detail))
+                                  r["submission_id"], r["bolt11"], detail, due))
         for r in await self.store.fetchall(
                 f"SELECT * FROM payments WHERE 1 {cond} ORDER BY created_at DESC LIMIT ?", [*params, limit]):
-            detail = ""
+            detail, due = "", None
             if r["status"] == "FAILED" or (r["status"] == "PENDING" and r["last_error"]):
                 detail = f"attempt {r['attempts']}: {r['last_error'] or 'failed'}"
             elif r["purpose"] == "holdback" and r["status"] == "PENDING" and r["next_attempt_at"]:
-                detail = f"release {fmt_time(r['next_attempt_at'])}"
+                due = r["next_attempt_at"]
+                detail = f"release {fmt_time(due)}"
             rows.append(LedgerRow(r["created_at"], r["purpose"], r["status"], r["amount_msat"], r["bounty_id"],
-                                  r["submission_id"], r["payment_hash"] or r["idempotency_key"], detail))
+                                  r["submission_id"], r["payment_hash"] or r["idempotency_key"], detail, due))
         entries = await self.store.fetchall(
             f"SELECT * FROM ledger_entries WHERE (account LIKE 'holdback:%' OR account LIKE 'fees:%') {cond} "
             "ORDER BY id DESC LIMIT ?", [*params, limit])
@@ -212,9 +214,10 @@ def reservation_rows(entries: list[dict[str, Any]],
         due, done = releases.get(sub or "", (None, None))
         if amount > 0:
             status = "RESOLVED" if done else "HELD"
-            detail = f"release {fmt_time(due)}" if status == "HELD" and due else (e.get("memo") or "")
+            due = due if status == "HELD" and due else None
+            detail = f"release {fmt_time(due)}" if due is not None else (e.get("memo") or "")
             rows.append(LedgerRow(e["created_at"], "holdback", status, amount, e.get("bounty_id"), sub,
-                                  e.get("txn_id") or "", detail))
+                                  e.get("txn_id") or "", detail, due))
         else:
             rows.append(LedgerRow(e["created_at"], "holdback out", "BOOKED", -amount, e.get("bounty_id"), sub,
                                   e.get("txn_id") or "", e.get("memo") or ""))

@@ -74,3 +74,34 @@ async def test_tables_fit_the_terminal(make_app, seeded_db, size):
                             assert len(getattr(text, "plain", str(text))) <= width, (tab, col.label)
                 if tab == "submissions":  # the seeded reasons are longer than the room
                     assert table.virtual_size.width == table.scrollable_content_region.width
+
+
+def test_shrinkable_columns_give_up_their_floor_before_the_table_scrolls_sideways():
+    # The ledger at 80 columns with a long status: At, Kind, Status, Amount cannot shrink; Detail can.
+    cols = [Col(), Col(), Col(), Col(), Col(shrink=17), Col(drop=1)]
+    natural = [16, 12, 18, 12, 28, 12]
+    widths = fit_widths(cols, natural, natural, 79)
+    assert widths == [16, 12, 18, 12, 13, 0] and table_width(widths) == 79
+    # Too narrow to say anything: hidden rather than a stub.
+    widths = fit_widths(cols, natural, natural, 70)
+    assert widths == [16, 12, 18, 12, 0, 0] and table_width(widths) <= 70
+
+
+async def test_the_ledger_fits_80_columns_with_the_longest_status(make_app, seeded_db):
+    from l402tui.store import open_sync
+
+    db = open_sync(seeded_db)
+    with db.conn:  # a forfeited holdback and a long amount: the widest ledger row there is
+        db.conn.execute("UPDATE payments SET status = 'HOLDBACK_FORFEITED', amount_msat = 1234567891 "
+                        "WHERE rowid = (SELECT MIN(rowid) FROM payments)")
+    db.close()
+    app = make_app(seeded_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: loaded(app), "panes to load")
+        await pilot.press("3")
+        await pilot.pause()
+        table = app.main_screen.query_one("#ledger-table")
+        assert any(r.status == "HOLDBACK_FORFEITED" for r in table.records)
+        assert {"At (UTC)", "Kind", "Status", "Amount (sat)"} <= set(table.shown_columns)
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        assert table.max_scroll_x == 0

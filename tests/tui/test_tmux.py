@@ -46,7 +46,7 @@ def test_at_120x40_every_pane_is_there_and_keys_work(tmux_app):
     assert "AWAITING_FUNDING" in screen and len(screen.splitlines()[0]) > 80
     subprocess.run(["tmux", "send-keys", "-t", s, "3"], check=True)
     screen = wait_screen(s, "holdback", "HELD")
-    assert "release 2026-12-01" in screen and "funding hold" in screen
+    assert "release " in screen and "funding hold" in screen  # the release as "in 1d 23h" (or "… ago")
     subprocess.run(["tmux", "send-keys", "-t", s, "?"], check=True)
     wait_screen(s, "Binding id", "toggle_agent")
     subprocess.run(["tmux", "send-keys", "-t", s, "Escape", "q"], check=True)

@@ -3,8 +3,9 @@
 In order: every column at its natural width (capped) when that fits; short of room, the
 shrinkable columns give way (rightmost first: ids and references before the detail a
 reader came for), then the droppable ones are hidden (lowest ``drop`` first: what the
-detail view or the CSV still has); with room to spare, capped columns (long reasons)
-grow back toward their full width.
+detail view or the CSV still has), then the shrinkable ones go below their floors (so a
+table never scrolls sideways while it has columns to give); with room to spare, capped
+columns (long reasons) grow back toward their full width.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol, Sequence
 
 GAP = 2
+MIN_CELL = 6  # narrower, a shrunk cell is an ellipsis and a stub
 
 
 class Fittable(Protocol):
@@ -44,6 +46,17 @@ def fit_widths(columns: Sequence[Fittable], natural: Sequence[int], full: Sequen
         if table_width(widths) <= room:
             break
         widths[i] = 0
+    # Still too wide (the ledger at 80 columns with a HOLDBACK_FORFEITED): the shrinkable columns
+    # give up their floors too rather than the table scrolling sideways; one left too narrow to
+    # say anything is hidden.
+    for i in reversed(range(len(columns))):
+        excess = table_width(widths) - room
+        if excess <= 0:
+            break
+        if columns[i].shrink is not None and widths[i] > 0:
+            widths[i] = max(widths[i] - excess, 0)
+            if widths[i] < MIN_CELL:
+                widths[i] = 0
     spare = room - table_width(widths)
     for i in range(len(columns)):
         if spare <= 0:

@@ -270,7 +270,8 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         return fields, [[getattr(r, name) for name in fields] for r in self.records]
 
     # --- drawing ---------------------------------------------------------------------
-    def _line(self, cells: list[Text], style: Style, arrows: dict[int, str] | None = None) -> Strip:
+    def _line(self, cells: list[Text], style: Style, arrows: dict[int, str] | None = None,
+              over: Style | None = None) -> Strip:
         segments: list[Segment] = []
         for i, (cell, width) in enumerate(zip(cells, self._widths)):
             if width <= 0:
@@ -290,8 +291,12 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
                 arrow = ""
             text.append(arrow.rjust(GAP))
             segments.extend(text.render(self.app.console))
-        # The row's style underneath, each cell's own style (a status colour) on top.
-        return Strip(segments).apply_style(style).simplify()
+        # The row's style underneath, each cell's own style (a status colour) on top; ``over``
+        # on top of that (the cursor's text colour: a yellow status on the yellow cursor was unreadable).
+        strip = Strip(segments).apply_style(style)
+        if over is not None:
+            strip = Strip(Segment.apply_style(strip, post_style=over), strip.cell_length)
+        return strip.simplify()
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -311,11 +316,13 @@ class RecordTable(ScrollView, Generic[R], can_focus=True):
         if index >= len(self.records):
             return Strip.blank(width, base)
         cursor = index == self.cursor_row
-        style = base + self.get_component_rich_style("record-table--cursor") if cursor else base
+        cursor_style = self.get_component_rich_style("record-table--cursor") if cursor else None
+        style = base + cursor_style if cursor_style is not None else base
         key = (index, cursor, self.has_focus, style)
         strip = self._strips.get(key)
         if strip is None:
-            strip = self._line(self._row_cells(index), style)
+            over = Style(color=cursor_style.color) if cursor_style is not None and cursor_style.color else None
+            strip = self._line(self._row_cells(index), style, over=over)
             self._strips[key] = strip
         return strip.crop_extend(scroll_x, scroll_x + width, style)
 
