@@ -142,7 +142,8 @@ class SourceLoading:
         open_ = sum(1 for b in rows if b.status == "OPEN")
         pool = sum(b.pool_left_msat for b in rows if b.status == "OPEN")
         self.main_screen.query_one(StatusLine).set(
-            summary=f"{len(rows)} bounties · {open_} open · {fmt.sats(pool)} sat in open pools")
+            summary=f"{len(rows)} {'bounty' if len(rows) == 1 else 'bounties'} · {open_} open · "
+                    f"{fmt.sats(pool)} sat in open pools")
 
     @while_shown
     def on_submissions_loaded(self, message: SubmissionsLoaded) -> None:
