@@ -31,7 +31,7 @@ def parse_json(raw: bytes) -> Any:
     if len(raw) > MAX_JSON_BYTES:
         raise TooLarge(f"the JSON body is {len(raw)} bytes; the limit is {MAX_JSON_BYTES}")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, object_pairs_hook=_no_repeated_keys)
     except RecursionError:
         raise Invalid(f"the JSON body is nested too deeply (at most {MAX_DEPTH} levels)",
                       code="invalid_json") from None
@@ -42,14 +42,42 @@ def parse_json(raw: bytes) -> Any:
     return value
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # {"self_funded": "x", "self_funded": true}: json.loads keeps the last, a proxy or
+    # another parser may take the first; one meaning per body, so a repeat is refused.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise Invalid(f"the JSON body gives {repeated[:40]!r} more than once", code="invalid_json",
+                      details={"field": repeated[:40]})
+    return value
+
+
+# A \ud800 escape with no partner decodes to a lone surrogate: not text, so UTF-8 cannot
+# encode it for SQLite, a log or a file, and the request would fail deep inside a handler.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _depth(value: Any) -> int:
+    """Nesting depth of a parsed body; refuses (422) a string or key that is not valid Unicode."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         node, level = stack.pop()
-        if isinstance(node, (dict, list)):
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                raise Invalid("the JSON body holds a \\u escape of a lone UTF-16 surrogate (not a character); "
+                              "send text as UTF-8", code="invalid_json")
+        elif isinstance(node, (dict, list)):
             deepest = max(deepest, level)
             if level > MAX_DEPTH:
                 return level
+            if isinstance(node, dict):
+                stack.extend((k, level) for k in node)
             stack.extend((v, level + 1) for v in (node.values() if isinstance(node, dict) else node))
     return deepest
 
