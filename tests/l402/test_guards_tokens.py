@@ -62,3 +62,25 @@ async def test_a_signed_token_claiming_more_capabilities_than_were_sold_is_refus
     sold = forge(phash, token_id.hex(), root_key, ["bounties_capabilities=download", *scope])
     token = await authority.verify(Credential("L402", sold, pre), capability="download", bounty_id="b1")
     assert token.capabilities == {"download"}
+
+
+async def test_an_appended_services_caveat_may_narrow_but_never_widen(store):
+    from pymacaroons import Macaroon
+
+    authority = TokenAuthority(RootKeyStore(store))
+    pre, phash = _preimage()
+    async with store.transaction() as txn:
+        minted = await authority.mint(txn, phash, "b1", ("download",), int(time.time()) + 3600)
+    widened = Macaroon.deserialize(minted.macaroon_b64)
+    widened.add_first_party_caveat("services=bounties:0,elsewhere:0")
+    with pytest.raises(TokenRefused) as err:
+        await authority.verify(Credential("L402", widened.serialize(), pre), capability="download", bounty_id="b1")
+    assert err.value.reason == "caveat_not_narrowing"
+    moved = Macaroon.deserialize(minted.macaroon_b64)
+    moved.add_first_party_caveat("services=")  # narrowed to no service at all
+    with pytest.raises(TokenRefused) as err:
+        await authority.verify(Credential("L402", moved.serialize(), pre), capability="download", bounty_id="b1")
+    assert err.value.reason == "wrong_service"
+    same = Macaroon.deserialize(minted.macaroon_b64)
+    same.add_first_party_caveat("services=bounties:0")
+    assert (await authority.verify(Credential("L402", same.serialize(), pre), bounty_id="b1")).bounty_id == "b1"
