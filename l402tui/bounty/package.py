@@ -13,9 +13,10 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from l402tui.bounty.spec import SPEC_FILE, BountySpec
 
@@ -113,25 +114,118 @@ def build_package(spec: BountySpec, provenance: dict | None = None) -> Package:
     return Package(blob, hashlib.sha256(blob).hexdigest(), tuple(p.as_posix() for p in names))
 
 
-def unpack(data: bytes, dest: Path) -> list[str]:
-    """Extract a package into dest, refusing links, devices and paths leaving dest."""
+@dataclass(frozen=True)
+class UnpackLimits:
+    """How much a tarball may unpack to.  A gzip "bomb" is tiny on the wire and huge unpacked,
+    so every limit is checked while decompressing, never after."""
+
+    max_bytes: int = 1024 * 1024 * 1024  # the files together
+    max_file_bytes: int = 1024 * 1024 * 1024  # one file
+    max_entries: int = 100_000  # files and folders
+    max_name_bytes: int = 1024  # one entry's path
+
+    @classmethod
+    def for_sponsor_upload(cls, cfg: object) -> "UnpackLimits":
+        """A sponsor's upload gets the limits a git source gets (config ``[policy] git_*``)."""
+        from l402tui.bounty.gitsource import MAX_FILES, GitLimits
+
+        git = GitLimits.from_config(cfg)
+        return cls(max_bytes=git.max_repo_bytes, max_file_bytes=git.max_file_bytes, max_entries=MAX_FILES)
+
+
+class _Capped(io.RawIOBase):
+    """The decompressed stream, refused once it passes ``cap`` bytes (headers included)."""
+
+    def __init__(self, data: bytes, cap: int, limits: UnpackLimits):
+        self._gz = gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")
+        self._cap, self._limits, self.seen = cap, limits, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        chunk = self._gz.read(len(buffer))
+        self.seen += len(chunk)
+        if self.seen > self._cap:
+            raise PackagingError(f"the tarball unpacks to more than {_mb(self._limits.max_bytes)} "
+                                 f"(at most {self._limits.max_entries} entries)")
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def _members(data: bytes, limits: UnpackLimits):  # type: ignore[no-untyped-def]
+    """(tar, member) for each entry, each checked before anything of it is read: a plain file
+    or folder, a relative path inside the tarball with no '..' or .git, under the limits."""
+    # Headers take 512 bytes each (a long name or PAX record a few more): allow them on top.
+    cap = limits.max_bytes + (limits.max_entries + 1) * (1536 + limits.max_name_bytes) + 10240
+    total = entries = 0
+    seen: set[str] = set()
+    with tarfile.open(fileobj=io.BufferedReader(_Capped(data, cap, limits), 1 << 16), mode="r|") as tar:
+        for member in tar:
+            entries += 1
+            if entries > limits.max_entries:
+                raise PackagingError(f"the tarball has more than {limits.max_entries} entries")
+            name = member.name
+            shown = repr(name[:120])
+            if len(name.encode("utf-8", "surrogateescape")) > limits.max_name_bytes:
+                raise PackagingError(f"package entry {shown}... has a path longer than {limits.max_name_bytes} bytes")
+            parts = PurePosixPath(name).parts
+            if name.startswith("/") or "\\" in name or any(p == ".." or p.lower() == ".git" for p in parts) \
+                    or any(ord(c) < 32 for c in name):
+                raise PackagingError(f"package entry {shown} would land outside the folder (or in a .git folder, "
+                                     "or has control characters)")
+            if not (member.isdir() or (member.isreg() and not member.issparse())):
+                raise PackagingError(f"package entry {shown} is not a regular file or folder (links, devices, "
+                                     "fifos and sparse files are refused)")
+            if member.isreg():
+                key = PurePosixPath(name).as_posix()
+                if key in seen:
+                    raise PackagingError(f"package entry {shown} appears twice")
+                seen.add(key)
+                if member.size > limits.max_file_bytes:
+                    raise PackagingError(f"package entry {shown} is {_mb(member.size)}, over the "
+                                         f"{_mb(limits.max_file_bytes)} allowed per file")
+                total += member.size
+                if total > limits.max_bytes:
+                    raise PackagingError(f"the tarball unpacks to more than {_mb(limits.max_bytes)}")
+            yield tar, member
+
+
+def scan(data: bytes, limits: UnpackLimits = UnpackLimits()) -> int:
+    """Check a tarball as :func:`unpack` would, writing nothing; returns its number of entries."""
+    count = 0
+    for _tar, _member in _members(data, limits):
+        count += 1
+    return count
+
+
+def unpack(data: bytes, dest: Path, limits: UnpackLimits = UnpackLimits()) -> list[str]:
+    """Extract a package into dest, refusing links, devices, paths leaving dest or entering a
+    .git folder, duplicates and anything over ``limits``; modes become 0644 or 0755.  Messages
+    name the entry, never dest (the caller's paths are its own business)."""
     dest = dest.resolve()
     dest.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        for member in tar.getmembers():
-            target = (dest / member.name).resolve()
-            if not target.is_relative_to(dest) or member.name.startswith("/"):
-                raise PackagingError(f"package entry {member.name!r} would land outside {dest}")
+    for tar, member in _members(data, limits):
+        target = (dest / member.name).resolve()
+        if not target.is_relative_to(dest):
+            raise PackagingError(f"package entry {member.name[:120]!r} would land outside the folder")
+        try:
             if member.isdir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
-            if not member.isfile():
-                raise PackagingError(f"package entry {member.name!r} is not a regular file")
             target.parent.mkdir(parents=True, exist_ok=True)
             extracted = tar.extractfile(member)
             assert extracted is not None
-            target.write_bytes(extracted.read())
+            with open(target, "xb") as out:  # "x": never through or over something already there
+                shutil.copyfileobj(extracted, out, 1 << 20)
             os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
-            written.append(member.name)
+        except OSError as exc:
+            raise PackagingError(f"package entry {member.name[:120]!r} cannot be written: "
+                                 f"{exc.strerror or type(exc).__name__}") from None
+        written.append(member.name)
     return written

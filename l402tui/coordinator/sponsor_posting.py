@@ -87,7 +87,18 @@ async def _source(request: web.Request) -> Any:
     """An uploaded tarball's bytes, or a git source from ``{"git": {url, commit, subdir}}``.
     Never a path: the coordinator's files are not the sponsor's to name."""
     if request.content_type in UPLOAD_TYPES:
-        return await request.read()
+        data = await request.read()
+        from l402tui.bounty.package import PackagingError, UnpackLimits, scan
+
+        limits = UnpackLimits.for_sponsor_upload(svc(request).cfg)
+        try:  # a small upload may unpack to gigabytes: checked while decompressing, off the event loop
+            await asyncio.to_thread(scan, data, limits)
+        except PackagingError as exc:
+            raise Invalid(f"the uploaded tarball was refused: {exc}", code="unsafe_upload") from None
+        except Exception as exc:  # noqa: BLE001 - tarfile and gzip raise their own zoo for corrupt input
+            raise Invalid(f"the upload is not a gzip tarball of a bounty folder ({type(exc).__name__})",
+                          code="unsafe_upload") from None
+        return data
     from l402tui.bounty.gitsource import GitSource, GitSourceRefused
 
     body = await json_body(request)

@@ -1,0 +1,78 @@
+"""A hostile sponsor against the operator: uploads built to hurt the coordinator's host,
+refund invoices it should not be paid on, and what error messages tell it.  Real loopback
+HTTP and SQLite, as in test_sponsor_routes.py."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+import zlib
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from l402tui.l402.sponsor import SponsorAuthority
+from tests.coordinator.conftest import make_bounty, url
+
+
+@pytest.fixture
+def cfg(cfg):
+    return cfg.with_overrides({"policy.who_may_post": "invited", "policy.git_max_repo_mb": 1,
+                               "policy.git_max_file_mb": 1})
+
+
+async def _invite(coordinator, name="hostile") -> str:
+    return (await SponsorAuthority(coordinator.store).invite(name=name, valid_until=int(time.time()) + 3600)).macaroon_b64
+
+
+async def _upload(server, credential: str, data: bytes) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url(server, "/api/v1/sponsor/bounties"), data=data,
+                             headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/gzip"}) as r:
+            return r.status, await r.json(content_type=None)
+
+
+def _tarball(folder: Path, extra) -> bytes:
+    """``folder`` (a valid bounty) packed, then ``extra(tar)`` adds entries; gzip streamed, so
+    a member of zeros costs a few KB on the wire however large it is unpacked."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(folder.rglob("*")):
+            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+        extra(tar)
+    return zlib.compress(raw.getvalue(), 9, wbits=31)
+
+
+def _zeros(name: str, size: int):
+    def add(tar: tarfile.TarFile) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        tar.addfile(info, io.BytesIO(b"\0" * size))
+    return add
+
+
+def _many(count: int):
+    def add(tar: tarfile.TarFile) -> None:
+        for i in range(count):
+            info = tarfile.TarInfo(f"public/d{i}")
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+    return add
+
+
+@pytest.mark.parametrize("extra, words", [
+    (_zeros("public/big.bin", 3 * 1024 * 1024), "allowed per file"),  # 3 MB of zeros: a few KB uploaded
+    (_many(20_001), "more than 20000 entries"),
+], ids=["bomb", "entries"])
+async def test_an_upload_is_held_to_the_git_limits_while_it_unpacks(server, coordinator, tmp_path, extra, words):
+    credential = await _invite(coordinator)
+    data = _tarball(make_bounty(tmp_path / "b"), extra)
+    assert len(data) < 512 * 1024
+    status, body = await _upload(server, credential, data)
+    assert status == 422 and body["error"] == "unsafe_upload" and words in body["message"], body
+    assert await coordinator.store.scalar("SELECT COUNT(*) FROM bounties") == 0
+    # The post was given back: the same credential posts a sane bounty.
+    status, body = await _upload(server, credential, _tarball(make_bounty(tmp_path / "ok"), lambda tar: None))
+    assert status == 201, body
