@@ -195,11 +195,26 @@ def _refuse_private(host: str) -> None:
         raise GitSourceRefused(f"cannot resolve git host {host}: {exc}", "git_host_refused") from None
     for info in infos:
         addr = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved \
-                or addr.is_multicast or addr.is_unspecified:
+        if not _public(addr):
             raise GitSourceRefused(f"git host {host} resolves to {addr}, a local or private address; only public "
                                    "hosts are fetched (operator setting policy.git_allow_private_hosts)",
                                    "git_host_refused")
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``addr`` is a public unicast address, and so is any IPv4 address it carries
+    (IPv4-mapped, 6to4, Teredo, NAT64).  "Not private" is not enough: shared address space
+    (100.64.0.0/10: carrier NAT, tailnets), benchmarking and documentation ranges are neither."""
+    if not addr.is_global or addr.is_multicast:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address):
+        inner = [addr.ipv4_mapped, addr.sixtofour, addr.teredo[1] if addr.teredo else None,
+                 ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF) if addr in _NAT64 else None]
+        return all(_public(v4) for v4 in inner if v4 is not None)
+    return True
 
 
 class _Git:

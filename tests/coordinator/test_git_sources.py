@@ -245,6 +245,12 @@ def test_a_server_that_never_answers_hits_the_time_limit(tmp_path):
     ("git://127.0.0.1:9418/r.git", {"allow_private_hosts": False}, "git_host_refused", "local or private"),
     ("http://[::1]/r.git", {"allow_private_hosts": False}, "git_host_refused", "local or private"),
     ("http://localhost/r.git", {"allow_private_hosts": False}, "git_host_refused", "local or private"),
+    # Not "private" to Python, yet no public host: carrier NAT / tailnets, IPv4 inside IPv6, benchmarking.
+    ("http://100.64.0.1/r.git", {"timeout_s": 3.0}, "git_host_refused", "local or private"),
+    ("http://[::ffff:127.0.0.1]/r.git", {"timeout_s": 3.0}, "git_host_refused", "local or private"),
+    ("http://[64:ff9b::7f00:1]/r.git", {"timeout_s": 3.0}, "git_host_refused", "local or private"),
+    ("http://[2002:7f00:1::]/r.git", {"timeout_s": 3.0}, "git_host_refused", "local or private"),
+    ("http://198.18.0.1/r.git", {"timeout_s": 3.0}, "git_host_refused", "local or private"),
 ])
 def test_urls_outside_the_operators_rules_are_refused(tmp_path, url, limits, code, words):
     marker = Path("/tmp/pwned")
