@@ -11,12 +11,13 @@ the same sponsor.  A sponsor never names a path: the coordinator's files are not
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
 from aiohttp import web
 
-from l402tui.coordinator.errors import Conflict, Forbidden, Invalid, Unavailable
+from l402tui.coordinator.errors import Conflict, Forbidden, Invalid, L402TuiError, Unavailable
 from l402tui.coordinator.http_common import json_body, svc
 from l402tui.coordinator.service import Coordinator
 from l402tui.coordinator.sponsor_access import SPONSOR_KEY, _credential, authority
@@ -149,8 +150,11 @@ async def sponsor_create_bounty(request: web.Request) -> web.StreamResponse:
             raise Conflict(f"{exc.message.split('; create it')[0]}; shorten reward.duration_hours (a sponsor's "
                            "pool is always held by a hold invoice)", code=exc.code) from None
         raise
-    except BaseException:
+    except L402TuiError as exc:
         await _give_back(coord, credential)  # fix the bounty and post again without paying twice
+        raise _without_our_paths(exc, coord) from None
+    except BaseException:
+        await _give_back(coord, credential)
         raise
     bounty_id = result["bounty"]["id"]
     # Not in the bounty's own transaction: a crash between the two leaves an unowned draft whose
@@ -166,3 +170,27 @@ async def _give_back(coord: Coordinator, credential: SponsorCredential) -> None:
     async with coord.transaction() as txn:
         await txn.execute("UPDATE sponsor_tokens SET posts_used = posts_used - 1 WHERE token_id = ? AND posts_used > 0",
                           (credential.token_id,))
+
+
+def _without_our_paths(exc: L402TuiError, coord: Coordinator) -> L402TuiError:
+    """``exc`` with the coordinator's own folders taken out of its message and details: a
+    problem in bounty.toml names the file as unpacked here (``<data>/bounties/.incoming-x/upload/
+    bounty.toml:5``), which tells a stranger where the operator keeps its data.  The sponsor
+    sees paths relative to its own folder."""
+    roots = {str(coord.data_dir), str(coord.data_dir.resolve())}
+    incoming = re.compile("(?:" + "|".join(re.escape(r) for r in sorted(roots, key=len, reverse=True)) +
+                          r")(?:/bounties/\.incoming-[^/\s'\"]+(?:/(?:upload|tree|repo))?)?/?")
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return incoming.sub(lambda m: "" if m.group(0).endswith("/") else "your bounty folder", value)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    exc.message = clean(exc.message)
+    exc.args = (exc.message,)
+    exc.details = clean(exc.details)
+    return exc

@@ -76,3 +76,18 @@ async def test_an_upload_is_held_to_the_git_limits_while_it_unpacks(server, coor
     # The post was given back: the same credential posts a sane bounty.
     status, body = await _upload(server, credential, _tarball(make_bounty(tmp_path / "ok"), lambda tar: None))
     assert status == 201, body
+
+
+async def test_a_refusal_never_names_the_coordinators_folders(server, coordinator, tmp_path):
+    """A bounty.toml with problems, or a tarball that cannot be unpacked: the 422 quotes the
+    sponsor's own paths (relative to its folder), never where the coordinator unpacked it."""
+    credential = await _invite(coordinator)
+    folder = make_bounty(tmp_path / "bad")
+    toml = folder / "bounty.toml"
+    toml.write_text(toml.read_text().replace('target = "target"', 'target = "nowhere"'))
+    status, body = await _upload(server, credential, _tarball(folder, lambda tar: None))
+    assert status == 422 and body["error"] == "invalid_bounty", body
+    assert "files.target" in str(body) and "nowhere" in str(body), body
+    assert str(coordinator.data_dir) not in str(body) and ".incoming" not in str(body), body
+    assert body["problems"] == ["bounty.toml:5: files.target names 'nowhere', which is not a directory in your bounty "
+                                "folder; create it or fix the path"], body
