@@ -25,6 +25,7 @@ from l402tui.tui.widgets.eval_log_pane import EvalLogPane
 from l402tui.tui.widgets.record_table import status_text
 
 FINISHED = ("DONE", "FAILED")
+LABEL_WIDTH = 30
 
 
 def verdict_lines(verdict: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -106,7 +107,9 @@ class SubmissionDetailScreen(ModalScreen[None]):
     def _summary(self) -> Text | Table:
         s = self.submission
         grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold", no_wrap=True)
+        # Capped: a long verdict key took half of 80 columns from every value (and wrapped, it
+        # split a label over two rows beside one value).
+        grid.add_column(style="bold", no_wrap=True, max_width=LABEL_WIDTH, overflow="ellipsis")
         grid.add_column()
         grid.add_row("Submission", Text(s.id, style="bold"))
         grid.add_row("Bounty", s.bounty_id)
@@ -118,8 +121,11 @@ class SubmissionDetailScreen(ModalScreen[None]):
         reasons = detail.get("reasons") or s.reasons
         grid.add_row("Reasons", Text(fmt.reasons_text(reasons) or "none recorded",
                                      style="yellow" if s.status == "FLAGGED" else ""))
-        for key, value in verdict_lines(detail.get("verdict"), ""):
-            grid.add_row(f"verdict {key}", value)
+        verdict = verdict_lines(detail.get("verdict"), "")
+        if verdict:
+            grid.add_row("Verdict", "")
+        for key, value in verdict:  # indented under "Verdict" rather than each prefixed with it
+            grid.add_row(Text(f"  {key}", style="not bold"), value)
         evaluation = detail.get("evaluation") or {}
         if evaluation.get("error"):
             grid.add_row("Evaluation error", Text(str(evaluation["error"]), style="red"))
