@@ -84,3 +84,21 @@ async def test_an_appended_services_caveat_may_narrow_but_never_widen(store):
     same = Macaroon.deserialize(minted.macaroon_b64)
     same.add_first_party_caveat("services=bounties:0")
     assert (await authority.verify(Credential("L402", same.serialize(), pre), bounty_id="b1")).bounty_id == "b1"
+
+
+async def test_an_appended_bounty_id_naming_another_bounty_is_refused_as_widening(store):
+    from pymacaroons import Macaroon
+
+    authority = TokenAuthority(RootKeyStore(store))
+    pre, phash = _preimage()
+    async with store.transaction() as txn:
+        minted = await authority.mint(txn, phash, "b1", ("download",), int(time.time()) + 3600)
+    other = Macaroon.deserialize(minted.macaroon_b64)
+    other.add_first_party_caveat("bounty_id=b2")
+    for kwargs in ({}, {"bounty_id": "b2"}, {"bounty_id": "b1"}):
+        with pytest.raises(TokenRefused) as err:
+            await authority.verify(Credential("L402", other.serialize(), pre), **kwargs)
+        assert err.value.reason == "caveat_not_narrowing", kwargs
+    again = Macaroon.deserialize(minted.macaroon_b64)
+    again.add_first_party_caveat("bounty_id=b1")
+    assert (await authority.verify(Credential("L402", again.serialize(), pre), bounty_id="b1")).bounty_id == "b1"
