@@ -15,7 +15,7 @@ from aiohttp import web
 
 from l402tui.coordinator import operator_reads
 from l402tui.coordinator.admin_api import _evaluation_id, _int_query
-from l402tui.coordinator.errors import NotFound
+from l402tui.coordinator.errors import Conflict, NotFound
 from l402tui.coordinator.http_common import json_body, svc
 from l402tui.coordinator.service_payouts import REVIEW_DECISIONS
 from l402tui.coordinator.sponsor_access import (_bounty_filter, _credential, _own_bounty, _own_submission,
@@ -160,6 +160,17 @@ async def sponsor_close(request: web.Request) -> web.Response:
 async def sponsor_cancel(request: web.Request) -> web.Response:
     bounty_id = request.match_info["id"]
     credential = await _own_bounty(request, bounty_id, "manage")
+    # The service counts payments; an ACCEPTED submission whose payout is not booked yet (the
+    # funding hold still settling, payouts halted) has none, yet its sponsor can read the diff:
+    # cancelling then would take the improvement and leave the agent unpaid.  Close instead.
+    from l402tui.domain import PAYABLE
+
+    owed = await svc(request).store.scalar(
+        f"SELECT COUNT(*) FROM submissions WHERE bounty_id = ? AND status IN ({','.join('?' * len(PAYABLE))})",
+        (bounty_id, *[str(getattr(s, 'value', s)) for s in PAYABLE]))
+    if owed:
+        raise Conflict(f"bounty {bounty_id} has {owed} accepted submission(s) owed a payout; a bounty that has "
+                       "accepted an improvement can only be closed, not cancelled", code="cannot_cancel")
     return web.json_response(await svc(request).cancel_bounty(bounty_id, reason=f"cancelled by its sponsor "
                                                                                 f"{credential.sponsor_id}"))
 

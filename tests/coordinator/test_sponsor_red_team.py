@@ -91,3 +91,33 @@ async def test_a_refusal_never_names_the_coordinators_folders(server, coordinato
     assert str(coordinator.data_dir) not in str(body) and ".incoming" not in str(body), body
     assert body["problems"] == ["bounty.toml:5: files.target names 'nowhere', which is not a directory in your bounty "
                                 "folder; create it or fix the path"], body
+
+
+async def test_a_sponsor_cannot_cancel_once_an_improvement_is_accepted(server, coordinator, net, tmp_path):
+    """The verdict ACCEPTED is committed before its payout is booked (the funding hold settles in
+    between; halted payouts wait longer).  In that window the sponsor can read the diff: a cancel
+    would keep the improvement and hand the whole hold back.  Only close is left."""
+    from l402tui.coordinator.sponsor_client import SponsorClient
+
+    credential = await _invite(coordinator)
+    sponsor = SponsorClient(url(server, "/"), credential=f"{credential}")
+    try:
+        posted = await sponsor.create_bounty(make_bounty(tmp_path / "b"))
+        bounty_id = posted["bounty"]["id"]
+        await net.node("sponsor").pay(posted["funding"]["invoice"])
+        for _ in range(200):
+            if (await coordinator.get_bounty(bounty_id))["status"] == "OPEN":
+                break
+            await coordinator.reconcile_invoices()
+        async with coordinator.store.transaction() as txn:  # a verdict that just landed, payout not yet booked
+            await txn.insert("submissions", {"id": "s-won", "bounty_id": bounty_id, "token_id": "t",
+                                             "status": "ACCEPTED", "diff": "x", "diff_sha256": "0" * 64,
+                                             "created_at": time.time(), "updated_at": time.time()})
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url(server, f"/api/v1/sponsor/bounties/{bounty_id}/cancel"),
+                                 headers={"Authorization": f"Bearer {credential}"}) as r:
+                status, body = r.status, await r.json()
+        assert status == 409 and body["error"] == "cannot_cancel", body
+        assert (await coordinator.get_bounty(bounty_id))["status"] == "OPEN"
+    finally:
+        await sponsor.close()
