@@ -25,3 +25,25 @@ async def test_a_submission_that_was_not_accepted_is_never_paid(world: World, st
     funding = await world.store.fetchone("SELECT i.status FROM invoices i JOIN bounties b "
                                          "ON b.funding_payment_hash = i.payment_hash WHERE b.id = ?", (b,))
     assert funding["status"] == "ACCEPTED"  # the sponsor's hold is not even settled
+
+
+async def test_an_accepted_submission_of_a_cancelled_bounty_is_not_allocated(world: World):
+    """The verdict landed after the bounty was cancelled (its hold went back to the sponsor)."""
+    b = await world.bounty()
+    s = await world.submit(b, "agent-1", keysend=True)
+    bounty = await world.store.fetchone("SELECT * FROM bounties WHERE id = ?", (b,))
+    await world.coordinator.cancel_hold(bounty["funding_payment_hash"])
+    async with world.store.transaction() as txn:
+        await txn.execute("UPDATE bounties SET status = 'CANCELED' WHERE id = ?", (b,))
+        await txn.execute("UPDATE invoices SET status = 'CANCELED' WHERE payment_hash = ?",
+                          (bounty["funding_payment_hash"],))
+    await world.verdict(s, "ACCEPTED", 0.02)
+    await payouts.on_accepted(world.store, world.coordinator, world.cfg, s)
+    await payouts.tick(world.store, world.coordinator, world.cfg)
+    impossible = await world.store.fetchall("SELECT * FROM events WHERE kind = 'payout.impossible' AND subject_id = ?",
+                                            (s,))
+    assert impossible and "CANCELED" in impossible[0]["payload_json"]
+    assert await world.store.fetchall("SELECT * FROM events WHERE kind = 'payout.allocated' AND subject_id = ?",
+                                      (s,)) == []
+    assert await world.store.fetchall("SELECT * FROM payments WHERE bounty_id = ?", (b,)) == []
+    assert await ledger.entries(world.store, bounty_id=b) == []
