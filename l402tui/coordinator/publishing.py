@@ -51,15 +51,15 @@ async def create_bounty(coord: "Coordinator", source: Path | str | bytes | GitSo
         if isinstance(source, GitSource):
             folder, provenance = await _fetch_git(coord, source, Path(tmp))
         else:
-            folder = _materialize(source, Path(tmp))
+            # Unpacking (and below, copying) a bounty is disk work of up to the upload limits:
+            # off the event loop, which keeps answering everyone else meanwhile.
+            folder = await asyncio.to_thread(_materialize, source, Path(tmp))
         spec = _load(folder)
         policy.enforce(coord.cfg, spec)
         bounty_id = _new_bounty_id(spec.name)
         home = bounty_root / bounty_id
-        frozen = home / "source"
         # The coordinator evaluates with its own frozen copy, never the sponsor's live folder.
-        shutil.copytree(folder, frozen, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
-        make_tree_private(frozen)  # copytree keeps the sponsor's modes; held-out labels stay ours alone
+        frozen = await asyncio.to_thread(_freeze, folder, home / "source")
     try:
         return await _publish(coord, bounty_id, home, _load(frozen), self_funded, provenance)
     except BaseException:
@@ -73,6 +73,12 @@ async def _fetch_git(coord: "Coordinator", source: GitSource, tmp: Path) -> tupl
     except GitSourceRefused as exc:
         raise Invalid(f"the git source was refused: {exc}", code=exc.code, details={"source": source.to_json()}) from None
     return checkout.folder, checkout.provenance()
+
+
+def _freeze(folder: Path, frozen: Path) -> Path:
+    shutil.copytree(folder, frozen, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
+    make_tree_private(frozen)  # copytree keeps the sponsor's modes; held-out labels stay ours alone
+    return frozen
 
 
 def _materialize(source: Path | str | bytes, tmp: Path) -> Path:
