@@ -12,6 +12,7 @@ signature check is cached.  The text must be exactly the macaroon, nothing appen
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
@@ -78,20 +79,35 @@ class AdminAuth:
         # Texts whose signature was checked, with their identifier: a repeat skips the
         # HMAC chain but never the revocation read.
         self._signed: dict[str, bytes] = {}
+        # Identifier -> when its row was last read and found unrevoked, for callers that
+        # accept an answer that old (open event streams): a thousand streams re-checking
+        # each second are one read a second, not a thousand.
+        self._fresh: dict[bytes, float] = {}
+        self._reading: dict[bytes, asyncio.Lock] = {}
 
-    async def verify_header(self, header: str | None) -> None:
+    async def verify_header(self, header: str | None, *, max_age_s: float = 0.0) -> None:
+        """Refuse (AdminRefused) anything but the valid, unrevoked admin macaroon.  With
+        ``max_age_s``, a revocation read that recent (by any caller) is enough."""
         if not header:
             raise AdminRefused(_USAGE)
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() not in ("bearer", "macaroon") or not value.strip():
             raise AdminRefused(_USAGE)
-        await self.verify_text(value.strip())
+        await self.verify_text(value.strip(), max_age_s=max_age_s)
 
-    async def verify_text(self, text: str) -> None:
+    async def verify_text(self, text: str, *, max_age_s: float = 0.0) -> None:
         identifier = self._signed.get(text)
         if identifier is not None:
-            if await self.keys.get(identifier, fresh=True) is None:
-                self._signed.pop(text, None)
+            if max_age_s <= 0:
+                await self._still_valid(text, identifier)
+                return
+            if time.monotonic() - self._fresh.get(identifier, float("-inf")) < max_age_s:
+                return
+            lock = self._reading.setdefault(identifier, asyncio.Lock())
+            async with lock:  # one read for every caller that arrives while it runs
+                if time.monotonic() - self._fresh.get(identifier, float("-inf")) >= max_age_s:
+                    await self._still_valid(text, identifier)
+            if identifier not in self._fresh:
                 raise AdminRefused("this admin macaroon was revoked; use the admin.macaroon that "
                                    "`l402tui serve` wrote at its last start")
             return
@@ -115,4 +131,16 @@ class AdminAuth:
             raise AdminRefused("the admin macaroon signature does not match: it was altered") from None
         if len(self._signed) > 1000:
             self._signed.clear()
+            self._fresh.clear()
+            self._reading.clear()
         self._signed[text] = identifier
+        self._fresh[identifier] = time.monotonic()
+
+    async def _still_valid(self, text: str, identifier: bytes) -> None:
+        started = time.monotonic()
+        if await self.keys.get(identifier, fresh=True) is None:
+            self._signed.pop(text, None)
+            self._fresh.pop(identifier, None)
+            raise AdminRefused("this admin macaroon was revoked; use the admin.macaroon that "
+                               "`l402tui serve` wrote at its last start")
+        self._fresh[identifier] = started

@@ -21,7 +21,7 @@ from l402tui.bounty.gitsource import GitSource
 from l402tui.coordinator import operator_reads
 from l402tui.coordinator.errors import Invalid
 from l402tui.coordinator.admin import AdminRefused
-from l402tui.coordinator.http_common import ADMIN, GATE, SSE_TASKS, json_body, svc
+from l402tui.coordinator.http_common import ADMIN, GATE, SSE_FRAMES, SSE_TASKS, json_body, svc
 from l402tui.coordinator.schema import event_id
 from l402tui.coordinator.service_payouts import REVIEW_DECISIONS
 
@@ -121,16 +121,18 @@ async def events(request: web.Request) -> web.StreamResponse:
     credential, checked = request.headers.get("Authorization"), time.monotonic()
     try:
         await response.write(f": l402tui events\nretry: {RECONNECT_MS}\n\n".encode())
-        async for event in svc(request).follow_events(after, heartbeat_s=HEARTBEAT_S):
+        frames = request.app[SSE_FRAMES]
+        async for batch in svc(request).follow_event_pages(after, heartbeat_s=HEARTBEAT_S):
             if time.monotonic() - checked >= REVERIFY_S:
                 # A macaroon revoked (or rotated) while its stream is open stops it too.
-                await request.app[ADMIN].verify_header(credential)
+                await request.app[ADMIN].verify_header(credential, max_age_s=REVERIFY_S)
                 checked = time.monotonic()
-            if event is None:
+            if batch is None:
                 await response.write(b": keepalive\n\n")
                 continue
-            data = json.dumps(event, separators=(",", ":"))
-            await response.write(f"id: {event['id']}\nevent: {event['kind']}\ndata: {data}\n\n".encode())
+            # One write a page, each event encoded once for every stream (a thousand clients
+            # replaying the same history would each encode and write it event by event).
+            await response.write(b"".join(frames.frame(event) for event in batch))
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     except AdminRefused:

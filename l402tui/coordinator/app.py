@@ -19,8 +19,8 @@ from l402tui.coordinator.admin_api import (OPERATOR_ROUTES, admin_cancel, admin_
                                            admin_funding, admin_ledger, admin_list_bounties, admin_revoke,
                                            admin_submissions, events)
 from l402tui.coordinator.errors import CoordinatorError, Invalid
-from l402tui.coordinator.http_common import (ADMIN, COORDINATOR, GATE, READS, SSE_TASKS, Route, cached_json,
-                                             json_body, public_reads_middleware, svc)
+from l402tui.coordinator.http_common import (ADMIN, COORDINATOR, GATE, READS, SSE_FRAMES, SSE_TASKS, Route,
+                                             SseFrames, cached_json, json_body, public_reads_middleware, svc)
 from l402tui.coordinator.read_cache import (FOREVER, ChangeMarks, ReadCache, bounties_built, bounty_built, dumps,
                                             status_built)
 from l402tui.coordinator.service import Coordinator
@@ -307,6 +307,7 @@ def create_app(coordinator: Coordinator, *, manage_lifecycle: bool = True,
     app[GATE] = gate
     app[ADMIN] = admin
     app[SSE_TASKS] = set()
+    app[SSE_FRAMES] = SseFrames()
     marks = ChangeMarks(coordinator.store.path)
     app[READS] = ReadCache(marks.read)
 

@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any, Awaitable, Callable
 
 Fetch = Callable[[int, int], Awaitable[list[dict[str, Any]]]]
 
 
 class EventTail:
-    def __init__(self, fetch: Fetch, last_id: Callable[[], Awaitable[int]], *, size: int = 4096, page: int = 200):
+    def __init__(self, fetch: Fetch, last_id: Callable[[], Awaitable[int]], *, size: int = 4096, page: int = 200,
+                 behind_readers: int = 2, behind_pages: int = 64):
         self._fetch = fetch
+        self._size = size
+        # Followers behind the tail: at most ``behind_readers`` store reads at a time, and the
+        # pages they read kept (old events never change), shared by every follower.
+        self._behind = asyncio.Semaphore(behind_readers)
+        self._pages: OrderedDict[tuple[int, int], list[dict[str, Any]]] = OrderedDict()
+        self._pages_max = behind_pages
+        self._reading: dict[tuple[int, int], asyncio.Future] = {}
         self._last_id = last_id
         self._events: deque[dict[str, Any]] = deque(maxlen=size)
         self._ids: deque[int] = deque(maxlen=size)
@@ -40,8 +48,8 @@ class EventTail:
                 return
         async with self._lock:
             if self._base is None:
-                self._base = await self._last_id()
-                return
+                # The newest ``size`` events are read once, here, for every follower.
+                self._base = max(0, await self._last_id() - self._size)
             newest = self._ids[-1] if self._ids else self._base
             grew = False
             while True:
@@ -64,6 +72,33 @@ class EventTail:
         if self._base is None:
             await self.refresh()
         if self._base is None or last < self._base:
-            return await self._fetch(last, limit)
+            return await self._behind_page(last, limit)
         start = bisect.bisect_right(self._ids, last)
         return [self._events[i] for i in range(start, min(start + limit, len(self._events)))]
+
+    async def _behind_page(self, last: int, limit: int) -> list[dict[str, Any]]:
+        key = (last, limit)
+        page = self._pages.get(key)
+        if page is not None:
+            self._pages.move_to_end(key)
+            return page
+        reading = self._reading.get(key)
+        if reading is not None:  # another follower is reading this page: share its answer
+            return list(await asyncio.shield(reading))
+        reading = self._reading[key] = asyncio.get_running_loop().create_future()
+        try:
+            async with self._behind:
+                page = await self._fetch(last, limit)
+        except BaseException as exc:
+            reading.set_exception(exc if isinstance(exc, Exception) else RuntimeError("the read was cancelled"))
+            reading.exception()  # read here: nobody may be waiting for it
+            raise
+        finally:
+            del self._reading[key]
+        reading.set_result(page)
+        # Only a whole page is kept: a short one ended at the newest event then.
+        if len(page) == limit:
+            self._pages[key] = page
+            if len(self._pages) > self._pages_max:
+                self._pages.popitem(last=False)
+        return page

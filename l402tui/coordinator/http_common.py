@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -20,6 +22,29 @@ GATE = web.AppKey("gate", L402Gate)
 ADMIN = web.AppKey("admin", AdminAuth)
 SSE_TASKS = web.AppKey("sse_tasks", set)
 READS = web.AppKey("read_cache", ReadCache)
+
+
+class SseFrames:
+    """Events as server-sent-event frames, each encoded once for every stream (an event
+    never changes once written); the newest ``size`` kept."""
+
+    def __init__(self, size: int = 8192):
+        self.size = size
+        self._frames: OrderedDict[int, bytes] = OrderedDict()
+
+    def frame(self, event: dict[str, Any]) -> bytes:
+        eid = event["id"]
+        frame = self._frames.get(eid)
+        if frame is None:
+            data = json.dumps(event, separators=(",", ":"))
+            frame = f"id: {eid}\nevent: {event['kind']}\ndata: {data}\n\n".encode()
+            self._frames[eid] = frame
+            if len(self._frames) > self.size:
+                self._frames.popitem(last=False)
+        return frame
+
+
+SSE_FRAMES = web.AppKey("sse_frames", SseFrames)
 
 
 def cached_json(body: bytes) -> web.Response:

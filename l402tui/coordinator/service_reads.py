@@ -125,16 +125,24 @@ class CoordinatorReads:
 
         With ``heartbeat_s``, yields None after that long without events (the SSE
         handler turns it into a comment so proxies keep the stream open)."""
+        async for batch in self.follow_event_pages(after_id, poll_s, heartbeat_s):
+            if batch is None:
+                yield None
+            for event in batch or ():
+                yield event
+
+    async def follow_event_pages(self, after_id: int = 0, poll_s: float = 1.0,
+                                 heartbeat_s: float | None = None) -> AsyncIterator[list[dict[str, Any]] | None]:
+        """:meth:`follow_events` a page at a time (a replay is a few writes, not one per event)."""
         tail = self._event_tail()
         last = after_id
         idle_since = time.monotonic()
         while True:
             newer = tail.waiter()  # taken before reading: nothing read after it can be missed
             batch = await tail.after(last, EVENT_PAGE)
-            for event in batch:
-                last = event["id"]
-                yield event
             if batch:
+                last = batch[-1]["id"]
+                yield batch
                 idle_since = time.monotonic()
             elif heartbeat_s is not None and time.monotonic() - idle_since >= heartbeat_s:
                 idle_since = time.monotonic()

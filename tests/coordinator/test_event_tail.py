@@ -24,8 +24,10 @@ async def test_followers_share_one_read_per_change():
         return log[-1]["id"]
 
     tail = EventTail(fetch, newest, size=8, page=3)
-    await tail.refresh()  # starts at the newest event
+    await tail.refresh()  # reads the newest `size` events once
+    reads = 0
     assert await tail.after(5, 10) == [] and reads == 0
+    assert [e["id"] for e in await tail.after(0, 10)] == [1, 2, 3, 4, 5] and reads == 0
     log.extend({"id": i, "kind": "y"} for i in range(6, 14))
     reads = 0
     waiters = [tail.waiter() for _ in range(500)]
@@ -39,6 +41,43 @@ async def test_followers_share_one_read_per_change():
     await tail.refresh()
     reads = 0
     assert [e["id"] for e in await tail.after(1, 4)] == [2, 3, 4, 5] and reads == 1
+
+
+async def test_followers_behind_the_tail_read_each_old_page_once_and_few_at_a_time():
+    # A thousand event-stream clients starting from 0 on a coordinator with more history
+    # than the tail holds: each old page is read from the store once for all of them, and
+    # never more than two reads run at once, so the store still answers everything else.
+    log = [{"id": i, "kind": "x"} for i in range(1, 101)]
+    reads = running = most = 0
+
+    async def fetch(after: int, limit: int):
+        nonlocal reads, running, most
+        reads += 1
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+        return [e for e in log if e["id"] > after][:limit]
+
+    async def newest() -> int:
+        return log[-1]["id"]
+
+    tail = EventTail(fetch, newest, size=20, page=10)
+    await tail.refresh()
+    reads = 0
+
+    async def replay() -> list[int]:
+        got, last = [], 0
+        while True:
+            page = await tail.after(last, 10)
+            if not page:
+                return got
+            got += [e["id"] for e in page]
+            last = page[-1]["id"]
+
+    results = await asyncio.gather(*(replay() for _ in range(1000)))
+    assert all(r == list(range(1, 101)) for r in results)
+    assert reads == 8 and most <= 2  # pages 1-80 from the store once each; 81-100 from memory
 
 
 async def test_hundreds_of_streams_each_get_every_event(server, coordinator, bounty_dir):
