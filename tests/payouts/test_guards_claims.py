@@ -91,3 +91,17 @@ async def test_a_hashless_keysend_that_never_left_is_not_matched_to_another_rows
     assert await world.received("agent-3") == 2 * 29_600_000
     for b in (s1_row["bounty_id"], b2):
         assert (await world.books(b)).problems == []
+
+
+async def test_a_claim_while_payouts_are_halted_records_nothing(world: World):
+    from l402tui.coordinator import ledger
+
+    b, s = await _owed(world)
+    await ledger.halt(world.store, "an operator is looking")
+    inv = await world.agents["agent-1"].create_invoice(29_600_000, "halted")
+    with pytest.raises(payouts.PayoutsHalted):
+        await payouts.claim(world.store, world.coordinator, world.cfg, s, inv.bolt11)
+    row = await world.store.fetchone("SELECT * FROM payments WHERE idempotency_key = ?", (f"payout:{s}",))
+    assert row["status"] == "AWAITING_CLAIM" and row["bolt11"] is None and row["attempts"] == 0
+    assert await world.store.fetchall("SELECT * FROM events WHERE kind = 'payment.claimed'") == []
+    assert await world.received("agent-1") == 0
