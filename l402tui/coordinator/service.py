@@ -28,7 +28,7 @@ from l402tui.coordinator.errors import Conflict
 from l402tui.coordinator.posting_fees import book_posting_fee
 from l402tui.coordinator.service_payouts import PayoutOperations
 from l402tui.coordinator.service_reads import CoordinatorReads
-from l402tui.domain import CANCELABLE_BOUNTY, FINAL_INVOICE
+from l402tui.domain import CANCELABLE_BOUNTY, FINAL_INVOICE, PAYABLE
 from l402tui.lightning.backend import InvoiceState, LightningBackend, LightningError
 from l402tui.store import Store
 from l402tui.store.db import Txn
@@ -245,15 +245,22 @@ class Coordinator(CoordinatorReads, PayoutOperations):
             await self.apply_invoice_state(row["payment_hash"], invoice.state)
 
     async def cancel_bounty(self, bounty_id: str, reason: str = "cancelled by the operator") -> dict[str, Any]:
-        """Cancel a bounty that has paid nothing out; the funding hold is cancelled (refunded)."""
+        """Cancel a bounty that owes nothing: no payout booked and no submission accepted
+        (between a verdict and its booked payout, or while payouts are halted, an accepted
+        submission has no payment row yet; cancelling then would leave its agent unpaid).
+        The funding hold is cancelled (refunded)."""
         bounty = await self._bounty_row(bounty_id)
         if bounty["status"] == "CANCELED":
             return await self.get_bounty(bounty_id)
         paid = await self.store.scalar(
             "SELECT COUNT(*) FROM payments WHERE bounty_id = ? AND purpose IN ('payout', 'holdback')", (bounty_id,))
+        paid += await self.store.scalar(
+            f"SELECT COUNT(*) FROM submissions WHERE bounty_id = ? AND status IN ({','.join('?' * len(PAYABLE))})",
+            (bounty_id, *PAYABLE))
         if bounty["status"] not in CANCELABLE_BOUNTY or paid:
-            raise Conflict(f"bounty {bounty_id} is {bounty['status']}{' and has paid out' if paid else ''}; "
-                           "only a bounty that has paid nothing can be cancelled — close it instead",
+            raise Conflict(f"bounty {bounty_id} is {bounty['status']}"
+                           f"{' and has paid out or owes an accepted submission' if paid else ''}; "
+                           "only a bounty that owes nothing can be cancelled — close it instead",
                            code="cannot_cancel")
         if bounty["funding_payment_hash"]:
             try:

@@ -15,9 +15,11 @@ from aiohttp import web
 
 from l402tui.coordinator import operator_reads
 from l402tui.coordinator.admin_api import _evaluation_id, _int_query
-from l402tui.coordinator.errors import Conflict, NotFound
+from l402tui.coordinator.errors import Forbidden, NotFound
 from l402tui.coordinator.http_common import json_body, svc
 from l402tui.coordinator.service_payouts import REVIEW_DECISIONS
+from l402tui.domain import PAYABLE
+from l402tui.domain import SubmissionStatus as S
 from l402tui.coordinator.sponsor_access import (_bounty_filter, _credential, _own_bounty, _own_submission,
                                                 _owned_ids, _owned_sql, sponsor_access)
 from l402tui.coordinator.sponsor_posting import UPLOAD_TYPES, sponsor_create_bounty
@@ -69,8 +71,18 @@ async def sponsor_submission(request: web.Request) -> web.Response:
     return web.json_response(await svc(request).submission_detail(await _own_submission(request)))
 
 
+# A sponsor reads the diffs it pays for or must review, never one still being judged or one
+# it rejected: otherwise a sponsor could collect the agents' ideas and cancel before any verdict.
+DIFF_VISIBLE = (*PAYABLE, S.FLAGGED)
+
+
 async def sponsor_diff(request: web.Request) -> web.Response:
-    return web.json_response(await operator_reads.submission_diff(svc(request).store, await _own_submission(request)))
+    diff = await operator_reads.submission_diff(svc(request).store, await _own_submission(request))
+    if diff["status"] not in DIFF_VISIBLE:
+        raise Forbidden(f"submission {diff['submission_id']} is {diff['status']}: a sponsor reads the diffs of "
+                        "accepted submissions (what it pays for) and of flagged ones (what it reviews)",
+                        code="diff_not_visible")
+    return web.json_response(diff)
 
 
 async def sponsor_evaluations(request: web.Request) -> web.Response:
@@ -160,17 +172,6 @@ async def sponsor_close(request: web.Request) -> web.Response:
 async def sponsor_cancel(request: web.Request) -> web.Response:
     bounty_id = request.match_info["id"]
     credential = await _own_bounty(request, bounty_id, "manage")
-    # The service counts payments; an ACCEPTED submission whose payout is not booked yet (the
-    # funding hold still settling, payouts halted) has none, yet its sponsor can read the diff:
-    # cancelling then would take the improvement and leave the agent unpaid.  Close instead.
-    from l402tui.domain import PAYABLE
-
-    owed = await svc(request).store.scalar(
-        f"SELECT COUNT(*) FROM submissions WHERE bounty_id = ? AND status IN ({','.join('?' * len(PAYABLE))})",
-        (bounty_id, *[str(getattr(s, 'value', s)) for s in PAYABLE]))
-    if owed:
-        raise Conflict(f"bounty {bounty_id} has {owed} accepted submission(s) owed a payout; a bounty that has "
-                       "accepted an improvement can only be closed, not cancelled", code="cannot_cancel")
     return web.json_response(await svc(request).cancel_bounty(bounty_id, reason=f"cancelled by its sponsor "
                                                                                 f"{credential.sponsor_id}"))
 

@@ -121,3 +121,40 @@ async def test_a_sponsor_cannot_cancel_once_an_improvement_is_accepted(server, c
         assert (await coordinator.get_bounty(bounty_id))["status"] == "OPEN"
     finally:
         await sponsor.close()
+
+
+async def test_a_sponsor_reads_only_the_diffs_it_pays_for_or_reviews_and_nobody_cancels_what_is_owed(
+        server, coordinator, net, tmp_path):
+    """Reading every diff while it is judged, then cancelling before any verdict, would hand the
+    sponsor the agents' ideas for nothing: a diff shows once accepted (paid for) or flagged
+    (reviewed), and a bounty that owes an accepted submission cannot be cancelled by anyone."""
+    from l402tui.coordinator.errors import Conflict
+    from l402tui.coordinator.sponsor_client import SponsorClient
+
+    credential = await _invite(coordinator)
+    sponsor = SponsorClient(url(server, "/"), credential=f"{credential}")
+    try:
+        posted = await sponsor.create_bounty(make_bounty(tmp_path / "b"))
+        bounty_id = posted["bounty"]["id"]
+        now = time.time()
+        async with coordinator.store.transaction() as txn:
+            for sid, status in (("s-queued", "QUEUED"), ("s-running", "EVALUATING"), ("s-rejected", "REJECTED"),
+                                ("s-flagged", "FLAGGED"), ("s-won", "ACCEPTED")):
+                await txn.insert("submissions", {"id": sid, "bounty_id": bounty_id, "token_id": "t", "status": status,
+                                                 "diff": f"+idea of {sid}", "diff_sha256": "0" * 64,
+                                                 "created_at": now, "updated_at": now})
+        async with aiohttp.ClientSession() as http:
+            seen = {}
+            for sid in ("s-queued", "s-running", "s-rejected", "s-flagged", "s-won"):
+                async with http.get(url(server, f"/api/v1/sponsor/submissions/{sid}/diff"),
+                                    headers={"Authorization": f"Bearer {credential}"}) as r:
+                    body = await r.json()
+                    seen[sid] = (r.status, body.get("error") or body["diff"])
+        assert seen == {"s-queued": (403, "diff_not_visible"), "s-running": (403, "diff_not_visible"),
+                        "s-rejected": (403, "diff_not_visible"), "s-flagged": (200, "+idea of s-flagged"),
+                        "s-won": (200, "+idea of s-won")}, seen
+        with pytest.raises(Conflict) as refused:  # the operator's cancel holds to the same rule
+            await coordinator.cancel_bounty(bounty_id)
+        assert refused.value.code == "cannot_cancel"
+    finally:
+        await sponsor.close()
