@@ -63,3 +63,34 @@ async def test_mining_to_the_safety_margin_cancels_the_held_htlc(net: SimNetwork
     assert (await net.node("payee").lookup_invoice(payment_hash)).state is InvoiceState.ACCEPTED
     await net.mine(1)  # the margin is reached: the node fails the HTLC back before it can expire
     assert (await net.node("payee").lookup_invoice(payment_hash)).state is InvoiceState.CANCELED
+
+
+async def test_a_settled_hold_cannot_be_cancelled(net: SimNetwork):
+    preimage, payment_hash, _ = await _held(net)
+    await net.node("payee").settle_hold(preimage, payment_hash=payment_hash)
+    with pytest.raises(InvalidState, match="already settled"):
+        await net.node("payee").cancel_hold(payment_hash)
+    assert (await net.node("payee").lookup_invoice(payment_hash)).state is InvoiceState.SETTLED
+    assert (await net.node("payee").status()).balance_msat == 100_000
+
+
+async def test_a_held_invoice_is_paid_once_whoever_pays_it_again(net: SimNetwork):
+    """The payer again (a retried request) gets its pending payment back; another payer is
+    rejected: the HTLC already held is the only one."""
+    from l402tui.lightning.backend import PaymentRejected, PaymentState
+
+    await net.create_node("other", 10_000_000)
+    preimage = os.urandom(32)
+    payment_hash = hashlib.sha256(preimage).hexdigest()
+    inv = await net.node("payee").create_hold_invoice(payment_hash, 100_000, "hold", cltv_delta=40)
+    first = await net.node("payer").pay(inv.bolt11)
+    after_first = (await net.node("payer").status()).balance_msat
+    again = await net.node("payer").pay(inv.bolt11)
+    assert again.state is first.state is PaymentState.PENDING and again.payment_hash == payment_hash
+    assert (await net.node("payer").status()).balance_msat == after_first
+    with pytest.raises(PaymentRejected, match="already paid"):
+        await net.node("other").pay(inv.bolt11)
+    assert (await net.node("other").status()).balance_msat == 10_000_000
+    await net.node("payee").settle_hold(preimage.hex(), payment_hash=payment_hash)
+    assert (await net.node("payee").status()).balance_msat == 100_000
+    assert (await net.node("payer").lookup_payment(payment_hash)).state is PaymentState.COMPLETE
