@@ -230,12 +230,33 @@ def input_middleware(routes: dict[tuple[str, str], Any], queries: dict[tuple[str
     return checked_input
 
 
-async def read_capped(request: Any) -> bytes:
-    """The body, refused as soon as it passes MAX_JSON_BYTES (a chunked body has no length)."""
+# A body must arrive within BODY_TIMEOUT_S plus the time its size takes at MIN_BODY_RATE:
+# a client that trickles a byte every few seconds (slowloris on the body, past the
+# header timeout) cannot hold a connection and a handler for ever.
+BODY_TIMEOUT_S = 30.0
+MIN_BODY_RATE = 64 * 1024  # bytes per second
+
+
+async def read_capped(request: Any, cap: int = MAX_JSON_BYTES) -> bytes:
+    """The body, refused as soon as it passes ``cap`` (a chunked body has no length), or
+    when it has not all arrived in time (408; the connection is then closed)."""
+    import asyncio
+
+    from l402tui.coordinator.errors import BadRequest
+
+    declared = request.content_length
+    deadline = BODY_TIMEOUT_S + min(declared if declared is not None else cap, cap) / MIN_BODY_RATE
     chunks, total = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        total += len(chunk)
-        if total > MAX_JSON_BYTES:
-            raise TooLarge(f"the JSON body is over {MAX_JSON_BYTES} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(deadline):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                total += len(chunk)
+                if total > cap:
+                    raise TooLarge(f"the body is over {cap} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        # Answered 408; aiohttp then reads what is left for at most its lingering time
+        # (10 s) and closes the connection, since the body never ended.
+        raise BadRequest(f"the request body did not arrive within {deadline:.0f} s ({total} bytes came)",
+                         code="body_timeout", status=408) from None
     return b"".join(chunks)

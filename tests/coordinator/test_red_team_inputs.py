@@ -174,6 +174,49 @@ async def test_slow_headers_time_out(live):
     await _still_serving(running, session)
 
 
+@pytest.mark.parametrize("path, extra", [("/api/v1/submissions/s_x/claim", b""),
+                                         ("/api/v1/admin/bounties", b"admin")])
+async def test_a_trickled_body_times_out_with_408(live, monkeypatch, path, extra):
+    # Slowloris past the header timeout: a whole head, then a body a byte at a time.
+    from l402tui.coordinator import schema
+
+    monkeypatch.setattr(schema, "BODY_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(schema, "MIN_BODY_RATE", 10**9)
+    running, session, admin = live
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
+    auth = f"Authorization: {admin['Authorization']}\r\n".encode() if extra else b""
+
+    def trickle(content_type: bytes) -> tuple[float, bytes]:
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            t0 = time.monotonic()
+            sock.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + auth +
+                         b"Content-Type: " + content_type + b"\r\nContent-Length: 100000\r\n\r\n{")
+            sock.settimeout(0.3)
+            answer = b""
+            while time.monotonic() - t0 < 40:
+                try:
+                    got = sock.recv(65536)
+                    if not got:
+                        return time.monotonic() - t0, answer
+                    answer += got
+                except TimeoutError:
+                    try:
+                        sock.sendall(b" ")
+                    except (BrokenPipeError, ConnectionResetError):
+                        return time.monotonic() - t0, answer
+                except ConnectionResetError:
+                    return time.monotonic() - t0, answer
+            return 99.0, answer
+
+    kinds = [b"application/json"] + ([b"application/gzip"] if extra else [])
+    for kind in kinds:
+        took, answer = await asyncio.to_thread(trickle, kind)
+        # 1 s for the body, then aiohttp's lingering read (10 s) before it closes.
+        assert took < 30, f"a trickled body held its connection for {took:.1f} s"
+        assert answer.startswith(b"HTTP/1.1 408") and b"body_timeout" in answer, answer[:300]
+    await _still_serving(running, session)
+
+
 async def test_connections_per_address_are_capped(live):
     running, session, admin = live
     cap = http_common.ConnectionCap(3, cap_loopback=True)  # loopback is exempt in production
