@@ -37,3 +37,13 @@ def test_a_guard_just_beyond_its_tolerance_fails_despite_a_large_gain(spec):
     assert not v.accepted and any("guard accuracy regressed" in r for r in v.reasons)
     within = {"accuracy": 0.995, "cpu_s": 0.1}
     assert failed_guards(spec, within, BASE) == []
+
+
+def test_a_gain_over_the_baseline_that_overflows_is_no_gain(spec):
+    """Finite against the current best (9×) but infinite against a tiny baseline (1e300 / 1e-11
+    overflows): an infinite level would pay the whole pool, so it is rejected."""
+    base = {"accuracy": 1e-11, "cpu_s": 1.0}
+    v = verdict(spec, {"accuracy": 1e300, "cpu_s": 1.0}, baseline_medians=base,
+                baseline_spreads={"accuracy": 0.0, "cpu_s": 0.0}, best_medians={"accuracy": 1e299, "cpu_s": 1.0})
+    assert v.improvement == pytest.approx(2.25) and v.improvement_vs_baseline == float("inf")
+    assert not v.accepted and v.payout_fraction == 0.0
