@@ -47,3 +47,18 @@ def test_a_gain_over_the_baseline_that_overflows_is_no_gain(spec):
                 baseline_spreads={"accuracy": 0.0, "cpu_s": 0.0}, best_medians={"accuracy": 1e299, "cpu_s": 1.0})
     assert v.improvement == pytest.approx(2.25) and v.improvement_vs_baseline == float("inf")
     assert not v.accepted and v.payout_fraction == 0.0
+
+
+def test_an_improvement_beyond_the_target_earns_at_most_the_whole_pool(spec):
+    v = verdict(spec, {"accuracy": 1.0, "cpu_s": 0.01}, baseline_medians=BASE,
+                baseline_spreads={"accuracy": 0.0, "cpu_s": 0.01})
+    assert v.accepted and v.improvement > spec.target_improvement
+    assert v.payout_fraction == 1.0
+
+
+def test_the_paid_improvement_is_floored_to_the_ladder_step_never_rounded_up():
+    from l402tui.coordinator.verdict import floor_to_step
+
+    assert floor_to_step(0.029, 0.01) == pytest.approx(0.02)
+    assert floor_to_step(0.03, 0.01) == pytest.approx(0.03)  # a whole number of steps stays
+    assert floor_to_step(0.0099, 0.01) == 0.0

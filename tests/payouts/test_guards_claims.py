@@ -105,3 +105,15 @@ async def test_a_claim_while_payouts_are_halted_records_nothing(world: World):
     assert row["status"] == "AWAITING_CLAIM" and row["bolt11"] is None and row["attempts"] == 0
     assert await world.store.fetchall("SELECT * FROM events WHERE kind = 'payment.claimed'") == []
     assert await world.received("agent-1") == 0
+
+
+async def test_an_operator_cannot_book_as_sent_a_payment_that_is_not_unknown(world: World):
+    """Only an UNKNOWN row awaits the operator's word; marking an unpaid claim 'sent' would book
+    money the agent never got."""
+    b, s = await _owed(world)
+    with pytest.raises(Conflict) as err:
+        await payouts.resolve_unknown(world.store, world.coordinator, world.cfg, f"payout:{s}", sent=True)
+    assert err.value.code == "not_unknown"
+    row = await world.store.fetchone("SELECT * FROM payments WHERE idempotency_key = ?", (f"payout:{s}",))
+    assert row["status"] == "AWAITING_CLAIM"
+    assert (await world.books(b)).paid == 0
