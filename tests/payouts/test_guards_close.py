@@ -49,3 +49,15 @@ async def test_a_stake_still_held_keeps_the_bounty_closed(world: World):
     assert (await world.books(b)).stakes_held == 0
     assert await _status(world, b) == "SETTLED"
     assert await ledger.books_balance(world.store) == []
+
+
+async def test_a_flagged_submission_awaiting_the_sponsor_keeps_the_bounty_closed(world: World):
+    """Its stake hold is still held and not booked yet: only the sponsor's decision ends it."""
+    b = await world.bounty(stake_sats=1_000)
+    s = await world.submit(b, "agent-1", stake_sats=1_000)
+    await world.verdict(s, "FLAGGED")
+    await _close(world, b)
+    books = await world.books(b)
+    assert books.stakes_held == 0 and books.pool_left == 0 and books.held_back == 0
+    assert not await payout_close.maybe_settle(world.store, b)
+    assert await _status(world, b) == "CLOSED"
