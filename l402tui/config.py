@@ -65,6 +65,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "per_token_per_minute": 60,
         "per_ip_per_minute": 120,
     },
+    "l402": {
+        # Unpaid 402 offers kept at once, from all addresses together (l402/unpaid.py); past it 503.
+        "max_unpaid_challenges": 10_000,
+    },
     "evaluation": {
         "sandbox": "auto",  # auto | docker | bwrap | local
         "allow_unsandboxed": False,

@@ -8,6 +8,9 @@ credential that cannot open this route (another bounty or capability, expired,
 revoked, forged, unpaid) gets a 402 with a *fresh* challenge, so a client that
 caches one token per host can pay and go on; the body's ``refused`` says why.
 Only a header that cannot be read at all gets a 401.
+
+What unpaid challenges may store is bounded in total and expires (l402/unpaid.py): past
+``max_unpaid_challenges`` outstanding offers a client gets 503 with a Retry-After.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from aiohttp import web
 
 from l402tui.l402.ratelimit import RateLimiter
 from l402tui.l402.tokens import Credential, TokenAuthority, TokenRefused, VerifiedToken, parse_authorization
+from l402tui.l402.unpaid import DEFAULT_MAX_UNPAID, ChallengesFull, UnpaidChallenges
 from l402tui.lightning.backend import LightningBackend
 from l402tui.store import Store
 
@@ -77,7 +81,8 @@ class L402Gate:
     def __init__(self, store: Store, backend: LightningBackend, authority: TokenAuthority, *,
                  prices_sats: dict[str, int], token_valid_s: int, per_token_per_minute: int,
                  per_ip_per_minute: int, invoice_expiry_s: int = 600, trust_forwarded_for: bool = False,
-                 before_challenge: BeforeChallenge | None = None, exempt_prefixes: tuple[str, ...] = ()):
+                 before_challenge: BeforeChallenge | None = None, exempt_prefixes: tuple[str, ...] = (),
+                 max_unpaid_challenges: int = DEFAULT_MAX_UNPAID):
         self.store = store
         self.backend = backend
         self.authority = authority
@@ -89,6 +94,7 @@ class L402Gate:
         self.trust_forwarded_for = trust_forwarded_for
         self.before_challenge = before_challenge
         self.exempt_prefixes = exempt_prefixes
+        self.unpaid = UnpaidChallenges(store, backend, max_unpaid=max_unpaid_challenges)
 
     def client_ip(self, request: web.Request) -> str:
         if self.trust_forwarded_for:
@@ -136,16 +142,21 @@ class L402Gate:
         if self.before_challenge is not None:
             await self.before_challenge(bounty_id, gate)
         amount_msat = self.price_msat(gate)
-        invoice = await self.backend.create_invoice(
-            amount_msat, f"l402tui: {'+'.join(gate.grants)} for bounty {bounty_id}", self.invoice_expiry_s)
-        valid_until = int(time.time() + self.token_valid_s)
-        async with self.store.transaction() as txn:
-            minted = await self.authority.mint(txn, invoice.payment_hash, bounty_id, gate.grants, valid_until)
-            await txn.insert("invoices", {
-                "payment_hash": invoice.payment_hash, "kind": "l402", "bolt11": invoice.bolt11,
-                "amount_msat": amount_msat, "is_hold": 0, "status": "OPEN", "bounty_id": bounty_id,
-                "expires_at": invoice.expires_at, "created_at": time.time(), "updated_at": time.time(),
-            })
+        try:
+            async with self.unpaid.admit():
+                invoice = await self.backend.create_invoice(
+                    amount_msat, f"l402tui: {'+'.join(gate.grants)} for bounty {bounty_id}", self.invoice_expiry_s)
+                valid_until = int(time.time() + self.token_valid_s)
+                async with self.store.transaction() as txn:
+                    minted = await self.authority.mint(txn, invoice.payment_hash, bounty_id, gate.grants,
+                                                       valid_until)
+                    await txn.insert("invoices", {
+                        "payment_hash": invoice.payment_hash, "kind": "l402", "bolt11": invoice.bolt11,
+                        "amount_msat": amount_msat, "is_hold": 0, "status": "OPEN", "bounty_id": bounty_id,
+                        "expires_at": invoice.expires_at, "created_at": time.time(), "updated_at": time.time(),
+                    })
+        except ChallengesFull as full:
+            return _busy(full.retry_after_s)
         headers = challenge_headers(minted.macaroon_b64, invoice.bolt11)
         body = {
             "error": "payment_required",
@@ -184,6 +195,12 @@ def unauthorized(exc: TokenRefused) -> web.Response:
 def _too_many(wait_s: int, message: str) -> web.Response:
     return _json(429, {"error": "rate_limited", "message": f"{message}; retry in {wait_s} s",
                        "retry_after_s": wait_s}, {"Retry-After": str(wait_s)})
+
+
+def _busy(wait_s: int) -> web.Response:
+    return _json(503, {"error": "challenges_full", "message": "too many payment challenges are waiting to be paid; "
+                       f"retry in {wait_s} s (a token you already hold still works)", "retry_after_s": wait_s},
+                 {"Retry-After": str(wait_s)})
 
 
 def token_of(request: web.Request) -> VerifiedToken:

@@ -152,8 +152,9 @@ class RootKeyStore:
         return _hmac(master, _DERIVE + identifier)
 
     async def put(self, txn: Txn, identifier: bytes, *, token_id: str, payment_hash: str | None,
-                  bounty_id: str | None, capabilities: str, event: str = "l402.token_minted") -> bytes:
-        """Record a new token in ``txn``; returns its root key (never stored)."""
+                  bounty_id: str | None, capabilities: str, event: str | None = "l402.token_minted") -> bytes:
+        """Record a new token in ``txn``; returns its root key (never stored).  ``event``
+        None: no event (an unpaid L402 offer; its payment writes one)."""
         await self._seal_legacy_rows(txn)
         root_key = self.derive(self.master(), identifier)
         await txn.insert("l402_root_keys", {
@@ -161,7 +162,8 @@ class RootKeyStore:
             "token_id": token_id, "payment_hash": payment_hash, "bounty_id": bounty_id,
             "capabilities": capabilities, "created_at": time.time(),
         })
-        await txn.event(event, token_id, bounty_id=bounty_id, capabilities=capabilities)
+        if event is not None:
+            await txn.event(event, token_id, bounty_id=bounty_id, capabilities=capabilities)
         return root_key
 
     async def get(self, identifier: bytes, *, fresh: bool = False) -> RootKey | None:

@@ -153,7 +153,8 @@ class TokenAuthority:
 
     async def mint(self, txn: Txn, payment_hash: str, bounty_id: str,
                    capabilities: tuple[str, ...] | list[str], valid_until: int) -> MintedToken:
-        """A new token recorded in ``txn`` (with the invoice row it pays for)."""
+        """A new token recorded in ``txn`` (with the invoice row it pays for).  No event: an
+        unpaid offer is not a state change anyone follows (l402/unpaid.py); its payment is."""
         unknown = set(capabilities) - set(CAPABILITIES)
         if unknown or not capabilities:
             raise ValueError(f"capabilities must be some of {', '.join(CAPABILITIES)}, not {sorted(capabilities)}")
@@ -163,7 +164,7 @@ class TokenAuthority:
         identifier = encode_identifier(bytes.fromhex(payment_hash), token_id)
         caps = ",".join(capabilities)
         root_key = await self.keys.put(txn, identifier, token_id=token_id.hex(), payment_hash=payment_hash,
-                                       bounty_id=bounty_id, capabilities=caps)
+                                       bounty_id=bounty_id, capabilities=caps, event=None)
         # pymacaroons wants the key as text; hex keeps all 256 bits.
         mac = Macaroon(location=self.location, identifier=identifier, key=root_key.hex(), version=MACAROON_V2)
         mac.add_first_party_caveat(f"services={SERVICE}:{SERVICE_TIER}")

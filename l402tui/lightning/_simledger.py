@@ -365,6 +365,24 @@ class SimLedger:
                 changed += 1
         return changed
 
+    def forget_expired(self, node: str, payment_hashes: list[str]) -> int:
+        """Delete ``node``'s plain invoices among ``payment_hashes`` that expired unpaid (and
+        nobody tried to pay), with their change rows; returns how many.  Held, paid or
+        still payable invoices stay."""
+        self.sweep()
+        forgotten = 0
+        with self.txn() as c:
+            for payment_hash in payment_hashes:
+                gone = c.execute(
+                    "DELETE FROM invoices WHERE payment_hash = ? AND node = ? AND is_hold = 0 AND state = 'EXPIRED' "
+                    "AND amount_received_msat = 0 AND settled_at IS NULL AND NOT EXISTS "
+                    "(SELECT 1 FROM payments p WHERE p.payment_hash = invoices.payment_hash)",
+                    (payment_hash, node)).rowcount
+                if gone:
+                    c.execute("DELETE FROM changes WHERE payment_hash = ? AND node = ?", (payment_hash, node))
+                    forgotten += 1
+        return forgotten
+
 
 def cancel_accepted(ledger: SimLedger, c: sqlite3.Connection, inv: sqlite3.Row, now: float, *,
                     reason: str) -> None:

@@ -169,6 +169,12 @@ class LightningBackend(abc.ABC):
     @abc.abstractmethod
     async def list_invoices(self) -> list[Invoice]: ...
 
+    async def forget_expired_invoices(self, payment_hashes: list[str]) -> int:
+        """Delete those of these invoices that expired unpaid (the caller no longer needs
+        them); returns how many.  A backend whose node cleans up by itself (CLN's
+        ``autoclean-expiredinvoices-age``) forgets nothing here."""
+        return 0
+
     @abc.abstractmethod
     async def pay(self, bolt11: str, *, max_fee_msat: int | None = None,
                   amount_msat: int | None = None, timeout_s: float = 60.0) -> Payment:

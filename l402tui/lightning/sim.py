@@ -279,6 +279,9 @@ class SimNode(LightningBackend):
             "SELECT * FROM invoices WHERE node = ? ORDER BY created_at, rowid", (self.node_name,)).fetchall())
         return [_invoice(r) for r in rows]
 
+    async def forget_expired_invoices(self, payment_hashes: list[str]) -> int:
+        return await self.net.run(self.net.ledger.forget_expired, self.node_name, list(payment_hashes))
+
     async def list_payments(self) -> list[Payment]:
         rows = await self.net.run(lambda: self.net.ledger.conn.execute(
             "SELECT * FROM payments WHERE payer = ? ORDER BY created_at, rowid", (self.node_name,)).fetchall())

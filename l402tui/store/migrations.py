@@ -303,9 +303,16 @@ def _m008_sponsors(db: sqlite_utils.Database) -> None:
     db["sponsor_bounties"].create_index(["sponsor_id"])
 
 
+def _m009_unpaid_challenges(db: sqlite_utils.Database) -> None:
+    # Unpaid L402 challenges are pruned once their invoice has expired (l402/unpaid.py): their
+    # invoice rows are found by expiry, and the token rows by the payment hash they were sold for.
+    db["invoices"].create_index(["kind", "status", "expires_at"])
+    db["l402_root_keys"].create_index(["payment_hash"])
+
+
 MIGRATIONS: list[Migration] = [_m001_core, _m002_revocation_and_timers, _m003_coordinator_indexes,
                                _m004_verdict_integrity, _m005_derived_root_keys, _m006_store_findings,
-                               _m007_public_metrics, _m008_sponsors]
+                               _m007_public_metrics, _m008_sponsors, _m009_unpaid_challenges]
 LATEST = len(MIGRATIONS)
 
 

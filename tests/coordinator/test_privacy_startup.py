@@ -96,6 +96,15 @@ def _buy_and_use(serve: Serve, data: Path, bounty_id: str, umask: int | None = N
     return auth, body["payment_hash"]
 
 
+def _invoice_status(data: Path, payment_hash: str) -> str | None:
+    db = sqlite3.connect(data / "l402tui.sqlite")
+    try:
+        row = db.execute("SELECT status FROM invoices WHERE payment_hash = ?", (payment_hash,)).fetchone()
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
 def _exposed(root: Path) -> list[str]:
     bad = []
     for path in [root, *root.rglob("*")]:
@@ -193,6 +202,9 @@ def test_a_deleted_wal_after_a_paid_token_is_reported_and_reconciled(tmp_path):
     # 2. A token bought and used, then kill -9 and the WAL deleted: its rows are gone.
     serve = Serve(data)
     auth, payment_hash = _buy_and_use(serve, data, bounty_id)
+    deadline = time.monotonic() + 30  # the payment is recorded (an unpaid offer writes no event to stamp)
+    while time.monotonic() < deadline and _invoice_status(data, payment_hash) != "SETTLED":
+        time.sleep(0.05)
     serve.kill9()
     wal = data / "l402tui.sqlite-wal"
     assert wal.exists() and wal.stat().st_size > 0
