@@ -292,7 +292,8 @@ def create_app(coordinator: Coordinator, *, manage_lifecycle: bool = True,
         per_token_per_minute=int(cfg.get("rate_limits.per_token_per_minute")),
         per_ip_per_minute=int(cfg.get("rate_limits.per_ip_per_minute")),
         trust_forwarded_for=bool(cfg.get("coordinator.trust_forwarded_for")),
-        before_challenge=before_challenge, exempt_prefixes=("/api/v1/admin", "/api/v1/events"))
+        before_challenge=before_challenge, exempt_prefixes=("/api/v1/admin", "/api/v1/events"),
+        max_unpaid_challenges=int(cfg.get("l402.max_unpaid_challenges")))
     admin = AdminAuth(coordinator.store)
     from l402tui.coordinator.openapi import QUERY
     from l402tui.coordinator.schema import input_middleware

@@ -213,9 +213,12 @@ class Coordinator(CoordinatorReads, PayoutOperations):
                 (state.value, time.time(), payment_hash, row["status"]))
             if not changed:
                 return
-            await txn.event("invoice.status", payment_hash, invoice_kind=row["kind"], status=state.value,
-                            bounty_id=row["bounty_id"], submission_id=row["submission_id"],
-                            amount_msat=row["amount_msat"])
+            if not (row["kind"] == "l402" and state in (InvoiceState.CANCELED, InvoiceState.EXPIRED)):
+                # An unpaid L402 offer lapsing is no news (l402/unpaid.py prunes it): an event per
+                # challenge would let anyone grow the event log from any number of addresses.
+                await txn.event("invoice.status", payment_hash, invoice_kind=row["kind"], status=state.value,
+                                bounty_id=row["bounty_id"], submission_id=row["submission_id"],
+                                amount_msat=row["amount_msat"])
             if row["kind"] == "funding":
                 if state is InvoiceState.ACCEPTED:
                     await self._set_bounty_status(txn, row["bounty_id"], "AWAITING_FUNDING", "OPEN",
