@@ -4,6 +4,7 @@ imported only when used, so ``l402tui --help`` and the TUI start fast.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -45,10 +46,40 @@ class LazyGroup(click.Group):
             raise
         return getattr(module, attr)
 
+    def invoke(self, ctx: click.Context):
+        """Every subcommand runs here: a file the OS refuses (a data dir that is a file or
+        not writable, a full disk, a missing output folder) and Ctrl-C end in one line, not
+        a traceback.  Whatever was written before stays written: each change is its own
+        SQLite transaction."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(130)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # `l402tui ... | head`: click ends it quietly
+                raise
+            raise click.ClickException(_os_error_line(exc, ctx.obj)) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SUBCOMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _os_error_line(exc: OSError, cfg: object) -> str:
+    """``exc`` as one line that names the path and, when it lies in the data dir, the way out."""
+    what = exc.strerror or str(exc)
+    path = exc.filename
+    line = f"{path}: {what}" if path else what
+    data_dir = getattr(cfg, "data_dir", None)
+    if path and data_dir is not None:
+        inside = Path(os.path.abspath(os.fsdecode(path)))
+        root = Path(os.path.abspath(data_dir))
+        if inside == root or root in inside.parents or inside in root.parents:
+            line += (f" (the data dir is {data_dir}: it must be a directory this user can write; "
+                     "pass --data-dir DIR or set [paths] data_dir)")
+    return line
 
 
 def _unavailable(name: str) -> click.Command:

@@ -109,7 +109,10 @@ def _agents_dir(cfg: Config) -> Path:
     return Path(raw).expanduser() if raw else cfg.data_dir / "agents"
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n"
+                      "  l402tui agent --local sample_bounties/logparse --max-experiments 5\n"
+                      "  l402tui agent --coordinator http://127.0.0.1:8402 --minutes 30\n"
+                      "  l402tui agent --coordinator http://127.0.0.1:8402 --proposer command --command claude")
 @click.option("--coordinator", "coordinator_url", metavar="URL", help="Coordinator to work for, e.g. http://127.0.0.1:8402.")
 @click.option("--bounty", "bounty_id", metavar="ID", help="Bounty id (default: the first OPEN one with pool left).")
 @click.option("--local", "local_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -120,7 +123,9 @@ def _agents_dir(cfg: Config) -> Path:
 @click.option("--proposer-timeout", type=float, default=900.0, show_default=True,
               help="Seconds a command proposer may take per experiment.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the search proposer.")
-@click.option("--strategy", type=click.Choice(["hill", "random"]), default="hill", show_default=True)
+@click.option("--strategy", type=click.Choice(["hill", "random"]), default="hill", show_default=True,
+              help="Search proposer: hill changes one or two marks around the best so far; random "
+                   "samples every mark afresh.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="The git work tree (default: <agent.workdir or data dir>/agents/<bounty>). Rerun to resume.")
 @click.option("--max-experiments", type=int, help="Stop after this many experiments (default: never stop).")

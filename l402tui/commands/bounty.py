@@ -33,7 +33,17 @@ _BountyGroup = lazy_group("l402tui bounty", LAZY)
 
 @click.group(cls=_BountyGroup)
 def bounty() -> None:
-    """Work with bounty folders (each holds a bounty.toml; see docs/bounty-format.md)."""
+    """Work with bounty folders (each holds a bounty.toml; see docs/bounty-format.md).
+
+    validate, pack, commit, try and audit work on a folder and need no coordinator;
+    create, list and show use the coordinator database in the data dir.
+
+    \b
+    Start here:
+      l402tui bounty validate sample_bounties/logparse
+      l402tui bounty try sample_bounties/logparse --repeats 1
+      l402tui bounty create --self-funded sample_bounties/logparse
+    """
 
 
 def _load_or_exit(directory: Path):
@@ -47,7 +57,17 @@ def _load_or_exit(directory: Path):
         sys.exit(EXIT_INVALID)
 
 
-@bounty.command()
+def _heldout_index(spec, index: int, option: str) -> int:
+    """A held-out set the bounty has: 0 .. n-1 (the coordinator rotates past the end; a
+    person asking for set 5 of 2 means a mistake, not set 1)."""
+    n = len(spec.heldout_dirs)
+    if not 0 <= index < n:
+        sets = ", ".join(f"{i} ({d})" for i, d in enumerate(spec.heldout_dirs))
+        raise click.BadParameter(f"{index}: {spec.name} has {n} held-out set(s): {sets}", param_hint=option)
+    return index
+
+
+@bounty.command(epilog="\b\nExample:\n  l402tui bounty validate sample_bounties/logparse")
 @click.argument("directory", type=click.Path(path_type=Path))
 def validate(directory: Path) -> None:
     """Check DIRECTORY/bounty.toml and report every problem at once (exit 2 if any)."""
@@ -65,7 +85,7 @@ def validate(directory: Path) -> None:
         click.echo(f"  {note}")
 
 
-@bounty.command()
+@bounty.command(epilog="\b\nExample:\n  l402tui bounty pack sample_bounties/logparse -o logparse.tar.gz")
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the tarball here (default: print only its sha256).")
@@ -87,7 +107,8 @@ def pack(directory: Path, output: Path | None) -> None:
 def commit_cmd(directory: Path, set_index: int) -> None:
     """Print a fresh held-out commitment (salt and hash) for DIRECTORY as JSON."""
     spec = _load_or_exit(directory)
-    c = commit(spec.heldout_path(set_index), spec.heldout_dirs[set_index % len(spec.heldout_dirs)])
+    set_index = _heldout_index(spec, set_index, "--set")
+    c = commit(spec.heldout_path(set_index), spec.heldout_dirs[set_index])
     click.echo(json.dumps({"set": c.set_name, "salt": c.salt_hex, "commitment": c.commitment_hex,
                            "files": len(c.manifest)}, indent=2))
 
@@ -100,8 +121,9 @@ def verify_commitment(heldout_dir: Path, salt: str, commitment_hex: str) -> None
     """Check that HELDOUT_DIR matches a published commitment once its salt is revealed."""
     try:
         result = verify(heldout_dir, salt, commitment_hex)
-    except ValueError as exc:
-        raise click.ClickException(f"bad salt: {exc}") from None
+    except ValueError:
+        raise click.BadParameter(f"{salt!r} is not hex (the salt `bounty show` prints once revealed)",
+                                 param_hint="--salt") from None
     if result.ok:
         click.echo(f"OK: {heldout_dir} matches commitment {commitment_hex}")
         return

@@ -33,14 +33,18 @@ def _run(cfg: Config, action: Callable[[Any], Awaitable[Any]]) -> Any:
         for problem in exc.details.get("problems", []):
             if problem not in exc.message:  # the message already says it (a single policy breach)
                 click.echo(problem, err=True)
-        raise click.ClickException(exc.message) from None
+        message = exc.message
+        if getattr(exc, "code", None) == "unknown_bounty":  # the service speaks to HTTP clients
+            message = message.replace("GET /api/v1/bounties lists them", "`l402tui bounty list --all` lists them")
+        raise click.ClickException(message) from None
 
 
 def _sats(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  l402tui bounty create --self-funded sample_bounties/logparse\n"
+                      "  l402tui bounty create --git https://example.org/b.git --commit <full id> --subdir bounty")
 @click.argument("directory", type=click.Path(path_type=Path), required=False)
 @click.option("--git", "git_url", metavar="URL", help="Fetch the bounty from this git repository instead of DIRECTORY.")
 @click.option("--commit", "git_ref", metavar="ID|TAG", help="With --git: the full commit id (or a tag) to publish.")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from l402tui.commands.bounty import _load_or_exit
+from l402tui.commands.bounty import _heldout_index, _load_or_exit
 
 SANDBOX_CHOICES = click.Choice(["auto", "docker", "bwrap", "local"])
 
@@ -31,12 +31,14 @@ def _sandbox(ctx: click.Context, kind: str | None, image: str | None):
         raise click.ClickException(f"sandbox {settings['sandbox']}: {exc}") from None
 
 
-@click.command("try")
+@click.command("try", epilog="\b\nExample:\n  l402tui bounty try sample_bounties/logparse --diff faster.patch "
+                              "--repeats 1")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--diff", "diff_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A unified diff against target/ to evaluate against the baseline.")
-@click.option("--set", "eval_set", type=click.Choice(["public", "heldout"]), default="heldout", show_default=True)
-@click.option("--heldout-index", default=0, show_default=True, help="Which held-out set.")
+@click.option("--set", "eval_set", type=click.Choice(["public", "heldout"]), default="heldout", show_default=True,
+              help="Score on the public data agents see, or a secret held-out set as the coordinator does.")
+@click.option("--heldout-index", default=0, show_default=True, help="Which held-out set (0 = the first in [files] heldout).")
 @click.option("--sandbox", "kind", type=SANDBOX_CHOICES, help="Runner (default: evaluation.sandbox).")
 @click.option("--repeats", type=int, help="Repeats (default: the bounty's [noise] repeats).")
 @click.option("--quiet", is_flag=True, help="Do not stream the run's output.")
@@ -48,6 +50,7 @@ def try_cmd(ctx: click.Context, directory: Path, diff_file: Path | None, eval_se
     from l402tui.evaluation import antigaming, harness, scoring
 
     spec = _load_or_exit(directory)
+    heldout_index = _heldout_index(spec, heldout_index, "--heldout-index")
     sandbox, settings = _sandbox(ctx, kind, spec.image)
     diff = diff_file.read_text(encoding="utf-8") if diff_file else None
     if diff is not None:
@@ -106,7 +109,7 @@ def _print_result(label: str, result) -> None:
     click.echo(f"{label} ({len(result.runs)} repeats, {result.sandbox}): {cells}")
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  l402tui bounty audit sample_bounties/logparse --only network,read_labels")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--sandbox", "kind", type=SANDBOX_CHOICES, help="Runner (default: evaluation.sandbox).")
 @click.option("--time-limit", type=float, help="Cap the run phase's time limit (seconds) to audit faster.")

@@ -48,7 +48,8 @@ class BadAddress(click.ClickException):
     exit_code = 2  # a usage error, like a bad option
 
 
-@click.command(cls=_OneLineUsageErrors)
+@click.command(cls=_OneLineUsageErrors, epilog="\b\nExamples:\n  l402tui serve\n"
+               "  l402tui --data-dir /srv/l402 serve --port 9000 --log-level warning")
 @click.option("--host", help="Address to bind (default: coordinator.host, 127.0.0.1). "
               "0.0.0.0 exposes it to your LAN; see docs/api.md first.")
 @click.option("--port", type=click.IntRange(0, 65535),

@@ -26,6 +26,26 @@ def tui(ctx: click.Context, read_only: bool = False) -> None:
                         sponsor_macaroon=root.meta.get("sponsor_macaroon"))
     except LaunchError as exc:
         raise click.ClickException(str(exc)) from None
+    if root.meta.get("attach"):
+        _reach(cfg, root.meta["attach"], root.meta.get("admin_macaroon"), root.meta.get("sponsor_macaroon"))
     app.run()
     if app.return_code:
         ctx.exit(app.return_code)
+
+
+def _reach(cfg: Config, url: str, admin_macaroon, sponsor_macaroon) -> None:
+    """Open the daemon once before the screen takes over: nothing listening, a missing or
+    refused macaroon end here in one line rather than in an empty TUI with a toast."""
+    import asyncio
+
+    from l402tui.tui.coordinator_link import open_attached
+    from l402tui.tui.source import SourceError
+
+    async def probe() -> None:
+        source = await open_attached(url, admin_macaroon, cfg, sponsor_macaroon=sponsor_macaroon)
+        await source.close()
+
+    try:
+        asyncio.run(probe())
+    except SourceError as exc:
+        raise click.ClickException(f"--attach {url}: {exc}") from None

@@ -89,7 +89,14 @@ def _msat(sats: float) -> int:
 @click.option("--node", metavar="NAME", help="Sim node to speak for (default: lightning.node).")
 @click.pass_context
 def wallet(ctx: click.Context, node: str | None) -> None:
-    """Balance, invoices and payments of the configured Lightning node."""
+    """Balance, invoices and payments of the configured Lightning node.
+
+    \b
+    Examples:
+      l402tui wallet balance
+      l402tui wallet --node agent-1 invoice 1000 -d "coffee"
+      l402tui wallet pay lnbcrt10u1...
+    """
     ctx.meta["wallet_node"] = node
 
 
@@ -109,7 +116,8 @@ def balance(ctx: click.Context, as_json: bool) -> None:
 
 @wallet.command()
 @click.argument("amount_sat", type=float)
-@click.option("-d", "--description", default="l402tui wallet", show_default=True)
+@click.option("-d", "--description", default="l402tui wallet", show_default=True,
+              help="Text the payer sees in the invoice.")
 @click.option("--expiry", "expiry_s", default=3600, show_default=True, help="Seconds until it expires.")
 @click.pass_context
 def invoice(ctx: click.Context, amount_sat: float, description: str, expiry_s: int) -> None:
@@ -123,7 +131,8 @@ def invoice(ctx: click.Context, amount_sat: float, description: str, expiry_s: i
 @click.argument("bolt11")
 @click.option("--max-fee-sat", type=float, help="Refuse routes that cost more in fees.")
 @click.option("--amount-sat", type=float, help="Amount for an invoice without one.")
-@click.option("--timeout", "timeout_s", default=60.0, show_default=True)
+@click.option("--timeout", "timeout_s", default=60.0, show_default=True,
+              help="Seconds to wait for the payment to succeed or fail.")
 @click.pass_context
 def pay(ctx: click.Context, bolt11: str, max_fee_sat: float | None, amount_sat: float | None,
         timeout_s: float) -> None:
