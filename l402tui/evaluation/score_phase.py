@@ -43,6 +43,8 @@ class ScoreBox:
     def __init__(self, spec: BountySpec, set_dir: Path, dest: Path, sandbox: Sandbox):
         self.spec, self.sandbox = spec, sandbox
         root = dest / "score"
+        root.mkdir()
+        os.chmod(root, 0o711)  # traversable by the sandbox user whatever the umask (the worker's is 077)
         self.layout = Layout(root / "work", root / "inputs", root / "out")
         shutil.copytree(spec.scorer_path, self.layout.workdir, symlinks=True)
         self.layout.inputs.mkdir(parents=True)

@@ -143,3 +143,20 @@ async def test_a_sponsors_bounty_never_runs_on_the_local_runner(sandbox_tmp):
     assert rows["ours"]["status"] == "DONE", rows["ours"]["error"]  # the operator's own code: as before
     assert rows["theirs"]["status"] == "FAILED" and "sponsor" in rows["theirs"]["error"]
     await store.close()
+
+
+@pytest.mark.parametrize("kind", [pytest.param("bwrap", marks=pytest.mark.bwrap),
+                                  pytest.param("docker", marks=pytest.mark.docker)])
+async def test_the_scorer_runs_under_the_workers_private_umask(kind, sandbox_tmp):
+    # The worker runs with umask 077 (store/privacy.py): the score phase's folders must still be
+    # reachable by the sandbox user, as the run phase's are.
+    import os
+
+    sandbox = make_runner(kind)
+    spec = load_bounty(make_sums(sandbox_tmp / "sums"))
+    old = os.umask(0o077)
+    try:
+        result = await evaluate(spec, None, sandbox=sandbox, eval_set="heldout")
+    finally:
+        os.umask(old)
+    assert result.ok, result.reasons
