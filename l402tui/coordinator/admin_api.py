@@ -39,7 +39,7 @@ async def admin_list_bounties(request: web.Request) -> web.Response:
 async def admin_create_bounty(request: web.Request) -> web.Response:
     service = svc(request)
     if request.content_type in ("application/gzip", "application/x-gzip", "application/octet-stream"):
-        from l402tui.coordinator.app import MAX_UPLOAD
+        from l402tui.coordinator.http_common import MAX_UPLOAD
         from l402tui.coordinator.schema import read_capped
 
         data = await read_capped(request, MAX_UPLOAD)

@@ -19,7 +19,7 @@ from l402tui.coordinator.admin_api import (OPERATOR_ROUTES, admin_cancel, admin_
                                            admin_funding, admin_ledger, admin_list_bounties, admin_revoke,
                                            admin_submissions, events)
 from l402tui.coordinator.errors import CoordinatorError, Invalid
-from l402tui.coordinator.http_common import (ADMIN, COORDINATOR, GATE, READS, SSE_FRAMES, SSE_TASKS, Route,
+from l402tui.coordinator.http_common import (ADMIN, COORDINATOR, GATE, MAX_UPLOAD, READS, SSE_FRAMES, SSE_TASKS, Route,
                                              SseFrames, cached_json, json_body, public_reads_middleware, svc)
 from l402tui.coordinator.read_cache import (FOREVER, ChangeMarks, ReadCache, bounties_built, bounty_built, dumps,
                                             status_built)
@@ -30,7 +30,6 @@ from l402tui.l402.tokens import RootKeyStore, TokenAuthority, TokenRefused
 
 log = logging.getLogger("l402tui.http")
 
-MAX_UPLOAD = 64 * 1024 * 1024
 WORKER_STOP_S = 4.0  # `serve` must be gone within 5 s of SIGTERM
 
 

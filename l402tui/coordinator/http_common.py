@@ -17,6 +17,7 @@ from l402tui.coordinator.read_cache import ReadCache
 from l402tui.coordinator.service import Coordinator
 from l402tui.l402.middleware import L402Gate
 
+MAX_UPLOAD = 64 * 1024 * 1024  # the largest request body (an admin's .tar.gz upload)
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 GATE = web.AppKey("gate", L402Gate)
 ADMIN = web.AppKey("admin", AdminAuth)
