@@ -78,11 +78,14 @@ def serve(cfg: Config, host: str | None, port: int | None, evaluate: bool, log_l
     # the process quietly instead of a KeyboardInterrupt traceback.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_now)
+    from l402tui.coordinator.runtime import CoordinatorBusy
     from l402tui.l402.rootkeys import MasterKeyError
 
     try:
         asyncio.run(_serve(cfg, evaluate))
     except MasterKeyError as exc:  # the token master key file is unreadable, exposed or not ours
+        raise click.ClickException(str(exc)) from None
+    except CoordinatorBusy as exc:  # a second serve (or a TUI's coordinator) on this data dir
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {cfg.get('coordinator.host')}:{cfg.get('coordinator.port')}: "

@@ -208,6 +208,46 @@ def sandbox_choice(cfg: Config) -> str:
     return chosen
 
 
+LOCK_NAME = "coordinator.lock"
+
+
+class CoordinatorBusy(Exception):
+    """Another coordinator already runs on this data dir."""
+
+
+def hold_data_dir(data_dir: Path) -> int:
+    """An exclusive lock on the data dir for as long as the returned fd stays open (the
+    kernel drops it with the process, ``kill -9`` included).  Two coordinators on one
+    database would both run workers, timers and payouts; the second is refused."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        finally:
+            os.close(fd)
+        raise CoordinatorBusy(f"another coordinator{f' (pid {holder})' if holder.isdigit() else ''} already runs "
+                              f"on {data_dir}; stop it first, or attach to it: `l402tui --attach URL`") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def data_dir_busy(data_dir: Path) -> str | None:
+    """Why this data dir is in use by a running coordinator, or None (the lock is free)."""
+    if not (data_dir / LOCK_NAME).exists():
+        return None
+    try:
+        os.close(hold_data_dir(data_dir))
+    except CoordinatorBusy as exc:
+        return str(exc)
+    return None
+
+
 async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = True,
                             tolerate_bind_error: bool = False, access_log: bool = False,
                             worker_stderr: Any = None) -> RunningCoordinator:
@@ -218,7 +258,29 @@ async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = Tr
     taken leaves the service running without HTTP instead of failing.  With ``evaluate``
     an evaluation worker process works the queue; what it logs goes to ``worker_stderr``
     (a file object; `serve` gives its own stderr), else to ``evaluation-worker.log`` in
-    the data dir (a TUI's terminal must not receive it)."""
+    the data dir (a TUI's terminal must not receive it).  Raises CoordinatorBusy when
+    another coordinator holds the data dir."""
+    lock = DataDirLock(hold_data_dir(cfg.data_dir))
+    try:
+        return await _start(cfg, lock, net=net, evaluate=evaluate, tolerate_bind_error=tolerate_bind_error,
+                            access_log=access_log, worker_stderr=worker_stderr)
+    except BaseException:
+        lock.release()
+        raise
+
+
+class DataDirLock:
+    def __init__(self, fd: int):
+        self.fd: int | None = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
+
+async def _start(cfg: Config, lock: DataDirLock, *, net: Any, evaluate: bool, tolerate_bind_error: bool, access_log: bool,
+                 worker_stderr: Any) -> RunningCoordinator:
     from aiohttp import web
 
     from l402tui.coordinator.admin import ensure_admin_macaroon
@@ -244,6 +306,11 @@ async def start_coordinator(cfg: Config, *, net: Any = None, evaluate: bool = Tr
     log_options: dict[str, Any] = ({"access_log_format": '%a "%r" %s %b %Tfs'} if access_log
                                    else {"access_log": None})
     app = create_app(coordinator)
+
+    async def release_data_dir(app: web.Application) -> None:
+        lock.release()  # last: after the worker and the service are closed
+
+    app.on_cleanup.append(release_data_dir)
     worker = WorkerProcess(cfg, stderr=worker_stderr) if evaluate else None
     if worker is not None:
         async def worker_lifetime(app: web.Application):

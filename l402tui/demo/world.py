@@ -111,6 +111,13 @@ def copy_bounty(sample: str, dest_root: Path, holdback_s: float = HOLDBACK_S) ->
 def prepare(base: Config, data_dir: Path, *, bounties: tuple[str, ...] = DEMO_BOUNTIES, fresh: bool = True,
             port: int | None = None, holdback_s: float = HOLDBACK_S) -> DemoPlan:
     """Lay out the data dir and the sponsor's bounty folders (synchronous, before any loop)."""
+    if data_dir.exists():
+        from l402tui.coordinator.runtime import data_dir_busy
+
+        busy = data_dir_busy(data_dir)
+        if busy:  # never wipe (or share) the folder of a demo that is still running
+            raise DemoError(busy.replace("stop it first, or attach to it: `l402tui --attach URL`",
+                                         "stop that demo first, or pass another --data-dir"))
     if fresh and data_dir.exists():
         marker = data_dir / ".l402tui-demo"
         if not marker.exists() and any(data_dir.iterdir()):

@@ -40,6 +40,7 @@ async def open_in_process(cfg: Config):
     second one on the same database would race it: show the data read-only instead
     and say how to attach."""
     await asyncio.to_thread(preload, *HEAVY_MODULES)
+    from l402tui.coordinator.runtime import CoordinatorBusy
     from l402tui.tui.api_source import ApiSource
     from l402tui.tui.loop_thread import LoopThread, ThreadedProxy
     from l402tui.tui.store_source import StoreSource
@@ -53,6 +54,9 @@ async def open_in_process(cfg: Config):
     thread = LoopThread("coordinator")
     try:
         coordinator, runner, where, url = await thread.run(_start_coordinator(cfg))
+    except CoordinatorBusy as exc:  # a coordinator on another port (a `serve --port`) holds this data dir
+        thread.stop()
+        return await StoreSource.open(cfg.db_path, description=f"read-only: {exc}")
     except BaseException:
         thread.stop()
         raise
