@@ -69,7 +69,7 @@ class LocalRayCluster:
                                timeout=60, env=self.env)
         return int(probe.stdout.strip() or 0)
 
-    def wait_nodes(self, n: int, timeout: float = 60) -> None:
+    def wait_nodes(self, n: int, timeout: float = 180) -> None:  # a loaded 2-core box took > 60 s
         until = time.time() + timeout
         while self.alive() < n:
             if time.time() > until:
