@@ -25,3 +25,15 @@ async def test_an_original_judged_after_its_copy_arrived_is_not_flagged(coordina
     copied = await _judge(coordinator, copy["id"], 2.8)
     assert copied["status"] == "FLAGGED", copied
     assert copied["verdict"]["flags"][0]["evidence"]["earlier_submission"] == original["id"]
+
+
+async def test_a_flagged_copy_with_a_better_score_does_not_become_the_best(coordinator, bounty_dir):
+    bounty_id = await _bounty(coordinator, bounty_dir)
+    await _finish(coordinator, "kind = 'baseline' AND bounty_id = ?", (bounty_id,),
+                  metrics={"error": 3.0}, spread={"error": 0.0})
+    original = await coordinator.submit(bounty_id, "tok-honest", diff_text())
+    assert (await _judge(coordinator, original["id"], 2.9))["status"] == "ACCEPTED"
+    best = await coordinator.store.scalar("SELECT best_json FROM bounties WHERE id = ?", (bounty_id,))
+    copy = await coordinator.submit(bounty_id, "tok-thief", diff_text())
+    assert (await _judge(coordinator, copy["id"], 2.5))["status"] == "FLAGGED"
+    assert await coordinator.store.scalar("SELECT best_json FROM bounties WHERE id = ?", (bounty_id,)) == best
