@@ -43,3 +43,17 @@ async def test_a_stake_that_rose_while_submitting_is_refused_not_undercharged(co
     assert err.value.code == "stake_changed"
     assert len(calls) == 2
     assert await coordinator.store.scalar("SELECT COUNT(*) FROM submissions WHERE bounty_id = ?", (bounty_id,)) == 0
+
+
+async def test_without_a_measured_baseline_a_submission_is_rejected_not_judged(coordinator, bounty_dir):
+    from tests.coordinator.test_submissions import _finish
+
+    bounty_id = await _bounty(coordinator, bounty_dir)
+    sub = await coordinator.submit(bounty_id, "tok", diff_text())  # queued behind the baseline
+    await _finish(coordinator, "kind = 'baseline' AND bounty_id = ?", (bounty_id,), status="FAILED",
+                  error="the baseline crashed")
+    await _finish(coordinator, "submission_id = ?", (sub["id"],), metrics={"error": 0.1}, runs=[{"error": 0.1}])
+    await coordinator.reconcile_evaluations()
+    detail = await coordinator.submission_detail(sub["id"])
+    assert detail["status"] == "REJECTED", detail
+    assert detail["verdict"]["codes"] == ["baseline_unavailable"]
