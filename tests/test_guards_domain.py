@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from l402tui import domain
-from l402tui.domain import BountyStatus as B, InvoiceStatus as I, PaymentStatus as P, SubmissionStatus as S  # noqa: E741
+from l402tui.domain import BountyStatus as B  # noqa: N817
+from l402tui.domain import InvoiceStatus as I  # noqa: E741
+from l402tui.domain import PaymentStatus as P
+from l402tui.domain import SubmissionStatus as S
 
 
 def test_only_accepted_submissions_are_payable_never_flagged_or_rejected():

@@ -15,8 +15,8 @@ async def _judge(coordinator, submission_id: str, error: float, outputs: str) ->
     async with coordinator.store.transaction() as txn:
         await txn.execute("UPDATE evaluations SET status = 'DONE', metrics_json = ?, spread_json = '{}', "
                           "finished_at = ? WHERE id = ?", (json.dumps({"error": error}), time.time(), eval_id))
-        await txn.insert("eval_runs", {"evaluation_id": eval_id, "repeat": 0, "metrics_json": json.dumps({"error": error}),
-                                       "outputs_sha256": outputs})
+        await txn.insert("eval_runs", {"evaluation_id": eval_id, "repeat": 0,
+                                       "metrics_json": json.dumps({"error": error}), "outputs_sha256": outputs})
     await coordinator.reconcile_evaluations()
     return await coordinator.submission_detail(submission_id)
 

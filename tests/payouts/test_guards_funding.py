@@ -37,7 +37,8 @@ async def test_a_hold_the_books_say_is_not_accepted_is_never_settled(world: Worl
     b = await world.bounty()
     bounty = await _bounty(world, b)
     async with world.store.transaction() as txn:
-        await txn.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?", (status, bounty["funding_payment_hash"]))
+        await txn.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
+                          (status, bounty["funding_payment_hash"]))
 
     async def never(*args, **kwargs):
         raise AssertionError("asked the node to settle a hold the books say is not ACCEPTED")
