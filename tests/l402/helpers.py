@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import secrets
 
 import aiohttp
 from pymacaroons import MACAROON_V2, Macaroon
 
 from l402tui.l402.codec import to_std_b64
+from l402tui.l402.rootkeys import RootKeyStore
 from l402tui.l402.tokens import encode_identifier
 from tests.coordinator.conftest import url
 
@@ -57,3 +61,20 @@ def token_row(store_path, payment_hash: str) -> dict:
         return dict(row)
     finally:
         conn.close()
+
+
+def preimage() -> tuple[str, str]:
+    """A fresh (preimage, payment hash), both hex."""
+    pre = os.urandom(32)
+    return pre.hex(), hashlib.sha256(pre).hexdigest()
+
+
+async def stored_root_key(store, keys: RootKeyStore, payment_hash: str, capabilities: str,
+                          bounty_id: str = "b1") -> tuple[str, bytes]:
+    """A token's root key stored as a sale of ``capabilities`` would; returns (token id hex, root key)."""
+    token_id = secrets.token_bytes(32)
+    identifier = encode_identifier(bytes.fromhex(payment_hash), token_id)
+    async with store.transaction() as txn:
+        root_key = await keys.put(txn, identifier, token_id=token_id.hex(), payment_hash=payment_hash,
+                                  bounty_id=bounty_id, capabilities=capabilities)
+    return token_id.hex(), root_key

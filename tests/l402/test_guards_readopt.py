@@ -13,14 +13,6 @@ import pytest
 from l402tui.l402.codec import decode_macaroon, to_std_b64
 from l402tui.l402.rootkeys import RootKeyStore
 from l402tui.l402.tokens import Credential, TokenAuthority, TokenRefused
-from l402tui.store import Store
-
-
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "db.sqlite")
-    yield s
-    await s.close()
 
 
 async def test_a_lost_token_narrowed_to_no_capability_is_not_readopted(store):

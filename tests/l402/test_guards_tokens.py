@@ -3,34 +3,18 @@ capabilities reach beyond what was sold with it."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import secrets
 import time
 
 import pytest
 
 from l402tui.l402.rootkeys import RootKeyStore
-from l402tui.l402.tokens import Credential, TokenAuthority, TokenRefused, encode_identifier
-from l402tui.store import Store
-from tests.l402.helpers import forge
-
-
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "db.sqlite")
-    yield s
-    await s.close()
-
-
-def _preimage() -> tuple[str, str]:
-    pre = os.urandom(32)
-    return pre.hex(), hashlib.sha256(pre).hexdigest()
+from l402tui.l402.tokens import Credential, TokenAuthority, TokenRefused
+from tests.l402.helpers import forge, preimage, stored_root_key
 
 
 async def test_a_token_is_expired_from_the_second_named_in_its_caveat(store):
     authority = TokenAuthority(RootKeyStore(store))
-    pre, phash = _preimage()
+    pre, phash = preimage()
     until = int(time.time()) + 3600
     async with store.transaction() as txn:
         minted = await authority.mint(txn, phash, "b1", ("download",), until)
@@ -47,19 +31,15 @@ async def test_a_signed_token_claiming_more_capabilities_than_were_sold_is_refus
     """Sold for download only; its key leaked and someone signed download,submit with it."""
     keys = RootKeyStore(store)
     authority = TokenAuthority(keys)
-    pre, phash = _preimage()
-    token_id = secrets.token_bytes(32)
-    identifier = encode_identifier(bytes.fromhex(phash), token_id)
-    async with store.transaction() as txn:
-        root_key = await keys.put(txn, identifier, token_id=token_id.hex(), payment_hash=phash, bounty_id="b1",
-                                  capabilities="download")
+    pre, phash = preimage()
+    token_id, root_key = await stored_root_key(store, keys, phash, "download")
     scope = ["services=bounties:0", f"bounties_valid_until={int(time.time()) + 3600}", "bounty_id=b1"]
-    wider = forge(phash, token_id.hex(), root_key, ["bounties_capabilities=download,submit", *scope])
+    wider = forge(phash, token_id, root_key, ["bounties_capabilities=download,submit", *scope])
     for kwargs in ({}, {"capability": "submit", "bounty_id": "b1"}, {"capability": "download", "bounty_id": "b1"}):
         with pytest.raises(TokenRefused) as err:
             await authority.verify(Credential("L402", wider, pre), **kwargs)
         assert err.value.reason == "scope_mismatch", kwargs
-    sold = forge(phash, token_id.hex(), root_key, ["bounties_capabilities=download", *scope])
+    sold = forge(phash, token_id, root_key, ["bounties_capabilities=download", *scope])
     token = await authority.verify(Credential("L402", sold, pre), capability="download", bounty_id="b1")
     assert token.capabilities == {"download"}
 
@@ -68,7 +48,7 @@ async def test_an_appended_services_caveat_may_narrow_but_never_widen(store):
     from pymacaroons import Macaroon
 
     authority = TokenAuthority(RootKeyStore(store))
-    pre, phash = _preimage()
+    pre, phash = preimage()
     async with store.transaction() as txn:
         minted = await authority.mint(txn, phash, "b1", ("download",), int(time.time()) + 3600)
     widened = Macaroon.deserialize(minted.macaroon_b64)
@@ -90,7 +70,7 @@ async def test_an_appended_bounty_id_naming_another_bounty_is_refused_as_widenin
     from pymacaroons import Macaroon
 
     authority = TokenAuthority(RootKeyStore(store))
-    pre, phash = _preimage()
+    pre, phash = preimage()
     async with store.transaction() as txn:
         minted = await authority.mint(txn, phash, "b1", ("download",), int(time.time()) + 3600)
     other = Macaroon.deserialize(minted.macaroon_b64)

@@ -16,25 +16,13 @@ from l402tui.l402.codec import to_std_b64
 from l402tui.l402.rootkeys import MASTER_FILE, MasterKeyError, RootKeyStore
 from l402tui.l402.tokens import Credential, TokenAuthority, TokenRefused, encode_identifier
 from l402tui.store import Store
-from tests.l402.helpers import forge, token_row
+from tests.l402.helpers import forge, preimage, stored_root_key, token_row
 
 SCOPE = ["services=bounties:0", "bounties_capabilities=download,submit"]
 
 
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "data" / "db.sqlite")
-    yield s
-    await s.close()
-
-
-def _preimage() -> tuple[str, str]:
-    pre = os.urandom(32)
-    return pre.hex(), hashlib.sha256(pre).hexdigest()
-
-
 async def _mint(store, authority, bounty="b1"):
-    pre, phash = _preimage()
+    pre, phash = preimage()
     async with store.transaction() as txn:
         minted = await authority.mint(txn, phash, bounty, ("download", "submit"), int(time.time() + 3600))
     return minted, pre
@@ -89,30 +77,26 @@ async def test_a_validly_signed_token_without_caveats_opens_nothing(store):
     """Even with the true root key (a token minted by a buggy or older build), no scope means no access."""
     keys = RootKeyStore(store)
     authority = TokenAuthority(keys)
-    pre, phash = _preimage()
-    token_id = secrets.token_bytes(32)
-    identifier = encode_identifier(bytes.fromhex(phash), token_id)
-    async with store.transaction() as txn:
-        root_key = await keys.put(txn, identifier, token_id=token_id.hex(), payment_hash=phash, bounty_id="b1",
-                                  capabilities="download,submit")
+    pre, phash = preimage()
+    token_id, root_key = await stored_root_key(store, keys, phash, "download,submit")
     for caveats in ([], SCOPE, SCOPE + ["bounty_id=b1"], _full_scope("b1")[:3]):
-        bare = forge(phash, token_id.hex(), root_key, caveats)
+        bare = forge(phash, token_id, root_key, caveats)
         for kwargs in ({}, {"capability": "download", "bounty_id": "b1"}):
             with pytest.raises(TokenRefused) as err:
                 await authority.verify(Credential("L402", bare, pre), **kwargs)
             assert err.value.reason == "unscoped", (caveats, kwargs)
     # A token whose caveats name another bounty than it was sold for (its key leaked) is refused too.
-    other = forge(phash, token_id.hex(), root_key, _full_scope("b2"))
+    other = forge(phash, token_id, root_key, _full_scope("b2"))
     with pytest.raises(TokenRefused) as err:
         await authority.verify(Credential("L402", other, pre))
     assert err.value.reason == "scope_mismatch"
-    scoped = forge(phash, token_id.hex(), root_key, _full_scope("b1"))
+    scoped = forge(phash, token_id, root_key, _full_scope("b1"))
     assert (await authority.verify(Credential("L402", scoped, pre), bounty_id="b1")).bounty_id == "b1"
 
 
 async def test_tokens_of_an_older_database_keep_working_and_their_keys_are_sealed(store):
     """Rows written before migration 5 held the random root key in the clear."""
-    pre, phash = _preimage()
+    pre, phash = preimage()
     token_id = secrets.token_bytes(32)
     identifier = encode_identifier(bytes.fromhex(phash), token_id)
     legacy_key = secrets.token_bytes(32)

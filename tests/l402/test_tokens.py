@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import os
 import time
 
 import pytest
@@ -18,22 +16,11 @@ from l402tui.l402.tokens import (
     parse_authorization,
 )
 from l402tui.store import Store
-
-
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "db.sqlite")
-    yield s
-    await s.close()
-
-
-def _preimage() -> tuple[str, str]:
-    pre = os.urandom(32)
-    return pre.hex(), hashlib.sha256(pre).hexdigest()
+from tests.l402.helpers import preimage
 
 
 async def _mint(store, authority, bounty="b1", caps=("download",), valid_for=3600):
-    pre, phash = _preimage()
+    pre, phash = preimage()
     async with store.transaction() as txn:
         minted = await authority.mint(txn, phash, bounty, caps, int(time.time() + valid_for))
     return minted, pre
@@ -108,7 +95,7 @@ async def test_revoked_and_restart(store, tmp_path):
     cred = Credential("L402", minted.macaroon_b64, pre)
     await authority.verify(cred)
     # A fresh authority on a fresh connection (a restart) still accepts the token.
-    store2 = await Store.open(tmp_path / "db.sqlite")
+    store2 = await Store.open(tmp_path / "data" / "db.sqlite")  # the store fixture's database
     try:
         again = TokenAuthority(RootKeyStore(store2))
         assert (await again.verify(cred)).token_id == minted.token_id
@@ -143,7 +130,7 @@ async def test_revocation_by_another_process_takes_effect_after_the_cache_ttl(st
     minted, pre = await _mint(store, authority)
     cred = Credential("L402", minted.macaroon_b64, pre)
     await authority.verify(cred)
-    other = await Store.open(tmp_path / "db.sqlite")  # e.g. an operator's script
+    other = await Store.open(tmp_path / "data" / "db.sqlite")  # the store fixture's database  # e.g. an operator's script
     try:
         await TokenAuthority(RootKeyStore(other)).revoke(minted.token_id)
     finally:
