@@ -42,20 +42,12 @@ async def run_headless(plan: DemoPlan, *, timeout_s: float, print_summary: bool 
     try:
         await show.begin()
         deadline = time.monotonic() + timeout_s
-        while not marks.has(*story.REQUIRED):
-            if time.monotonic() > deadline:
-                missing = [m for m in story.REQUIRED if m not in marks.seen]
-                say(f"timed out after {timeout_s:.0f} s before: {', '.join(missing)}")
-                break
-            failure = show.failure()
-            if failure is not None:
-                raise failure
-            marks.changed.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(marks.changed.wait(), 1.0)
-        else:
+        if await show.until_complete(lambda: time.monotonic() > deadline):
             code = 0
             say("the story is complete: funded, fees paid, experiments, evaluated, paid 80 %, holdback released")
+        else:
+            missing = [m for m in story.REQUIRED if m not in marks.seen]
+            say(f"timed out after {timeout_s:.0f} s before: {', '.join(missing)}")
         # Give the agent a moment to claim what was just released.
         if code == 0:
             with contextlib.suppress(asyncio.TimeoutError):

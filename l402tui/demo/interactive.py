@@ -114,15 +114,8 @@ class ActorsThread:
         """Wait for every milestone of the story (False if the app stopped first); an actor's
         failure is raised (and so told)."""
         marks = self.marks
-        while not marks.has(*story.REQUIRED):
-            if self._stop.is_set():
-                return False
-            failure = show.failure()
-            if failure is not None:
-                raise failure
-            marks.changed.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(marks.changed.wait(), 1.0)
+        if not await show.until_complete(self._stop.is_set):
+            return False
         self._write("the story is complete: funded, fees paid, experiments, evaluated, paid 80 %, holdback released")
         deadline = time.monotonic() + HOLDBACK_CLAIM_WAIT_S
         while "holdback_paid" not in marks.seen and time.monotonic() < deadline and not self._stop.is_set():

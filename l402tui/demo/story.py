@@ -9,6 +9,7 @@ proposer, submits and claims, exactly as `l402tui agent` would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,6 +295,20 @@ class Performance:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 return task.exception()
         return None
+
+    async def until_complete(self, give_up: Callable[[], bool]) -> bool:
+        """Wait for every required milestone (True), or until ``give_up()`` says so (False),
+        checking at least once a second; an actor's failure is raised (and so told)."""
+        while not self.marks.has(*REQUIRED):
+            if give_up():
+                return False
+            failure = self.failure()
+            if failure is not None:
+                raise failure
+            self.marks.changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.marks.changed.wait(), 1.0)
+        return True
 
     async def end_actors(self) -> None:
         self.stop.set()
