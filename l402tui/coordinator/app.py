@@ -313,6 +313,7 @@ def create_app(coordinator: Coordinator, *, manage_lifecycle: bool = True,
 
     async def stop_watching(app: web.Application) -> None:
         marks.close()
+        await gate.unpaid.close()
 
     app.on_cleanup.append(stop_watching)
     for route in ROUTES:

@@ -20,6 +20,7 @@ honoured, because the expiry is when the node stops taking the payment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -68,6 +69,7 @@ class UnpaidChallenges:
         self._in_flight = 0  # admitted, invoice being created, rows not yet committed
         self._last_prune = float("-inf")
         self._lock = asyncio.Lock()
+        self._pass: asyncio.Task | None = None  # the background pass, while one runs
 
     async def outstanding(self) -> int:
         """Unpaid offers the store holds (expired ones too, until pruned)."""
@@ -79,7 +81,7 @@ class UnpaidChallenges:
         """Hold a place for one new offer while it is issued; raises ChallengesFull."""
         now = time.time()
         if now - self._last_prune >= self.every_s:
-            await self.prune(now)
+            self._prune_behind(now)  # the routine pass never holds up the request that ran into it
         held = await self.outstanding() + self._in_flight
         if held >= self.max_unpaid and now - self._last_prune >= 1.0:
             await self.prune(now)
@@ -91,6 +93,27 @@ class UnpaidChallenges:
             yield
         finally:
             self._in_flight -= 1
+
+    def _prune_behind(self, now: float) -> None:
+        """Start a pass in the background (one at a time): it may ask the node about up to
+        ``batch`` invoices, which no client should wait for."""
+        if self._pass is not None and not self._pass.done():
+            return
+        self._last_prune = now
+        self._pass = asyncio.get_running_loop().create_task(self._quiet_prune(now))
+
+    async def _quiet_prune(self, now: float) -> None:
+        try:
+            await self.prune(now)
+        except Exception:  # the store closing under it, say: the next pass tries again
+            log.exception("a background pass over unpaid L402 challenges failed")
+
+    async def close(self) -> None:
+        """Stop a background pass (before the store closes)."""
+        if self._pass is not None and not self._pass.done():
+            self._pass.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pass
 
     async def _retry_after(self, now: float) -> int:
         first = await self.store.scalar(

@@ -59,6 +59,7 @@ class Harness:
 
     async def stop_app(self) -> None:
         await self.srv.close()
+        await self.gate.unpaid.close()  # as the app's cleanup does, before the store closes
         await self.store.close()
 
     async def restart(self, **kw) -> None:
@@ -197,3 +198,24 @@ async def test_pruning_keeps_every_offer_while_the_node_cannot_be_asked(h):
     assert await h.count("SELECT COUNT(*) FROM l402_root_keys") == 3
     h.gate.unpaid.backend = node
     assert await h.gate.unpaid.prune() == 3
+
+
+async def test_the_routine_pass_runs_behind_the_request_that_ran_into_it(h):
+    # A pass may ask the node about up to `batch` invoices: the 402 that falls due for one is
+    # not held up by it (only a request that finds the bound full waits, for its own place).
+    await h.start()
+    started = asyncio.Event()
+    release = asyncio.Event()
+    real_prune = h.gate.unpaid.prune
+
+    async def slow_prune(now=None):
+        started.set()
+        await release.wait()
+        return await real_prune(now)
+
+    h.gate.unpaid.prune = slow_prune
+    h.gate.unpaid._last_prune = float("-inf")
+    async with aiohttp.ClientSession() as session:
+        status, _, _ = await asyncio.wait_for(h.get(session), 10)
+    assert status == 402 and started.is_set()
+    release.set()
